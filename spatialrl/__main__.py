@@ -1,0 +1,5 @@
+import sys
+
+from spatialrl.cli import main
+
+sys.exit(main())

@@ -1,0 +1,78 @@
+"""The `spatialrl` command.
+
+Each subcommand lives in its own module, which provides ``HELP`` (one line),
+``add_arguments(parser)`` and ``run(args) -> int``. Modules are imported only
+when their subcommand is built, and they keep heavy imports (torch, datasets)
+inside ``run`` so that ``spatialrl --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import sys
+
+# (command words, module). Groups ("data build", "data mirror") share a parent parser.
+COMMANDS: list[tuple[str, str]] = [
+    ("data build", "spatialrl.data.build"),
+    ("data mirror", "spatialrl.data.mirror_text"),
+    ("doctor", "spatialrl.doctor"),
+]
+
+GROUP_HELP = {
+    "data": "build the synthetic spatial QA dataset, or mirror an existing one",
+}
+
+
+def _available(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:
+        return False
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="spatialrl",
+        description=(
+            "RL from verifiable rewards for spatial reasoning in vision-language models: "
+            "SNRA rewards with scheduled sharpness, AP-GRPO, and Spatial-GRPO mirror pairs."
+        ),
+    )
+    from spatialrl import __version__
+
+    parser.add_argument("--version", action="version", version=f"spatialrl {__version__}")
+    top = parser.add_subparsers(dest="command", metavar="COMMAND")
+    groups: dict[str, argparse._SubParsersAction] = {}
+    for words, module_name in COMMANDS:
+        if not _available(module_name):
+            continue
+        module = importlib.import_module(module_name)
+        parts = words.split()
+        if len(parts) == 1:
+            sub = top.add_parser(parts[0], help=module.HELP, description=module.HELP)
+        else:
+            group, name = parts
+            if group not in groups:
+                group_parser = top.add_parser(group, help=GROUP_HELP.get(group, ""))
+                groups[group] = group_parser.add_subparsers(dest="subcommand", metavar="SUBCOMMAND")
+                group_parser.set_defaults(_group_parser=group_parser)
+            sub = groups[group].add_parser(name, help=module.HELP, description=module.HELP)
+        module.add_arguments(sub)
+        sub.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    run = getattr(args, "_run", None)
+    if run is None:
+        (getattr(args, "_group_parser", None) or parser).print_help()
+        return 0 if args.command is None else 2
+    return int(run(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

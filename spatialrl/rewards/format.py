@@ -1,0 +1,37 @@
+"""Structural format reward (Smooth Operator eq. 4's ``r_fmt``; SVQA-R1 sec. 3.2's ``r^f``).
+
+Binary: 1.0 when the completion is exactly ``<think>...</think><answer>...</answer>``
+(whitespace allowed around and between the blocks), with exactly one of each tag, in that
+order, and a non-blank answer; 0.0 otherwise. The answer-only variant requires exactly
+``<answer>...</answer>``. Our choices: tags are case-sensitive (as the prompt asks for them),
+the reasoning block may be empty, the answer may not (an empty answer would be a free point).
+"""
+
+from __future__ import annotations
+
+import re
+
+_THINK_ANSWER = re.compile(r"\s*<think>(.*?)</think>\s*<answer>(.*?)</answer>\s*", re.DOTALL)
+_ANSWER_ONLY = re.compile(r"\s*<answer>(.*?)</answer>\s*", re.DOTALL)
+_TAGS = ("<think>", "</think>", "<answer>", "</answer>")
+
+
+def format_reward(text: object, require_think: bool = True) -> float:
+    """1.0 if ``text`` follows the required structure, else 0.0. Never raises.
+
+    >>> format_reward("<think>look</think><answer>2 m</answer>")
+    1.0
+    >>> format_reward("<answer>2 m</answer><answer>3 m</answer>")
+    0.0
+    """
+    if not isinstance(text, str):
+        return 0.0
+    if require_think:
+        if any(text.count(tag) != 1 for tag in _TAGS):
+            return 0.0
+        match = _THINK_ANSWER.fullmatch(text)
+        return 1.0 if match is not None and match.group(2).strip() else 0.0
+    if text.count("<answer>") != 1 or text.count("</answer>") != 1 or "<think>" in text or "</think>" in text:
+        return 0.0
+    match = _ANSWER_ONLY.fullmatch(text)
+    return 1.0 if match is not None and match.group(1).strip() else 0.0
