@@ -1,0 +1,1039 @@
+"""Extract and parse model output: answer tag, quantities with units, choices, yes/no, boxes.
+
+Model output is **untrusted input**. Every public function here is pure (no state besides
+caches, no I/O), never evaluates text (no ``eval``, no symbolic parsing), never raises on
+any text (``None`` or a non-``str`` gives ``None``) and returns ``None`` for anything
+malformed or ambiguous. Parsing is kept apart from scoring: nothing here computes a reward.
+
+Public functions
+----------------
+``extract_answer(text)``                      -> ``str | None``
+``parse_quantity(text, dimension, default_unit)`` -> ``float | None`` (SI: m, m^2, count)
+``parse_choice(text, options)``               -> ``int | None`` (0-based index)
+``parse_yes_no(text)``                        -> ``bool | None``
+``parse_bbox(text)``                          -> ``(x1, y1, x2, y2) | None``
+
+Conventions chosen (each one is tested in ``tests/test_answers.py``)
+-------------------------------------------------------------------
+Input hygiene (all parsers)
+    * Text longer than ``MAX_TEXT_CHARS`` (2048) characters gives ``None`` (an answer is
+      short; this caps the work). ``extract_answer`` has no cap (it is a linear scan), and
+      Q-Spatial-Bench's ``\\scalar{}`` form is located with ``str.rfind`` in text of any
+      length.
+    * Non-ASCII text is NFKC-normalised (full-width characters become ASCII), format
+      characters (zero-width spaces, BOM, soft hyphen, bidi marks) are removed, Unicode
+      decimal digits (``"٣"``) become ASCII digits, Unicode dashes and the minus sign become
+      ``-``, primes and curly quotes become ``'`` and ``"``, ``²``/``³`` become ``^2``/``^3``.
+
+``extract_answer``
+    * The LAST complete ``<answer>...</answer>`` block wins (blocks inside ``<think>`` count
+      like any other; a later block overrides them). Tags are case-insensitive
+      (``<ANSWER>``) and may carry inner whitespace (``<answer >``).
+    * ``None`` when there is no complete block, when an ``<answer>`` opened after the last
+      ``</answer>`` is never closed (a truncated final answer), when the content is empty
+      after stripping, or when the content itself contains an answer tag (nesting).
+
+``parse_quantity``
+    * Units come from ``pint`` (any pint unit of the right dimension: ``m``, ``cm``, ``mm``,
+      ``km``, ``in``, ``ft``, ``yd``, ``mi``, spelled-out and plural forms, ``parsec``...).
+      Pint is consulted once per distinct unit word (``functools.lru_cache``), never per
+      completion; the registry is built lazily on first use.
+    * Units are case-insensitive (text is lower-cased before lookup): ``Mm`` is read as
+      ``mm``. ``'`` / ``"`` (or primes) right after a number are feet / inches, unless the
+      number is quoted with the same mark (``"2"`` is a bare 2).
+    * Area: ``m^2``, ``m2``, ``m²``, ``m**2``, ``sq ft``, ``sq. m``, ``sqft``, ``square meters``,
+      ``meters squared``, and pint's own area units (``acre``, ``hectare``). Volumes
+      (``cubic``, ``^3``) are rejected.
+    * No unit and no ``default_unit``: the SI unit is assumed (meters for length, square
+      meters for area). ``default_unit`` (e.g. ``"cm"``, ``"sq ft"``) applies to bare
+      numbers; for ``dimension="area"`` a length ``default_unit`` means its square
+      (``default_unit="m"`` -> m^2). An unknown ``default_unit`` or ``dimension`` raises
+      ``ValueError``: those are caller arguments, not model text.
+    * Dimension checks: a unit of the wrong dimension (``"3 m"`` for area, ``"3 m^2"`` for
+      length, ``"3 s"``), or an unknown word right after a number (``"3 bananas"``) gives
+      ``None`` for length/area. Connectives (``to``, ``and``, ``or``) are not units; ``in``
+      followed by an ordinary word (``"2 in the box"``) is the preposition, not inches
+      (that 2 is then a bare number).
+    * ``dimension="count"``: non-negative integers (``"3"``, ``"3.0"``, ``"1,000"``) and
+      number words; any noun may follow (``"3 chairs"``), except a length/area/volume unit
+      (``"3 m"`` -> ``None``). Non-integers (``"2.5"``) and ranges give ``None``.
+    * Number words: ``zero`` .. ``nineteen``, tens, hyphenated or spaced compounds
+      (``twenty-one``, ``twenty one``), ``hundred``/``thousand``/``million`` with ``and``
+      (``two hundred and five``), and ``a hundred`` / ``a thousand``. Malformed sequences
+      (``"two three"``) give ``None``. Fractions in words (``half``) are not numbers.
+    * Numbers: decimals, scientific notation (``2e-3``), thousands separators only in
+      exact groups of three (``1,200`` is 1200; ``2,5`` is two numbers, hence ``None``).
+    * Compound lengths add up: ``5 ft 6 in``, ``5'6"``, ``5 feet and 6 inches``,
+      ``1 m 20 cm`` (the second unit must be smaller and the second part less than one of
+      the first unit). After feet, a bare number below 12 is inches (``5'6``).
+    * Ranges give their mean: ``2-3 m``, ``2 to 3 meters``, ``between 2 and 3 m``,
+      ``2 m - 3 m``; a unit on one end applies to the other. A range is a hedge when
+      ``high / low > MAX_RANGE_RATIO`` (2.0), or when ``low > high``: ``None``.
+    * Several quantities: ``None`` unless they all agree within ``REL_TOL`` (1e-6,
+      relative) after conversion, so ``"2 m (2 meters)"`` and ``"2 m (200 cm)"`` give 2.0,
+      but ``"2 or 3 m"`` and a rounded restatement (``"2.5 m (8.2 ft)"``) give ``None``.
+      Every number in the text counts, including number words (``"the one on the left is
+      2 m"`` is ``None``): the answer block should hold only the answer.
+    * Arithmetic signs ``+ × ÷`` anywhere, and ``* ^ /`` between two numbers, give ``None``
+      (``"2+2 m"``, ``"2*3"``, ``"2/2 m"``; markdown ``**2 m**`` is fine), and so does a
+      function call around a number (``"sqrt(4) m"``): text is never evaluated.
+    * NaN, inf (``1e400``), overflow after conversion, and negative values give ``None``
+      (a ``-`` glued to a number after a space or at the start is a minus sign; a ``-``
+      followed by a space is a list bullet).
+    * Q-Spatial-Bench: ``\\scalar{3.5} \\distance_unit{feet}``. As in the benchmark's
+      evaluator, the LAST ``\\scalar{}`` and the LAST ``\\distance_unit{}`` in the text are
+      used and the rest of the text is ignored; the scalar's content is parsed like any
+      quantity (``\\scalar{2-3}`` is the range mean), with the distance unit as its unit.
+      Other LaTeX (``\\text{m}``, ``\\,``, ``$``, ``m^{2}``) is reduced to plain text.
+
+``parse_choice``
+    * A letter is an option label only when (1) the whole answer is that letter, possibly
+      wrapped in brackets/markdown/punctuation (``B``, ``(B)``, ``B.``, ``**B**``);
+      (2) it is in brackets anywhere (``(B)``, ``[B]``); (3) it is followed by ``.``, ``)`` or
+      ``:`` and not by a letter or digit (``B. table``, ``B)``; ``e.g.`` does not count) and
+      is upper-case, or lower-case at the start of a line; (4) it follows ``option`` /
+      ``choice`` (``Option B``) or ``answer is`` / ``answer:`` / ``option is``; (5) it opens
+      the answer, upper-case and followed by a word (``B because...``), except A and I.
+      Because ``A`` and ``I`` are English words, after ``answer is`` / ``answer:`` the
+      letters A and I count only when no word follows (``"Answer: A chair"`` is not A).
+      So ``"A chair is closer"`` is never option A.
+    * Letter lists joined by ``,`` ``/`` ``&`` ``+`` ``or`` ``and`` (``A or B``, ``A, B, C``)
+      count all their letters; two different letters give ``None``; the same letter
+      repeated is fine. A letter beyond the options gives ``None``. A negated letter
+      (``not B``) gives ``None``.
+    * Option texts match case-insensitively as whole words/phrases (``"the table"`` matches
+      ``"table"``); a match inside a longer matching option (``chair`` in ``red chair``)
+      does not count; a leading label in an option (``"A. chair"``) is ignored. Without a
+      letter, exactly one option must be mentioned. With a letter, mentioned option texts
+      must include that letter's option (``"A. table"`` with ``["chair", "table"]`` is
+      ``None``); other mentions are tolerated (``"B. right, not left"``).
+
+``parse_yes_no``
+    * Keywords (whole words, case-insensitive): yes/true/yeah/yep/yup and no/false/nope.
+      Both polarities present -> ``None``; none -> ``None``. A negated keyword
+      (``"not yes"``, ``"isn't true"``) gives ``None`` rather than a flipped answer. ``no``
+      as a determiner still counts (``"There is no chair"`` -> ``False``).
+
+``parse_bbox``
+    * ``[x1, y1, x2, y2]`` or ``(x1, y1, x2, y2)`` (commas or spaces), and Qwen's two-point
+      form ``(x1,y1),(x2,y2)``, anywhere in the text (JSON such as
+      ``{"bbox_2d": [1, 2, 3, 4]}`` works). Floats, ``+``/``-`` signs and exponents are
+      allowed; negative coordinates are accepted (clipping is the scorer's job).
+    * ``x2 < x1`` or ``y2 < y1``, NaN/inf, or two different boxes -> ``None``; the same box
+      repeated is fine; degenerate boxes (``x1 == x2``) are accepted.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import re
+import unicodedata
+from typing import Any, Literal, NamedTuple
+
+__all__ = [
+    "MAX_OPTIONS",
+    "MAX_RANGE_RATIO",
+    "MAX_TEXT_CHARS",
+    "REL_TOL",
+    "extract_answer",
+    "parse_bbox",
+    "parse_choice",
+    "parse_quantity",
+    "parse_yes_no",
+]
+
+MAX_TEXT_CHARS = 2048
+"""Longer texts give ``None`` in every parser (except ``extract_answer`` and ``\\scalar{}``)."""
+REL_TOL = 1e-6
+"""Two quantities in one answer must agree within this relative tolerance."""
+MAX_OPTIONS = 100
+"""``parse_choice`` gives ``None`` for more options than this."""
+MAX_RANGE_RATIO = 2.0
+"""A range ``low-high`` with ``high / low`` above this is a hedge and gives ``None``."""
+
+Dimension = Literal["length", "area", "count"]
+
+# Tests set this to True so that internal bugs surface instead of being turned into None.
+_RAISE_INTERNAL_ERRORS = False
+
+
+class _ArgumentError(ValueError):
+    """Invalid caller argument (not model text); always propagated."""
+
+
+def _never_raises(fn):
+    """Turn any unexpected internal error into ``None`` (a crash must not stop training)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except _ArgumentError:
+            raise
+        except Exception:
+            if _RAISE_INTERNAL_ERRORS:
+                raise
+            return None
+
+    return wrapper
+
+
+# --------------------------------------------------------------------------------------
+# Normalisation
+# --------------------------------------------------------------------------------------
+
+_CHAR_MAP = str.maketrans(
+    {
+        "\u2212": "-",  # minus sign
+        "\u2010": "-",
+        "\u2011": "-",
+        "\u2012": "-",
+        "\u2013": "-",  # en dash
+        "\u2014": "-",  # em dash
+        "\u2015": "-",
+        "\ufe63": "-",
+        "\u2032": "'",  # prime
+        "\u2033": '"',  # double prime
+        "\u2018": "'",
+        "\u2019": "'",
+        "\u201c": '"',
+        "\u201d": '"',
+        "\u00b2": "^2",
+        "\u00b3": "^3",
+    }
+)
+
+
+def _normalize(text: str) -> str:
+    """NFKC, strip format characters, ASCII digits/dashes/quotes. Identity on ASCII."""
+    if text.isascii():
+        return text
+    text = unicodedata.normalize("NFKC", text.translate(_CHAR_MAP)).translate(_CHAR_MAP)
+    if text.isascii():
+        return text
+    out = []
+    for c in text:
+        if c.isascii():
+            out.append(c)
+            continue
+        cat = unicodedata.category(c)
+        if cat == "Cf":
+            continue
+        if cat == "Nd":
+            out.append(str(unicodedata.decimal(c, 0)))
+            continue
+        out.append(c)
+    return "".join(out)
+
+
+# --------------------------------------------------------------------------------------
+# extract_answer
+# --------------------------------------------------------------------------------------
+
+_ANS_OPEN = re.compile(r"<\s*answer\s*>", re.IGNORECASE)
+_ANS_CLOSE = re.compile(r"<\s*/\s*answer\s*>", re.IGNORECASE)
+
+
+def _last_match(pattern: re.Pattern, text: str, hint: int, end: int) -> re.Match | None:
+    """Last match of ``pattern`` in ``text[:end]``; ``hint`` is a known match start or -1."""
+    last = None
+    for m in pattern.finditer(text, max(hint, 0), end):
+        last = m
+    if last is None and hint >= 0:  # hint was not a full match in range: scan everything
+        for m in pattern.finditer(text, 0, end):
+            last = m
+    return last
+
+
+@_never_raises
+def extract_answer(text: Any) -> str | None:
+    """Return the stripped content of the last ``<answer>...</answer>`` block, else ``None``.
+
+    >>> extract_answer("<think>about 2 m</think><answer> 2.5 m </answer>")
+    '2.5 m'
+    >>> extract_answer("<answer>A</answer> ... <ANSWER>B</ANSWER>")
+    'B'
+    >>> extract_answer("<answer>2 m") is None           # unclosed
+    True
+    >>> extract_answer("<answer>1</answer><answer>2") is None  # final answer truncated
+    True
+    >>> extract_answer("<answer>   </answer>") is None   # empty
+    True
+    """
+    if not isinstance(text, str):
+        return None
+    # Fast path: locate the lower-case tags with rfind, then only scan what lies after them
+    # for other spellings (upper case, inner spaces). Same result as a full scan.
+    last_close = _last_match(_ANS_CLOSE, text, text.rfind("</answer>"), len(text))
+    if last_close is None:
+        return None
+    if _ANS_OPEN.search(text, last_close.end()) is not None:
+        return None  # an answer opened after the last close was never closed
+    last_open = _last_match(_ANS_OPEN, text, text.rfind("<answer>", 0, last_close.start()), last_close.start())
+    if last_open is None:
+        return None
+    content = text[last_open.end() : last_close.start()].strip()
+    if not content or _ANS_CLOSE.search(content) is not None:
+        return None
+    return content
+
+
+# --------------------------------------------------------------------------------------
+# Units (pint, cached per unit word)
+# --------------------------------------------------------------------------------------
+
+
+class _Unit(NamedTuple):
+    kind: str  # "length", "area", "volume", "other" (pint, other dimension), "unknown"
+    factor: float  # to SI (m, m^2); nan unless length/area
+
+
+_UNKNOWN = _Unit("unknown", math.nan)
+_METER = _Unit("length", 1.0)
+_SQ_METER = _Unit("area", 1.0)
+_UREG = None
+
+# Words pint reads as lengths but that are ordinary English nouns in an answer
+# ("3 points", "2 hands"): treated as unknown words, never as units.
+_NOT_UNITS = frozenset(
+    "point points pt line lines hand hands link links chain chains pole poles span spans "
+    "cable cables rod rods perch league leagues finger fingers pace paces step steps".split()
+)
+
+
+def _ureg():
+    global _UREG
+    if _UREG is None:
+        import pint
+
+        _UREG = pint.UnitRegistry()
+    return _UREG
+
+
+@functools.lru_cache(maxsize=8192)
+def _word_unit(word: str) -> _Unit:
+    """Classify one lower-case unit word with pint (cached). Never raises."""
+    if not word or len(word) > 32 or not word.isalpha() or word in _NOT_UNITS:
+        return _UNKNOWN
+    try:
+        ureg = _ureg()
+        unit = ureg.parse_units(word)
+        dim = dict(unit.dimensionality)
+        if dim == {"[length]": 1}:
+            kind, target = "length", "meter"
+        elif dim == {"[length]": 2}:
+            kind, target = "area", "meter ** 2"
+        elif dim == {"[length]": 3}:
+            return _Unit("volume", math.nan)
+        else:
+            return _Unit("other", math.nan)
+        # Round away pint's float noise from chained definitions (0.30479999999999996 ft).
+        factor = float(f"{float(ureg.Quantity(1.0, unit).to(target).magnitude):.15g}")
+    except Exception:
+        return _UNKNOWN
+    if not (math.isfinite(factor) and factor > 0):
+        return _UNKNOWN
+    return _Unit(kind, factor)
+
+
+# --------------------------------------------------------------------------------------
+# Tokenizer for quantities
+# --------------------------------------------------------------------------------------
+
+_NW_VALUES = {
+    "zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
+    "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13,
+    "fourteen": 14, "fifteen": 15, "sixteen": 16, "seventeen": 17, "eighteen": 18,
+    "nineteen": 19, "twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60,
+    "seventy": 70, "eighty": 80, "ninety": 90, "hundred": 100, "thousand": 1000,
+    "million": 1000000,
+}  # fmt: skip
+_NW_ALT = "|".join(sorted(_NW_VALUES, key=len, reverse=True))
+_NW_SEP = r"(?:-|(?:(?<=hundred)|(?<=thousand)|(?<=million))\s+and\s+|\s+)"
+
+_TOKEN_RE = re.compile(
+    rf"""
+    (?P<num>\d{{1,3}}(?:,\d{{3}})+(?:\.\d+)?(?!\d)|\d+(?:\.\d+)?(?:e[+-]?\d+)?|\.\d+(?:e[+-]?\d+)?)
+    |(?P<nw>(?:a\s+(?=(?:hundred|thousand|million)\b))?(?:{_NW_ALT})(?:{_NW_SEP}(?:{_NW_ALT}))*\b)
+    |(?P<word>[^\W\d_]+)
+    |(?P<pow>(?:(?<=[^\W\d_])|(?<=[^\W\d_]\s))(?:\^|\*\*)\s*\{{?\s*[23](?![\d.])\s*\}}?)
+    |(?P<inch>''|")
+    |(?P<foot>')
+    |(?P<dash>-)
+    |(?P<other>\S)
+    """,
+    re.VERBOSE,
+)
+
+_NUMERIC = ("num", "nw")
+_CONNECTORS = frozenset({"to", "and", "or", "till", "until", "through", "thru"})
+_RANGE_WORDS = frozenset({"to", "till", "until", "through", "thru"})
+# "6 in tall": `in` is the inch when followed by one of these words (or by no word).
+_AFTER_INCH = frozenset(
+    "tall long wide high away apart deep thick across from of and or to by x in wide "
+    "diameter length width height long".split()
+)
+_BAD_AFTER_NUMBER = frozenset("%°$€£¥#")
+_ARITHMETIC = frozenset("+×÷")
+
+_Token = tuple  # (kind, text, start, end)
+
+
+def _tokenize(text: str) -> list[_Token]:
+    return [(m.lastgroup, m.group(), m.start(), m.end()) for m in _TOKEN_RE.finditer(text)]
+
+
+def _words_to_number(phrase: str) -> float | None:
+    """Value of a number-word phrase matched by the tokenizer, or None if malformed."""
+    words = [w for w in re.split(r"[\s-]+", phrase) if w]
+    if not words:
+        return None
+    if words == ["zero"]:
+        return 0.0
+    total = 0
+    group = 0
+    last: str | None = None
+    last_scale = math.inf
+    start = 0
+    if words[0] == "a":
+        group, last, start = 1, "unit", 1
+    for w in words[start:]:
+        if w == "and":
+            if last not in ("hundred", "scale"):
+                return None
+            continue
+        v = _NW_VALUES.get(w)
+        if v is None or v == 0:
+            return None
+        if v < 10:
+            if last not in (None, "tens", "hundred", "scale"):
+                return None
+            group += v
+            last = "unit"
+        elif v < 100:
+            if last not in (None, "hundred", "scale"):
+                return None
+            group += v
+            last = "teen" if v < 20 else "tens"
+        elif v == 100:
+            if last != "unit" or group >= 10:
+                return None
+            group *= 100
+            last = "hundred"
+        else:
+            if last in (None, "scale") or group == 0 or v >= last_scale:
+                return None
+            total += group * v
+            group = 0
+            last = "scale"
+            last_scale = v
+    if last is None:
+        return None
+    return float(total + group)
+
+
+def _number_value(tok: _Token) -> float | None:
+    if tok[0] == "num":
+        v = float(tok[1].replace(",", ""))
+        return v if math.isfinite(v) else None
+    return _words_to_number(tok[1])
+
+
+def _quoted(text: str, num_start: int, mark: str) -> bool:
+    """True when the number is opened by the same quote mark that follows it."""
+    if mark == "'":
+        return num_start >= 1 and text[num_start - 1] == "'"
+    return (num_start >= 1 and text[num_start - 1] == '"') or text[
+        max(0, num_start - 2) : num_start
+    ] == "''"
+
+
+def _unit_at(toks: list[_Token], j: int, text: str, num_tok: _Token) -> tuple[_Unit | None, int, bool]:
+    """Unit right after the number ``num_tok`` at token ``j``: (unit or None, next j, bad)."""
+    n = len(toks)
+    if j >= n:
+        return None, j, False
+    kind, s, st, en = toks[j]
+    adjacent = st == num_tok[3]
+    if kind == "foot":
+        if adjacent and not _quoted(text, num_tok[2], "'"):
+            return _word_unit("foot"), j + 1, False
+        return None, j, False
+    if kind == "inch":
+        if adjacent and not _quoted(text, num_tok[2], '"'):
+            return _word_unit("inch"), j + 1, False
+        return None, j, False
+    if kind == "other":
+        if adjacent and s in _BAD_AFTER_NUMBER:
+            return None, j + 1, True
+        return None, j, False
+    if kind == "dash":
+        # hyphenated adjective: "2-foot", "10-meter"
+        if adjacent and j + 1 < n and toks[j + 1][0] == "word" and toks[j + 1][2] == en:
+            u = _word_unit(toks[j + 1][1])
+            if u.kind in ("length", "area"):
+                return u, j + 2, False
+        return None, j, False
+    if kind != "word":
+        return None, j, False
+    if s in _CONNECTORS:
+        return None, j, False
+    if s in ("sq", "square"):
+        k = j + 1
+        if k < n and toks[k][1] == ".":
+            k += 1
+        if k < n and toks[k][0] == "word":
+            base = _word_unit(toks[k][1])
+            if base.kind == "length":
+                return _Unit("area", base.factor * base.factor), k + 1, False
+        return None, k, True
+    if s in ("cubic", "cu"):
+        return None, j + 1, True
+    if s == "in" and j + 1 < n and toks[j + 1][0] in ("word", "nw") and toks[j + 1][1] not in _AFTER_INCH:
+        return None, j, False  # the preposition: "2 in the box"
+    u = _word_unit(s)
+    k = j + 1
+    power = 1
+    if k < n:
+        tk = toks[k]
+        if tk[0] == "pow":
+            power = 2 if "2" in tk[1] else 3
+            k += 1
+        elif (
+            tk[0] == "num"
+            and tk[2] == en
+            and tk[1] in ("2", "3")
+            and not (k + 1 < n and toks[k + 1][2] == tk[3] and toks[k + 1][0] in ("word", "nw", "foot", "inch"))
+        ):
+            power = int(tk[1])  # "m2"
+            k += 1
+        elif tk[0] == "word" and tk[1] == "squared":
+            power = 2
+            k += 1
+        elif tk[0] == "word" and tk[1] == "cubed":
+            power = 3
+            k += 1
+    if k + 1 < n and toks[k][1] == "/" and toks[k + 1][0] == "word":
+        return None, k + 1, True  # a rate such as "m/s"
+    if power == 2:
+        if u.kind == "length":
+            return _Unit("area", u.factor * u.factor), k, False
+        return None, k, True
+    if power == 3:
+        return None, k, True
+    if u.kind == "unknown" and len(s) > 2 and s.startswith("sq"):
+        base = _word_unit(s[2:])  # "sqft", "sqm"
+        if base.kind == "length":
+            return _Unit("area", base.factor * base.factor), k, False
+    return u, k, False
+
+
+_Q = tuple  # (value, unit | None)
+_BAD = None
+
+
+def _simple_at(toks: list[_Token], i: int, text: str) -> tuple[_Q | None, int]:
+    v = _number_value(toks[i])
+    if v is None:
+        return _BAD, i + 1
+    unit, j, bad = _unit_at(toks, i + 1, text, toks[i])
+    if bad:
+        return _BAD, j
+    return (v, unit), j
+
+
+def _is_foot(u: _Unit) -> bool:
+    return u.kind == "length" and u.factor == _word_unit("foot").factor
+
+
+def _quantity_at(toks: list[_Token], i: int, text: str) -> tuple[_Q | None, int]:
+    """A number with its unit, merged with a following smaller part (``5 ft 6 in``)."""
+    q, j = _simple_at(toks, i, text)
+    if q is _BAD or q[1] is None or q[1].kind != "length":
+        return q, j
+    v, ua = q
+    n = len(toks)
+    k = j
+    joined = False
+    if k < n and ((toks[k][0] == "word" and toks[k][1] == "and") or toks[k][1] == ","):
+        k += 1
+        joined = True
+    if k >= n or toks[k][0] not in _NUMERIC:
+        return q, j
+    v2 = _number_value(toks[k])
+    if v2 is None:
+        return q, j
+    u2, k2, bad2 = _unit_at(toks, k + 1, text, toks[k])
+    if bad2:
+        return q, j
+    if u2 is not None:
+        if u2.kind == "length" and u2.factor < ua.factor and v2 * u2.factor < ua.factor * (1 - 1e-12):
+            return (v * ua.factor + v2 * u2.factor, _METER), k2
+        return q, j
+    if _is_foot(ua) and not joined and 0 <= v2 < 12:
+        nxt = toks[k2] if k2 < n else None
+        if nxt is None or not (nxt[0] == "dash" or (nxt[0] == "word" and nxt[1] in _RANGE_WORDS)):
+            return (v * ua.factor + v2 * _word_unit("inch").factor, _METER), k2  # 5'6
+    return q, j
+
+
+_LATEX_WRAP = re.compile(r"\\(?:text|mathrm|mbox|rm|textrm|operatorname|mathit|textit|textbf|mathbf)\s*\{([^{}]*)\}")
+_LATEX_CMD = re.compile(r"\\(?:[a-z]+|[,;:! ])")
+_SCALAR_CONTENT = re.compile(r"\{([^{}]{0,200})\}")
+
+
+def _scan_items(text: str) -> list | None:
+    """Find quantities and ranges in lower-case normalised text; None if one is invalid."""
+    toks = _tokenize(text)
+    n = len(toks)
+    items: list = []
+    i = 0
+    while i < n:
+        kind, s = toks[i][0], toks[i][1]
+        if kind in _NUMERIC:
+            q, j = _quantity_at(toks, i, text)
+            if q is _BAD:
+                return None
+            if (
+                j + 1 < n
+                and (toks[j][0] == "dash" or (toks[j][0] == "word" and toks[j][1] in _RANGE_WORDS))
+                and toks[j + 1][0] in _NUMERIC
+            ):
+                q2, k = _quantity_at(toks, j + 1, text)
+                if q2 is _BAD:
+                    return None
+                items.append(("range", q, q2))
+                i = k
+                continue
+            items.append(("q", q))
+            i = j
+            continue
+        if kind == "word" and s == "between" and i + 1 < n and toks[i + 1][0] in _NUMERIC:
+            q, j = _quantity_at(toks, i + 1, text)
+            if q is _BAD:
+                return None
+            if j + 1 < n and toks[j][0] == "word" and toks[j][1] == "and" and toks[j + 1][0] in _NUMERIC:
+                q2, k = _quantity_at(toks, j + 1, text)
+                if q2 is _BAD:
+                    return None
+                items.append(("range", q, q2))
+                i = k
+                continue
+            items.append(("q", q))
+            i = j
+            continue
+        if kind == "other" and (
+            s in _ARITHMETIC
+            or (s in "*^/" and 0 < i < n - 1 and toks[i - 1][0] in _NUMERIC and toks[i + 1][0] in _NUMERIC)
+        ):
+            return None  # arithmetic ("2+2 m", "2*3") is not an answer and is never evaluated
+        if (
+            kind == "other"
+            and s == "("
+            and 0 < i < n - 1
+            and toks[i - 1][0] == "word"
+            and toks[i - 1][3] == toks[i][2]
+            and toks[i + 1][0] in _NUMERIC
+        ):
+            return None  # a function call ("sqrt(4) m", "max(2, 3)") is code, not a quantity
+        if kind == "dash" and i + 1 < n and toks[i + 1][0] == "num" and toks[i + 1][2] == toks[i][3]:
+            prev = toks[i - 1] if i > 0 else None
+            if prev is None or prev[3] < toks[i][2] or prev[0] == "other":
+                return None  # a minus sign: negative quantities are invalid
+        i += 1
+    return items
+
+
+def _resolve(q: _Q, dimension: str, default_factor: float) -> float | None:
+    v, unit = q
+    if not math.isfinite(v) or v < 0:
+        return None
+    if dimension == "count":
+        if unit is not None and unit.kind in ("length", "area", "volume"):
+            return None
+        if v != math.floor(v):
+            return None
+        return float(v)
+    if unit is None:
+        factor = default_factor
+    elif unit.kind == dimension:
+        factor = unit.factor
+    else:
+        return None
+    x = v * factor
+    if not math.isfinite(x) or x < 0:
+        return None
+    return x
+
+
+def _inherit_units(q1: _Q, q2: _Q) -> tuple[_Q, _Q]:
+    if q1[1] is None and q2[1] is not None:
+        q1 = (q1[0], q2[1])
+    elif q2[1] is None and q1[1] is not None:
+        q2 = (q2[0], q1[1])
+    return q1, q2
+
+
+def _quantity_from_text(text: str, dimension: str, default_factor: float) -> float | None:
+    """Parse normalised text (no ``\\scalar``) into one SI value or None."""
+    if "\\" in text:
+        text = _LATEX_WRAP.sub(r" \1 ", text)
+        text = _LATEX_CMD.sub(" ", text)
+    items = _scan_items(text.lower())
+    if not items:
+        return None
+    values: list[float] = []
+    for item in items:
+        if item[0] == "q":
+            x = _resolve(item[1], dimension, default_factor)
+        else:
+            if dimension == "count":
+                return None
+            q1, q2 = _inherit_units(item[1], item[2])
+            lo = _resolve(q1, dimension, default_factor)
+            hi = _resolve(q2, dimension, default_factor)
+            if lo is None or hi is None or lo > hi:
+                return None
+            if lo == hi:
+                x = lo
+            elif lo <= 0 or hi / lo > MAX_RANGE_RATIO:
+                return None
+            else:
+                x = (lo + hi) / 2.0
+        if x is None:
+            return None
+        values.append(x)
+    first = values[0]
+    for x in values[1:]:
+        if abs(x - first) > REL_TOL * max(abs(x), abs(first)):
+            return None
+    return first
+
+
+@functools.lru_cache(maxsize=1024)
+def _unit_string_factor(unit: str, dimension: str) -> float | None:
+    """SI factor of a unit string (``"cm"``, ``"sq ft"``, ``"m^2"``) for ``dimension``.
+
+    For area, a length unit means its square. None when not a single valid unit.
+    """
+    s = _normalize(unit).strip().lower()
+    if not s or len(s) > 64:
+        return None
+    toks = _tokenize(s)
+    if not toks or toks[0][0] not in ("word", "foot", "inch"):
+        return None
+    # Pretend a number stands right before the unit.
+    fake = ("num", "1", -1, toks[0][2])
+    u, j, bad = _unit_at(toks, 0, s, fake)
+    if bad or u is None or j != len(toks):
+        return None
+    if u.kind == dimension:
+        return u.factor
+    if dimension == "area" and u.kind == "length":
+        return u.factor * u.factor
+    return None
+
+
+def _default_factor(dimension: str, default_unit: Any) -> float:
+    if dimension not in ("length", "area", "count"):
+        raise _ArgumentError(f"dimension must be 'length', 'area' or 'count', got {dimension!r}")
+    if default_unit is None or dimension == "count":
+        return 1.0
+    if not isinstance(default_unit, str):
+        raise _ArgumentError(f"default_unit must be a unit string such as 'm' or 'cm', got {default_unit!r}")
+    f = _unit_string_factor(default_unit, dimension)
+    if f is None:
+        raise _ArgumentError(
+            f"default_unit {default_unit!r} is not a known {dimension} unit; use e.g. 'm', 'cm', 'ft'"
+            + (" or 'm^2', 'sq ft'" if dimension == "area" else "")
+        )
+    return f
+
+
+_FAST_QUANTITY = re.compile(
+    r"\s*(?:(?:about|approximately|approx\.?|around|roughly|~)\s*)?(\d+(?:\.\d+)?)\s*([a-zA-Z]+)?\s*\.?\s*"
+)
+
+
+def _scalar_form(text: str, dimension: str, default_factor: float) -> float | None:
+    """Q-Spatial-Bench: last ``\\scalar{..}`` with the last ``\\distance_unit{..}``."""
+    i = text.rfind("\\scalar")
+    m = _SCALAR_CONTENT.match(text, i + len("\\scalar"))
+    if m is None:
+        return None
+    content = _normalize(m.group(1))
+    factor = default_factor
+    k = text.rfind("\\distance_unit")
+    if k >= 0:
+        mu = _SCALAR_CONTENT.match(text, k + len("\\distance_unit"))
+        if mu is None:
+            return None
+        if dimension != "count":
+            f = _unit_string_factor(mu.group(1), dimension)
+            if f is None:
+                return None
+            factor = f
+    return _quantity_from_text(content, dimension, factor)
+
+
+@_never_raises
+def parse_quantity(text: Any, dimension: Dimension = "length", default_unit: str | None = None) -> float | None:
+    """Parse one quantity into SI (meters, square meters, or a plain count); else ``None``.
+
+    Raises ``ValueError`` only for a bad ``dimension`` or ``default_unit`` (caller
+    arguments); any text gives a float or ``None``.
+
+    >>> parse_quantity("2.5 m")
+    2.5
+    >>> parse_quantity("about 150 cm")
+    1.5
+    >>> round(parse_quantity("5'6\\""), 4)
+    1.6764
+    >>> parse_quantity("2-3 meters")
+    2.5
+    >>> round(parse_quantity("\\\\scalar{3} \\\\distance_unit{feet}"), 6)
+    0.9144
+    >>> parse_quantity("12 m^2", dimension="area")
+    12.0
+    >>> parse_quantity("3 m", dimension="area") is None
+    True
+    >>> parse_quantity("twenty-one chairs", dimension="count")
+    21.0
+    >>> parse_quantity("40", default_unit="cm")
+    0.4
+    >>> parse_quantity("2 or 3 m") is None
+    True
+    """
+    default_factor = _default_factor(dimension, default_unit)
+    if not isinstance(text, str):
+        return None
+    if "\\scalar" in text and _SCALAR_CONTENT.match(text, text.rfind("\\scalar") + 7):
+        return _scalar_form(text, dimension, default_factor)
+    if len(text) > MAX_TEXT_CHARS:
+        return None
+    if dimension != "count":
+        m = _FAST_QUANTITY.fullmatch(text)
+        if m is not None and m.group(2) is not None:
+            # Fast path for the common "2.5 m": only when the unit is of the right
+            # dimension; everything else takes the general path below.
+            unit = _word_unit(m.group(2).lower())
+            if unit.kind == dimension:
+                x = float(m.group(1)) * unit.factor
+                if math.isfinite(x):
+                    return x
+    return _quantity_from_text(_normalize(text), dimension, default_factor)
+
+
+# --------------------------------------------------------------------------------------
+# parse_choice
+# --------------------------------------------------------------------------------------
+
+_WRAP_CHARS = " \t\r\n*_`'\"()[]{}.:;!,?"
+_LETTER_START = re.compile(r"[\s*_`]*([A-Z])\s+(?=[A-Za-z])")
+_LETTER_PAREN = re.compile(r"(?<![A-Za-z0-9])[(\[]\s*([A-Za-z])\s*[)\]](?![A-Za-z0-9])")
+_LETTER_LABEL = re.compile(r"(?<![^\s*\[])([A-Za-z])[.):](?![A-Za-z0-9])")
+_LETTER_KEYWORD = re.compile(
+    r"\b(?:(option|choice)\b\s*(is\b\s*:?\s*|:\s*|#\s*|=\s*)?|answer\s*(?:is\b\s*:?\s*|:\s*|=\s*)(?:(?:option|choice)\b\s*)?)"
+    r"[(\[]?\s*([A-Za-z])(?![A-Za-z0-9])",
+    re.IGNORECASE,
+)
+_LETTER_LIST = re.compile(
+    r"(?<![A-Za-z0-9])([A-Z])[)\]]?\.?\s*(?:,|/|&|\+|;|\bor\b|\band\b)\s*(?=[(\[]?([A-Z])(?![A-Za-z0-9]))"
+)
+_LETTER_NEG = re.compile(
+    r"(?:\bnot|n't)\s+(?:(?:option|choice)\s+)?[(\[]?([A-Za-z])(?![A-Za-z0-9])", re.IGNORECASE
+)
+_WORD_FOLLOWS = re.compile(r"\s+[A-Za-z]")
+_OPTION_LABEL = re.compile(r"^\s*[(\[]?[a-z][)\].:]\s+")
+_SPACES = re.compile(r"\s+")
+
+
+def _article_like(text: str, letter: str, end: int) -> bool:
+    """``A`` / ``I`` followed by a word are English words, not option labels."""
+    return letter in "aAiI" and _WORD_FOLLOWS.match(text, end) is not None
+
+
+def _choice_letters(text: str) -> tuple[set[str], bool]:
+    """Upper-case letters used as option labels in ``text``, and whether one is negated."""
+    letters: set[str] = set()
+    core = text.strip(_WRAP_CHARS)
+    if len(core) == 1 and core.isascii() and core.isalpha():
+        letters.add(core.upper())
+    m = _LETTER_START.match(text)
+    if m is not None and m.group(1) not in "AI":
+        letters.add(m.group(1))
+    for m in _LETTER_PAREN.finditer(text):
+        letters.add(m.group(1).upper())
+    for m in _LETTER_LABEL.finditer(text):
+        c = m.group(1)
+        if c.islower():
+            line_start = text.rfind("\n", 0, m.start()) + 1
+            if text[line_start : m.start()].strip(" \t*#>-") != "":
+                continue
+        letters.add(c.upper())
+    for m in _LETTER_KEYWORD.finditer(text):
+        c = m.group(3)
+        keyword, connector = m.group(1), m.group(2)
+        if (keyword is None or connector) and _article_like(text, c, m.end()):
+            continue
+        letters.add(c.upper())
+    for m in _LETTER_LIST.finditer(text):
+        letters.add(m.group(1))
+        letters.add(m.group(2))
+    negated = any(not _article_like(text, m.group(1), m.end()) for m in _LETTER_NEG.finditer(text))
+    return letters, negated
+
+
+@functools.lru_cache(maxsize=4096)
+def _option_pattern(option_norm: str) -> re.Pattern:
+    return re.compile(r"(?<!\w)" + re.escape(option_norm) + r"(?!\w)")
+
+
+def _norm_for_match(s: str) -> str:
+    s = _normalize(s).casefold()
+    return _SPACES.sub(" ", s).strip()
+
+
+def _mentioned_options(text: str, options: list[str]) -> set[int]:
+    t = _norm_for_match(text)
+    spans: list[tuple[int, int, int]] = []  # (start, end, option index)
+    for idx, opt in enumerate(options):
+        o = _OPTION_LABEL.sub("", _norm_for_match(opt)).strip().rstrip(".").strip()
+        if not o:
+            continue
+        for m in _option_pattern(o).finditer(t):
+            spans.append((m.start(), m.end(), idx))
+    found: set[int] = set()
+    for s, e, idx in spans:
+        inside_longer = any(
+            s2 <= s and e <= e2 and (e2 - s2) > (e - s) and idx2 != idx for s2, e2, idx2 in spans
+        )
+        if not inside_longer:
+            found.add(idx)
+    return found
+
+
+@_never_raises
+def parse_choice(text: Any, options: Any) -> int | None:
+    """Return the 0-based index of the chosen option, or ``None``.
+
+    >>> parse_choice("B", ["chair", "table"])
+    1
+    >>> parse_choice("The answer is (A).", ["chair", "table"])
+    0
+    >>> parse_choice("the table", ["chair", "table"])
+    1
+    >>> parse_choice("A chair is closer", ["left", "right"]) is None
+    True
+    >>> parse_choice("A or B", ["chair", "table"]) is None
+    True
+    >>> parse_choice("E", ["a", "b", "c", "d"]) is None
+    True
+    """
+    if not isinstance(text, str) or options is None or isinstance(options, (str, bytes, dict)):
+        return None
+    if len(text) > MAX_TEXT_CHARS:
+        return None
+    try:
+        opts = [o if isinstance(o, str) else str(o) for o in options]
+    except TypeError:  # not iterable
+        return None
+    if not opts or len(opts) > MAX_OPTIONS:
+        return None
+    t = _normalize(text)
+    letters, negated = _choice_letters(t)
+    if negated:
+        return None
+    mentioned = _mentioned_options(t, opts)
+    if letters:
+        if len(letters) != 1:
+            return None
+        idx = ord(next(iter(letters))) - ord("A")
+        if idx >= len(opts):
+            return None
+        if mentioned and idx not in mentioned:
+            return None
+        return idx
+    if len(mentioned) == 1:
+        return next(iter(mentioned))
+    return None
+
+
+# --------------------------------------------------------------------------------------
+# parse_yes_no
+# --------------------------------------------------------------------------------------
+
+_YES_WORDS = frozenset({"yes", "true", "yeah", "yep", "yup"})
+_YN_RE = re.compile(r"\b(yes|no|true|false|yeah|yep|yup|nope)\b")
+_YN_NEG = re.compile(r"(?:\bnot|n't)\s+(?:yes|no|true|false|yeah|yep|yup|nope)\b")
+
+
+@_never_raises
+def parse_yes_no(text: Any) -> bool | None:
+    """Return True for yes/true, False for no/false, ``None`` if absent, mixed or negated.
+
+    >>> parse_yes_no("Yes, it is.")
+    True
+    >>> parse_yes_no("No.")
+    False
+    >>> parse_yes_no("yes and no") is None
+    True
+    >>> parse_yes_no("not true") is None
+    True
+    """
+    if not isinstance(text, str) or len(text) > MAX_TEXT_CHARS:
+        return None
+    t = _normalize(text).lower()
+    if _YN_NEG.search(t):
+        return None
+    found = {m.group(1) in _YES_WORDS for m in _YN_RE.finditer(t)}
+    if len(found) != 1:
+        return None
+    return found.pop()
+
+
+# --------------------------------------------------------------------------------------
+# parse_bbox
+# --------------------------------------------------------------------------------------
+
+_N = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
+_S = r"(?:\s*,\s*|\s+)"
+_BOX_RE = re.compile(
+    rf"\[\s*({_N}){_S}({_N}){_S}({_N}){_S}({_N})\s*\]"
+    rf"|\(\s*({_N}){_S}({_N}){_S}({_N}){_S}({_N})\s*\)"
+    rf"|\(\s*({_N})\s*,\s*({_N})\s*\)\s*,?\s*\(\s*({_N})\s*,\s*({_N})\s*\)"
+)
+
+
+@_never_raises
+def parse_bbox(text: Any) -> tuple[float, float, float, float] | None:
+    """Return one box ``(x1, y1, x2, y2)`` or ``None``.
+
+    >>> parse_bbox("[10, 20, 30.5, 40]")
+    (10.0, 20.0, 30.5, 40.0)
+    >>> parse_bbox('{"bbox_2d": [1, 2, 3, 4]}')
+    (1.0, 2.0, 3.0, 4.0)
+    >>> parse_bbox("(1,2),(3,4)")
+    (1.0, 2.0, 3.0, 4.0)
+    >>> parse_bbox("[30, 20, 10, 40]") is None   # x2 < x1
+    True
+    >>> parse_bbox("[0,0,1,1] or [2,2,3,3]") is None
+    True
+    """
+    if not isinstance(text, str) or len(text) > MAX_TEXT_CHARS:
+        return None
+    t = _normalize(text)
+    box: tuple[float, float, float, float] | None = None
+    for m in _BOX_RE.finditer(t):
+        nums = [g for g in m.groups() if g is not None]
+        vals = tuple(float(g) for g in nums)
+        if len(vals) != 4 or not all(math.isfinite(v) for v in vals):
+            return None
+        x1, y1, x2, y2 = vals
+        if x2 < x1 or y2 < y1:
+            return None
+        if box is not None and box != vals:
+            return None
+        box = vals  # type: ignore[assignment]
+    return box
