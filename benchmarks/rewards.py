@@ -80,6 +80,8 @@ def main() -> None:
     scorer = SemanticScorer()
     references = ["2.5 meters", "the red chair is left of the table", "yes", "no", "about 1 m", "the lamp"]
     scorer.similarity(references, references)  # load the model, cache the references
+    # Warm up on throwaway texts: the first large batch pays one-time kernel set-up costs.
+    scorer.similarity([f"warm-up text number {i}" for i in range(256)], [references[0]] * 256)
     preds = [f"{rng.uniform(0, 10):.3f} {rng.choice(['m', 'meters', 'cm'])}" if i % 2 else
              f"the {rng.choice(['red', 'blue', 'green'])} {rng.choice(['chair', 'lamp', 'sofa'])} {i}"
              for i in range(args.pairs)]
