@@ -17,11 +17,16 @@ import sys
 COMMANDS: list[tuple[str, str]] = [
     ("data build", "spatialrl.data.build"),
     ("data mirror", "spatialrl.data.mirror_text"),
+    ("model tiny", "spatialrl.models.tiny"),
+    ("eval run", "spatialrl.eval.runner"),
+    ("eval score", "spatialrl.eval.score"),
     ("doctor", "spatialrl.doctor"),
 ]
 
 GROUP_HELP = {
     "data": "build the synthetic spatial QA dataset, or mirror an existing one",
+    "model": "build models (a tiny Qwen2.5-VL for CPU work)",
+    "eval": "run a model on a benchmark, or score a predictions file",
 }
 
 

@@ -1,0 +1,1 @@
+"""Evaluation: metrics, benchmark scorers with the official rules, the model runner, reports."""
