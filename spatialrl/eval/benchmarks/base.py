@@ -83,6 +83,11 @@ class Benchmark(ABC):
         relative-direction levels)."""
         return item.question_type
 
+    def extra_metrics(self, items: Sequence[EvalItem], texts: Sequence[str | None]) -> dict[str, Any]:
+        """Benchmark-specific metrics beyond the per-type means (e.g. sMAPE, BLEU), reported under
+        ``metrics``. ``texts`` holds the raw predictions aligned with ``items`` (``None`` if missing)."""
+        return {}
+
     def aggregate(self, per_type: Mapping[str, float], counts: Mapping[str, int]) -> float:
         """Overall score from per-type means (fractions). Default: macro average over types."""
         return sum(per_type.values()) / len(per_type) if per_type else 0.0
@@ -118,12 +123,14 @@ def score_predictions(benchmark: Benchmark, items: Sequence[EvalItem], predictio
     lenient_by_type: dict[str, list[float]] = defaultdict(list)
     has_lenient = False
     missing: list[str] = []
+    texts: list[str | None] = []
     for item in items:
         record = predictions.get(item.id)
         text = record.get("prediction") if isinstance(record, Mapping) else record
         if item.id not in predictions:
             missing.append(item.id)
             text = None
+        texts.append(text)
         result = benchmark.score_item(item, text)
         kind = benchmark.type_of(item)
         by_type[kind].append(float(result.score))
@@ -141,6 +148,9 @@ def score_predictions(benchmark: Benchmark, items: Sequence[EvalItem], predictio
         per_type_lenient = {k: _mean(v) for k, v in sorted(lenient_by_type.items())}
         report["overall_lenient"] = 100.0 * benchmark.aggregate(per_type_lenient, counts)
         report["per_type_lenient"] = {k: 100.0 * v for k, v in per_type_lenient.items()}
+    extra = benchmark.extra_metrics(items, texts)
+    if extra:
+        report["metrics"] = extra
     unknown = sorted(str(k) for k in predictions if k not in item_ids)
     report["counts"] = {
         "items": len(items),
