@@ -1,0 +1,153 @@
+"""Export dataset rows to the trainers' formats: TRL (one node) and verl (many nodes).
+
+Both keep ``pair_id`` (and ``view``) so that Spatial-GRPO (SVQA-R1 eq. 2-4) can pair an
+original with its mirrored twin, and both append the answer-format instruction of SVQA-R1
+Table 9 ("Original" prompt): think in ``<think> </think>``, answer in ``<answer> </answer>``
+(the structure the format reward of Smooth Operator eq. 4 / SVQA-R1 sec. 3.2 checks).
+
+TRL (``GRPOTrainer``, trl 1.16)
+    ``prompt``: conversational, one user message whose content is
+    ``[{"type": "image"}, {"type": "text", "text": question + instruction}]`` (an unfilled
+    image placeholder; TRL fills it from the ``image`` column); ``image``: the PNG. Every
+    other column of :mod:`spatialrl.data.schema` is kept as is: TRL passes all non-prompt
+    columns to reward functions as keyword arguments (``answer_type``, ``answer``,
+    ``answer_value``, ``dimension``, ``options``, ``answer_index``, ``bbox``, ``pair_id`` ...).
+
+verl (``RLHFDataset``, e.g. its ``examples/data_preprocess/geo3k.py`` layout)
+    ``data_source`` (``"spatialrl"``), ``prompt`` (``[{"role": "user", "content":
+    "<image>" + question + instruction}]``; verl splits the text at ``<image>``), ``images``
+    (a list with the one PNG), ``ability`` (``"spatial"``), ``reward_model`` (``{"style":
+    "rule", "ground_truth": answer}``), ``extra_info`` (split, index and every reward field);
+    ``id``, ``pair_id``, ``view``, ``question_type``, ``answer_type`` are also top-level
+    columns, so they reach a custom reward manager in ``non_tensor_batch``.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    from datasets import Features
+
+__all__ = [
+    "DATA_SOURCE",
+    "FORMATS",
+    "FORMAT_INSTRUCTION",
+    "convert",
+    "features_for",
+    "prompt_text",
+    "trl_row",
+    "verl_row",
+]
+
+FORMATS = ("hf", "trl", "verl")
+#: SVQA-R1 Table 9, "Original" prompt: appended after the question.
+FORMAT_INSTRUCTION = (
+    "First output the thinking process in <think> </think> tags and then output the final "
+    "answer in <answer> </answer> tags."
+)
+DATA_SOURCE = "spatialrl"
+ABILITY = "spatial"
+
+#: Row fields copied into verl's ``extra_info`` (besides ``split`` and ``index``).
+VERL_EXTRA = (
+    "id", "pair_id", "view", "scene_id", "source", "question", "question_type", "answer_type",
+    "answer", "answer_value", "dimension", "unit", "options", "answer_index", "bbox", "meta",
+)  # fmt: skip
+
+
+def prompt_text(question: str) -> str:
+    """The user text: the question, a newline, then :data:`FORMAT_INSTRUCTION`."""
+    return f"{question}\n{FORMAT_INSTRUCTION}"
+
+
+def trl_row(row: dict[str, Any]) -> dict[str, Any]:
+    """A dataset row in TRL's conversational vision format (see the module docstring)."""
+    out: dict[str, Any] = {
+        "prompt": [
+            {
+                "role": "user",
+                "content": [
+                    {"type": "image", "text": None},
+                    {"type": "text", "text": prompt_text(row["question"])},
+                ],
+            }
+        ],
+    }
+    out.update(row)
+    return out
+
+
+def verl_row(row: dict[str, Any], split: str, index: int) -> dict[str, Any]:
+    """A dataset row in verl's RL parquet format (see the module docstring)."""
+    extra = {"split": split, "index": int(index)}
+    extra.update({k: row[k] for k in VERL_EXTRA})
+    return {
+        "data_source": DATA_SOURCE,
+        "prompt": [{"role": "user", "content": "<image>" + prompt_text(row["question"])}],
+        "images": [row["image"]],
+        "ability": ABILITY,
+        "reward_model": {"style": "rule", "ground_truth": row["answer"]},
+        "extra_info": extra,
+        "id": row["id"],
+        "pair_id": row["pair_id"],
+        "view": row["view"],
+        "question_type": row["question_type"],
+        "answer_type": row["answer_type"],
+    }
+
+
+@functools.cache
+def features_for(fmt: str) -> Features:
+    """``datasets.Features`` of the rows of format ``fmt`` (``hf``, ``trl`` or ``verl``)."""
+    from datasets import Features, Image, List, Value
+
+    from spatialrl.data.schema import features
+
+    base = features()
+    if fmt == "hf":
+        return base
+    if fmt == "trl":
+        f = {"prompt": List({"role": Value("string"), "content": List({"type": Value("string"), "text": Value("string")})})}
+        f.update(base)
+        return Features(f)
+    if fmt == "verl":
+        extra = {"split": Value("string"), "index": Value("int64")}
+        extra.update({k: base[k] for k in VERL_EXTRA})
+        return Features(
+            {
+                "data_source": Value("string"),
+                "prompt": List({"role": Value("string"), "content": Value("string")}),
+                "images": List(Image()),
+                "ability": Value("string"),
+                "reward_model": {"style": Value("string"), "ground_truth": Value("string")},
+                "extra_info": extra,
+                "id": Value("string"),
+                "pair_id": Value("string"),
+                "view": Value("string"),
+                "question_type": Value("string"),
+                "answer_type": Value("string"),
+            }
+        )
+    raise ValueError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
+
+
+def transform(rows: list[dict[str, Any]], fmt: str, split: str, start_index: int) -> list[dict[str, Any]]:
+    """Rows of :mod:`spatialrl.data.schema` converted to ``fmt``; ``start_index`` numbers
+    verl's ``extra_info.index`` within the split."""
+    if fmt == "hf":
+        return rows
+    if fmt == "trl":
+        return [trl_row(r) for r in rows]
+    if fmt == "verl":
+        return [verl_row(r, split, start_index + k) for k, r in enumerate(rows)]
+    raise ValueError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
+
+
+def convert(src: str, out: str, fmt: str, *, overwrite: bool = False, progress: bool = False) -> dict[str, int]:
+    """Convert a dataset written by ``spatialrl data build`` (``hf`` layout, directory
+    ``src``) to ``fmt`` in directory ``out`` (written atomically). Returns rows per split."""
+    from spatialrl.data.build import convert_dataset
+
+    return convert_dataset(src, out, fmt, overwrite=overwrite, progress=progress)

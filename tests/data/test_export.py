@@ -1,0 +1,118 @@
+"""Exports: TRL conversational prompts with an image, verl RL parquet; conversion of a build."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import jinja2
+import pyarrow.parquet as pq
+import pytest
+
+from spatialrl.cli import main
+from spatialrl.data.export import FORMAT_INSTRUCTION, features_for, trl_row, verl_row
+from spatialrl.data.schema import COLUMNS
+
+SCENES = 10
+
+
+def _build(out: Path, fmt: str) -> None:
+    assert main(["data", "build", "--out", str(out), "--scenes", str(SCENES), "--seed", "11", "--quiet",
+                 "--test-fraction", "0.2", "--format", fmt]) == 0  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def dirs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("exp")
+    for fmt in ("hf", "trl", "verl"):
+        _build(root / fmt, fmt)
+    return root
+
+
+def test_trl_format_loads_and_feeds_trl(dirs):
+    import datasets
+    from trl.data_utils import prepare_multimodal_messages
+
+    ds = datasets.load_dataset(str(dirs / "trl"))
+    assert set(ds) == {"train", "test"}
+    train = ds["train"]
+    assert set(COLUMNS) <= set(train.column_names) and "prompt" in train.column_names
+    row = train[0]
+    (msg,) = row["prompt"]
+    assert msg["role"] == "user"
+    assert msg["content"][0] == {"type": "image", "text": None}
+    assert msg["content"][1]["type"] == "text"
+    assert msg["content"][1]["text"] == row["question"] + "\n" + FORMAT_INSTRUCTION
+    assert "<think>" in FORMAT_INSTRUCTION and "<answer>" in FORMAT_INSTRUCTION
+    # What GRPOTrainer does with a row: fill the placeholder from the `image` column ...
+    filled = prepare_multimodal_messages(row["prompt"], images=[row["image"]])
+    assert filled[0]["content"][0]["image"] is row["image"]
+    # ... and render Qwen2.5-VL's chat template (shipped with TRL) with one image slot.
+    import trl
+
+    tpl = Path(trl.__file__).parent / "chat_templates" / "qwen2_5_vl.jinja"
+    text = jinja2.Template(tpl.read_text()).render(messages=filled, add_generation_prompt=True)
+    assert text.count("<|image_pad|>") == 1 and row["question"].splitlines()[0] in text
+    # reward columns survive as-is and match the hf build
+    hf = datasets.load_dataset(str(dirs / "hf"))["train"]
+    for k in ("id", "pair_id", "answer", "answer_value", "answer_type", "options", "answer_index", "bbox", "dimension"):
+        assert train[k] == hf[k]
+
+
+def test_verl_format(dirs):
+    d = dirs / "verl"
+    assert sorted(p.name for p in d.iterdir()) == ["README.md", "test.parquet", "train.parquet"]
+    t = pq.read_table(d / "train.parquet")
+    assert t.schema.names[:6] == ["data_source", "prompt", "images", "ability", "reward_model", "extra_info"]
+    rows = t.to_pylist()
+    hf = []
+    for p in sorted((dirs / "hf" / "data").glob("train-*.parquet")):
+        hf.extend(pq.read_table(p).to_pylist())
+    assert len(rows) == len(hf)
+    for k, (r, h) in enumerate(zip(rows, hf)):
+        assert r["data_source"] == "spatialrl" and r["ability"] == "spatial"
+        (msg,) = r["prompt"]
+        # verl's RLHFDataset splits the content at "<image>": exactly one image segment
+        segments = [s for s in re.split("(<image>|<video>)", msg["content"]) if s]
+        assert segments[0] == "<image>" and segments.count("<image>") == 1
+        assert segments[1] == h["question"] + "\n" + FORMAT_INSTRUCTION
+        assert len(r["images"]) == 1 and r["images"][0]["bytes"] == h["image"]["bytes"]
+        assert r["reward_model"] == {"style": "rule", "ground_truth": h["answer"]}
+        ex = r["extra_info"]
+        assert ex["split"] == "train" and ex["index"] == k
+        assert ex["pair_id"] == r["pair_id"] == h["pair_id"] and ex["answer_value"] == h["answer_value"]
+        assert ex["options"] == h["options"] and ex["bbox"] == h["bbox"]
+    import datasets
+
+    ds = datasets.load_dataset(str(d))
+    assert set(ds) == {"train", "test"}
+
+
+def test_convert_existing_build_matches_direct_build(dirs, tmp_path):
+    for fmt in ("trl", "verl"):
+        out = tmp_path / fmt
+        assert main(["data", "build", "--from", str(dirs / "hf"), "--out", str(out), "--format", fmt, "--quiet"]) == 0
+        direct = {p.relative_to(dirs / fmt): p.read_bytes() for p in (dirs / fmt).rglob("*.parquet")}
+        converted = {p.relative_to(out): p.read_bytes() for p in out.rglob("*.parquet")}
+        assert direct == converted
+
+
+def test_convert_rejects_non_hf_input(dirs, tmp_path, capsys):
+    rc = main(["data", "build", "--from", str(dirs / "trl"), "--out", str(tmp_path / "x"), "--format", "verl", "--quiet"])
+    assert rc == 2 and "--from" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
+
+
+def test_row_functions_and_features():
+    row = {c: None for c in COLUMNS} | {
+        "id": "s-q00-o", "pair_id": "s-q00", "view": "original", "question": "Q?", "answer": "B",
+        "options": ["x", "y"], "answer_index": 1, "bbox": [], "image": {"bytes": b"png", "path": None},
+    }  # fmt: skip
+    t = trl_row(row)
+    assert t["prompt"][0]["content"][0]["type"] == "image" and t["pair_id"] == "s-q00"
+    v = verl_row(row, "train", 5)
+    assert v["prompt"][0]["content"].startswith("<image>Q?\n") and v["extra_info"]["index"] == 5
+    assert v["images"] == [row["image"]] and v["pair_id"] == "s-q00"
+    assert set(features_for("verl")) >= {"data_source", "prompt", "images", "ability", "reward_model", "extra_info"}
+    with pytest.raises(ValueError, match="unknown format"):
+        features_for("csv")
