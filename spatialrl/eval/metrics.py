@@ -27,6 +27,7 @@ Fractions are returned in [0, 1] unless the docstring says percent.
 
 from __future__ import annotations
 
+import math
 from typing import Any, Sequence
 
 import numpy as np
@@ -57,6 +58,8 @@ def mean_relative_accuracy(pred: Any, gt: Any) -> Any:
     Returns:
         A float for scalar inputs, else an array of per-item scores (average it yourself).
     """
+    if isinstance(gt, (int, float)) and (pred is None or isinstance(pred, (int, float))):
+        return _mra_scalar(pred, gt)
     p, g = _values(pred), _values(gt)
     if p.shape != g.shape:
         raise ValueError(f"pred has shape {p.shape} but gt has shape {g.shape}")
@@ -65,6 +68,19 @@ def mean_relative_accuracy(pred: Any, gt: Any) -> Any:
     ok = rel[..., None] <= (1.0 - MRA_THRESHOLDS)  # NaN and inf never pass
     score = ok.mean(axis=-1)
     return float(score) if score.ndim == 0 else score
+
+
+_MRA_BOUNDS = [float(b) for b in (1.0 - MRA_THRESHOLDS)]
+
+
+def _mra_scalar(pred: float | None, gt: float) -> float:
+    """Scalar path of ``mean_relative_accuracy`` (no numpy overhead; same float64 comparisons)."""
+    if pred is None or gt == 0 or not math.isfinite(pred) or not math.isfinite(gt):
+        return 0.0
+    rel = abs(pred - gt) / gt
+    if not rel == rel:  # NaN
+        return 0.0
+    return sum(rel <= bound for bound in _MRA_BOUNDS) / len(_MRA_BOUNDS)
 
 
 def exact_match(pred: str | None, gt: str) -> float:
@@ -136,7 +152,7 @@ def bleu(preds: Sequence[str | None], refs: Sequence[str], max_order: int = 1) -
         return 0.0
     from sacrebleu.metrics import BLEU
 
-    metric = BLEU(max_ngram_order=max_order, effective_order=True)
+    metric = BLEU(max_ngram_order=max_order)  # corpus BLEU, no effective-order smoothing
     hyps = ["" if p is None else str(p) for p in preds]
     return float(metric.corpus_score(hyps, [[str(r) for r in refs]]).score)
 

@@ -83,6 +83,10 @@ class Benchmark(ABC):
         relative-direction levels)."""
         return item.question_type
 
+    def prepare(self, items: Sequence[EvalItem], texts: Sequence[str | None]) -> None:
+        """Called once with every prediction before ``score_item``, so a benchmark can batch
+        expensive work (e.g. Sentence-BERT embeddings) instead of doing it item by item."""
+
     def extra_metrics(self, items: Sequence[EvalItem], texts: Sequence[str | None]) -> dict[str, Any]:
         """Benchmark-specific metrics beyond the per-type means (e.g. sMAPE, BLEU), reported under
         ``metrics``. ``texts`` holds the raw predictions aligned with ``items`` (``None`` if missing)."""
@@ -131,6 +135,8 @@ def score_predictions(benchmark: Benchmark, items: Sequence[EvalItem], predictio
             missing.append(item.id)
             text = None
         texts.append(text)
+    benchmark.prepare(items, texts)
+    for item, text in zip(items, texts):
         result = benchmark.score_item(item, text)
         kind = benchmark.type_of(item)
         by_type[kind].append(float(result.score))
