@@ -4,78 +4,14 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
-from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
 from spatialrl.data.llm import ChatClient, DiskCache, LLMError, cache_key
+from tests.helpers.fake_openai import FakeOpenAI
 
 SECRET = "sk-test-Zq8-DISTINCTIVE-7f3a9c"
-
-
-class FakeOpenAI:
-    """POST /v1/chat/completions. ``reply(body) -> str`` makes the content; ``statuses`` is a
-    queue of HTTP statuses to answer with first (e.g. [500] for one transient failure)."""
-
-    def __init__(self, reply: Callable[[dict], str] | None = None, statuses: list[int] | None = None) -> None:
-        self.reply = reply or (lambda body: "hello")
-        self.statuses = list(statuses or [])
-        self.requests: list[dict] = []
-        self.auth: list[str | None] = []
-        self.lock = threading.Lock()
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):  # keep test output clean
-                pass
-
-            def do_POST(self):
-                length = int(self.headers.get("Content-Length") or 0)
-                body = json.loads(self.rfile.read(length) or b"{}")
-                with fake.lock:
-                    fake.requests.append(body)
-                    fake.auth.append(self.headers.get("Authorization"))
-                    status = fake.statuses.pop(0) if fake.statuses else 200
-                if self.path.rstrip("/") != "/v1/chat/completions":
-                    status = 404
-                if status == 200:
-                    payload = {
-                        "id": f"chatcmpl-{len(fake.requests)}",
-                        "object": "chat.completion",
-                        "created": 0,
-                        "model": body.get("model", "x"),
-                        "choices": [
-                            {"index": 0, "message": {"role": "assistant", "content": fake.reply(body)}, "finish_reason": "stop"}
-                        ],
-                        "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
-                    }
-                else:
-                    # a server that echoes the key back in its error, as some do
-                    payload = {"error": {"message": f"failure {status} for key {(self.headers.get('Authorization') or '')[7:]}", "type": "server_error"}}
-                data = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/v1"
-
-    def __enter__(self) -> FakeOpenAI:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 def _client(server: FakeOpenAI, cache: Path, **kw) -> ChatClient:

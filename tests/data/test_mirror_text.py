@@ -6,8 +6,6 @@ import base64
 import io
 import json
 import logging
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +23,7 @@ from spatialrl.data.mirror_text import (
     parse_rewrite_reply,
     rewrite_text,
 )
+from tests.helpers.fake_openai import FakeOpenAI
 
 W, H = 640, 480
 SKIP = object()
@@ -394,54 +393,9 @@ def test_hugging_face_inputs(tmp_path):
 # ---------------------------------------------------------------------------------------
 
 
-class FakeOpenAI:
-    """POST /v1/chat/completions in OpenAI's response shape; replies are chosen by a
-    substring of the prompt; ``statuses`` are answered first (e.g. one transient 500)."""
-
-    def __init__(self, replies: dict[str, str], statuses: list[int] | None = None) -> None:
-        self.replies = replies
-        self.statuses = list(statuses or [])
-        self.requests: list[dict] = []
-        self.lock = threading.Lock()
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
-                with fake.lock:
-                    fake.requests.append(body)
-                    status = fake.statuses.pop(0) if fake.statuses else 200
-                prompt = body["messages"][0]["content"]
-                content = next((r for k, r in fake.replies.items() if k in prompt), "no idea")
-                payload = (
-                    {"id": "c", "object": "chat.completion", "created": 0, "model": body["model"],
-                     "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}]}
-                    if status == 200 else {"error": {"message": "overloaded", "type": "server_error"}}
-                )
-                data = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/v1"
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.server.shutdown()
-        self.server.server_close()
+def reply_by_substring(replies: dict[str, str]):
+    """The reply whose key is a substring of the prompt, else "no idea"."""
+    return lambda body: next((r for k, r in replies.items() if k in body["messages"][0]["content"]), "no idea")
 
 
 LLM_ROWS = [
@@ -484,7 +438,7 @@ def test_llm_rewriter_end_to_end(tmp_path, monkeypatch, capsys, caplog):
             "--llm-cache", str(cache), "--llm-backoff", "0", "--llm-retries", "2", "--llm-timeout", "5",
         ]
 
-    with FakeOpenAI(LLM_REPLIES, statuses=[500]) as server:
+    with FakeOpenAI(reply_by_substring(LLM_REPLIES), statuses=[500]) as server:
         assert _main(args(tmp_path / "out1", server.base_url)) == 0
         first = len(server.requests)
     assert first == 5 + 1  # five eligible rows, one transient 500 retried
@@ -513,7 +467,7 @@ def test_llm_rewriter_end_to_end(tmp_path, monkeypatch, capsys, caplog):
     assert report["llm"]["client"]["retries"] == 1
 
     # a rerun makes zero requests: every reply comes from the cache
-    with FakeOpenAI(LLM_REPLIES) as server:
+    with FakeOpenAI(reply_by_substring(LLM_REPLIES)) as server:
         assert _main(args(tmp_path / "out2", server.base_url)) == 0
         assert server.requests == []
     again = json.loads((tmp_path / "out2" / "mirror_report.json").read_text())
@@ -532,7 +486,7 @@ def test_llm_unreachable_falls_back_to_rules(tmp_path, monkeypatch):
     data = tmp_path / "data"
     _png(data / "a.png")
     _write_jsonl(data / "data.jsonl", LLM_ROWS[:4])
-    with FakeOpenAI({}) as server:
+    with FakeOpenAI(reply_by_substring({})) as server:
         url = server.base_url  # closed after this block: connections are refused
     monkeypatch.setenv("MIRROR_TEST_KEY", SECRET)
     out = tmp_path / "out"

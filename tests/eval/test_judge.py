@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import logging
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -17,55 +14,9 @@ from spatialrl.eval.judge import (
     judge_from_env,
     parse_verdict,
 )
+from tests.helpers.fake_openai import FakeOpenAI
 
 SECRET = "sk-judge-test-4f1e-UNIQUE-a9b8"
-
-
-class Server:
-    """POST /v1/chat/completions; ``reply(prompt) -> (status, text)``; records every request."""
-
-    def __init__(self, reply):
-        self.reply = reply
-        self.requests: list[dict] = []
-        self.lock = threading.Lock()
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
-                with outer.lock:
-                    outer.requests.append(body)
-                status, text = outer.reply(body["messages"][0]["content"])
-                if status == 200:
-                    payload = {"id": "x", "object": "chat.completion", "created": 0, "model": body["model"],
-                               "choices": [{"index": 0, "finish_reason": "stop",
-                                            "message": {"role": "assistant", "content": text}}]}
-                else:  # echo the key back, as some servers do, to check it is masked
-                    payload = {"error": {"message": f"bad request {self.headers.get('Authorization')}"}}
-                data = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
-
-    @property
-    def base_url(self):
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.httpd.shutdown()
-        self.httpd.server_close()
 
 
 def reply_by_prompt(prompt: str):
@@ -107,7 +58,7 @@ def test_prompts_are_filled_literally():
 def test_judge_over_http_parsing_caching_malformed_and_key(tmp_path, caplog):
     caplog.set_level(logging.DEBUG)
     cache = tmp_path / "cache"
-    with Server(reply_by_prompt) as server:
+    with FakeOpenAI(lambda body: reply_by_prompt(body["messages"][0]["content"])) as server:
         judge = _judge(server, cache, workers=3)
         assert judge.judge_yes_no("yes", "Yes, it is.") == 1
         assert judge.judge_yes_no("no", "Yes, it is.") == 0
