@@ -1,6 +1,6 @@
 """BLINK (Fu et al. 2024), scored with the official rules of zeyofu/BLINK_Benchmark.
 
-Sources (docs/benchmarks_mc.md cites each rule): ``eval/test_benchmark.py`` (prompt,
+Sources (docs/benchmarks.md cites each rule): ``eval/test_benchmark.py`` (prompt,
 ``analyze_answer``), ``eval/evaluate.py`` (``eval_prediction``: exact match, macro average),
 ``eval/multiple_choice.py`` (the GPT-3.5 fallback).
 

@@ -1,6 +1,6 @@
 """CV-Bench (Tong et al. 2024, Cambrian-1), scored with the official rules.
 
-Sources (docs/benchmarks_mc.md cites each rule):
+Sources (docs/benchmarks.md cites each rule):
 
 - Data: the HF dataset ``nyu-visionx/CV-Bench``: ``test.parquet`` (images embedded) or
   ``test.jsonl`` + ``img/`` (images by ``filename``), fields ``idx``, ``type`` (2D/3D), ``task``

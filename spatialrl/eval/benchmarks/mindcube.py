@@ -1,6 +1,6 @@
 """MindCube (Yin et al. 2025, spatial mental modeling from limited views), scored with the official rules.
 
-Sources (mll-lab-nu/MindCube; docs/benchmarks_mc.md cites each rule):
+Sources (mll-lab-nu/MindCube; docs/benchmarks.md cites each rule):
 ``src/prompt_generation/templates.py`` (prompts), ``src/evaluation/core/extractors.py``
 (``extract_answer``, ``get_setting_from_id``), ``src/evaluation/core/base_metrics.py`` and the
 basic / cogmap evaluators (accuracy, settings, translation excluded from the overall).

@@ -1,6 +1,6 @@
 """MMSI-Bench (Yang et al. 2025, multi-image spatial intelligence), scored with the official rules.
 
-Sources (docs/benchmarks_mc.md cites each rule): the official repository's README
+Sources (docs/benchmarks.md cites each rule): the official repository's README
 (InternRobotics/MMSI-Bench, formerly OpenRobotLab/MMSI-Bench: "Answer Extraction") and the task
 the authors contributed to EvolvingLMMs-Lab/lmms-eval (``lmms_eval/tasks/mmsi_bench/msr_bench.yaml``,
 ``utils.py``: ``msr_doc_to_text``, ``extract_single_choice_with_word_boundary``,

@@ -20,7 +20,7 @@ as andrewliao11/Q-Spatial-Bench-code ``examples/evaluate_success_rate.ipynb``):
   ``distance_unit{...}`` group, lower-cased (not stripped) and looked up in the unit table:
   meters/meter/m/metre/metres = 100, centimeters/centimeter/cm = 1, feet/foot/ft = 30.48,
   inch/inches/in = 2.54, mm = 0.1 (centimetres). An unknown unit has multiplier 0
-  (VLMEvalKit; the repository notebook used 1 instead -- see docs/benchmarks_svqa.md). No
+  (VLMEvalKit; the repository notebook used 1 instead -- see docs/benchmarks.md). No
   ``scalar{}`` or no ``distance_unit{}`` is a parse error: the prediction becomes 1e-8 cm.
 - Score: ``pred_cm + 1e-8`` and ``gt_cm + 1e-8``; success iff ``max(p/g, g/p) < delta`` with
   delta 2 (the reported number) and 1.5 (reported beside it). Consequences kept as is: a

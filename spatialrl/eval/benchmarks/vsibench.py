@@ -2,7 +2,7 @@
 
 Official code: vision-x-nyu/thinking-in-space, ``lmms_eval/tasks/vsibench/utils.py`` and
 ``vsibench.yaml`` (the same task ships in EvolvingLMMs-Lab/lmms-eval). Every rule below is a
-re-implementation of a named function there (docs/benchmarks_mc.md lists them):
+re-implementation of a named function there (docs/benchmarks.md lists them):
 
 - Data: the HF dataset ``nyu-visionx/VSI-Bench`` (``test-00000-of-00001.parquet``; a JSON Lines
   export works too): ``id``, ``dataset``, ``scene_name``, ``question_type``, ``question``,

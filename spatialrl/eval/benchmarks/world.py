@@ -2,7 +2,7 @@
 scored VSI-Bench style (Yang et al. 2025: mean relative accuracy for numbers, accuracy for the
 rest, macro average over question types).
 
-This is our benchmark, so the rules are ours; ``docs/benchmarks_world.md`` states them for
+This is our benchmark, so the rules are ours; ``docs/benchmarks.md`` states them for
 users. In short:
 
 - Data (``load``): ``DIR`` (a directory written by ``spatialrl data build --format hf`` or
