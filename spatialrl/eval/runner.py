@@ -1,0 +1,456 @@
+"""``spatialrl eval run``: generate a model's answers to a benchmark, resumably, then score them.
+
+For each model (a checkpoint directory: the tiny model or a real Qwen2.5-VL-class checkpoint):
+
+1. the benchmark's items (``get_benchmark(name).load(data)``, the first ``--limit``);
+2. ``OUT/<model>/predictions.jsonl`` is read if it exists (a torn last line left by a killed run
+   is cut first); items already there are not generated again;
+3. the rest are generated in batches: one user message per item (one image placeholder per
+   image, then ``benchmark.prompt(item, variant)``) through the processor's chat template,
+   left padding, greedy decoding, ``--max-new-tokens``; each finished item is appended to
+   the predictions file at once (one JSON line, flushed), so an interrupted run loses at most
+   the batch in flight;
+4. the file is scored with the benchmark's official rules (``score_predictions``) and
+   ``OUT/<model>/scores.json`` is written atomically.
+
+``OUT/<model>/run.json`` records the settings that determine the predictions (model path,
+benchmark, prompt variant, max new tokens); resuming with different ones is refused rather
+than mixing two runs in one file (``--overwrite`` starts again).
+
+Several models (``--model a b``, or globs such as ``'runs/x/checkpoint-*'``) score a checkpoint
+sweep (SVQA-R1 appendix F): checkpoints of one run are ordered by step number, each gets its
+own directory, and ``OUT/sweep.json`` summarises model -> overall score.
+
+The run prints one line per model, ``<model>: resuming: D of N done, generating K`` (``D`` is 0
+on a fresh start), before generating.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import importlib
+import importlib.util
+import os
+import re
+import sys
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+HELP = "run models on a benchmark (batched greedy generation, resumable), write predictions and scores"
+
+__all__ = [
+    "HELP",
+    "ModelRun",
+    "add_arguments",
+    "build_messages",
+    "expand_models",
+    "generate_batch",
+    "model_names",
+    "run",
+    "run_benchmark",
+    "step_number",
+]
+
+PREDICTIONS_FILE = "predictions.jsonl"
+SCORES_FILE = "scores.json"
+RUN_FILE = "run.json"
+SWEEP_FILE = "sweep.json"
+
+_GLOB_CHARS = re.compile(r"[*?\[]")
+_STEP = re.compile(r"(?:checkpoint|step|global_step|iter)[-_]?(\d+)$", re.IGNORECASE)
+
+
+# --------------------------------------------------------------------------------------
+# Models: expansion, ordering, names
+# --------------------------------------------------------------------------------------
+
+
+def step_number(path: str | Path) -> int | None:
+    """The training step a checkpoint directory's name carries (``checkpoint-500`` -> 500), else None."""
+    match = _STEP.search(Path(path).name)
+    return int(match.group(1)) if match else None
+
+
+def _natural_key(text: str) -> list[Any]:
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text)]
+
+
+def expand_models(specs: Sequence[str]) -> list[str]:
+    """Paths from ``--model`` arguments, duplicates dropped. A glob expands to its directories
+    in natural order (``x-2`` before ``x-10``). Then, where every model of one parent directory
+    carries a step number (``checkpoint-500``), those are ordered by step (so a shell-expanded,
+    lexicographic ``checkpoint-*`` comes out right), parents in order of first appearance;
+    otherwise the order given is kept. Raises ``ValueError`` for a glob without a match."""
+    paths: list[str] = []
+    for spec in specs:
+        if _GLOB_CHARS.search(spec):
+            matches = sorted((m for m in glob.glob(spec) if os.path.isdir(m)), key=_natural_key)
+            if not matches:
+                raise ValueError(f"--model {spec!r} matches no directory")
+            paths.extend(matches)
+        else:
+            paths.append(spec)
+    unique = list(dict.fromkeys(os.path.normpath(p) for p in paths))
+    parents: dict[str, list[str]] = {}
+    for path in unique:
+        parents.setdefault(os.path.dirname(os.path.abspath(path)), []).append(path)
+    if not all(step_number(p) is not None for group in parents.values() for p in group if len(group) > 1):
+        return unique
+    ordered: list[str] = []
+    for group in parents.values():
+        ordered.extend(sorted(group, key=lambda p: step_number(p)))
+    return ordered
+
+
+def model_names(paths: Sequence[str]) -> list[str]:
+    """Directory names for the models' outputs: each path's last component, or as many
+    trailing components (joined with ``__``) as make the names unique."""
+    parts = [Path(os.path.abspath(p)).parts for p in paths]
+    depth = 1
+    while True:
+        names = ["__".join(p[-depth:]).lstrip("/") or "model" for p in parts]
+        if len(set(names)) == len(names) or depth >= max((len(p) for p in parts), default=1):
+            return names
+        depth += 1
+
+
+# --------------------------------------------------------------------------------------
+# Generation
+# --------------------------------------------------------------------------------------
+
+
+def _load_image(image: Any) -> Any:
+    from PIL import Image
+
+    if isinstance(image, (str, os.PathLike)):
+        with Image.open(image) as im:
+            return im.convert("RGB")
+    if isinstance(image, Image.Image):
+        return image if image.mode == "RGB" else image.convert("RGB")
+    import numpy as np
+
+    return Image.fromarray(np.asarray(image)).convert("RGB")
+
+
+def build_messages(text: str, n_images: int) -> list[dict[str, Any]]:
+    """One user turn: ``n_images`` image placeholders, then the text (Qwen2.5-VL's order)."""
+    content: list[dict[str, Any]] = [{"type": "image"} for _ in range(n_images)]
+    content.append({"type": "text", "text": text})
+    return [{"role": "user", "content": content}]
+
+
+def _greedy_config(model: Any, tokenizer: Any, max_new_tokens: int) -> Any:
+    """The checkpoint's generation config (eos and pad ids) made purely greedy. A real
+    Qwen2.5-VL ships sampling settings and ``repetition_penalty=1.05``; they are set to their
+    neutral values here (``None`` would be refilled from the checkpoint by ``generate``)."""
+    import copy
+
+    from transformers import GenerationConfig
+
+    config = copy.deepcopy(getattr(model, "generation_config", None) or GenerationConfig())
+    config.do_sample = False
+    config.num_beams = 1
+    neutral = {"temperature": 1.0, "top_p": 1.0, "top_k": 50, "typical_p": 1.0, "repetition_penalty": 1.0,
+               "no_repeat_ngram_size": 0}
+    for name, value in neutral.items():
+        setattr(config, name, value)
+    config.max_new_tokens = int(max_new_tokens)
+    config.max_length = None
+    if config.pad_token_id is None:
+        config.pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    if config.eos_token_id is None:
+        config.eos_token_id = tokenizer.eos_token_id
+    return config
+
+
+def generate_batch(model: Any, processor: Any, texts: Sequence[str], images: Sequence[Sequence[Any]],
+                   max_new_tokens: int) -> list[str]:
+    """Greedy completions (raw text, special tokens removed) for a batch of user prompts, each
+    with its images (PIL images or paths), left-padded."""
+    import torch
+
+    prompts = [
+        processor.apply_chat_template(build_messages(text, len(imgs)), add_generation_prompt=True, tokenize=False)
+        for text, imgs in zip(texts, images)
+    ]
+    flat = [_load_image(im) for imgs in images for im in imgs]
+    tokenizer = getattr(processor, "tokenizer", processor)
+    tokenizer.padding_side = "left"
+    kwargs: dict[str, Any] = {"text": prompts, "padding": True, "return_tensors": "pt"}
+    if flat:
+        kwargs["images"] = flat
+    inputs = processor(**kwargs).to(model.device)
+    with torch.inference_mode():
+        output = model.generate(**inputs, generation_config=_greedy_config(model, tokenizer, max_new_tokens))
+    new_tokens = output[:, inputs["input_ids"].shape[1]:]
+    return tokenizer.batch_decode(new_tokens, skip_special_tokens=True, clean_up_tokenization_spaces=False)
+
+
+# --------------------------------------------------------------------------------------
+# One model on one benchmark
+# --------------------------------------------------------------------------------------
+
+
+@dataclass
+class ModelRun:
+    """What :func:`run_benchmark` did for one model."""
+
+    name: str
+    path: str
+    out_dir: Path
+    total: int
+    done_before: int
+    generated: int
+    repaired_torn_line: bool
+    scores: dict[str, Any]
+
+
+def _settings(model_path: str, benchmark: str, variant: str, max_new_tokens: int) -> dict[str, Any]:
+    return {
+        "model": os.path.abspath(model_path),
+        "benchmark": benchmark,
+        "prompt_variant": variant,
+        "max_new_tokens": int(max_new_tokens),
+    }
+
+
+def _check_settings(out_dir: Path, settings: dict[str, Any]) -> None:
+    import json
+
+    from spatialrl.eval.predictions import write_json_atomic
+
+    path = out_dir / RUN_FILE
+    if path.exists() and (out_dir / PREDICTIONS_FILE).exists():
+        try:
+            old = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            old = None
+        if isinstance(old, dict):
+            diff = {k: (old.get(k), v) for k, v in settings.items() if old.get(k) != v}
+            if diff:
+                detail = "; ".join(f"{k}: {a!r} before, {b!r} now" for k, (a, b) in diff.items())
+                raise ValueError(
+                    f"{out_dir} holds predictions made with other settings ({detail}); "
+                    "choose another --out, or pass --overwrite to start this model again"
+                )
+    write_json_atomic(path, settings)
+
+
+def _batches(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def run_benchmark(
+    model_path: str,
+    name: str,
+    benchmark: Any,
+    items: Sequence[Any],
+    out_dir: str | Path,
+    *,
+    max_new_tokens: int = 256,
+    batch_size: int = 8,
+    prompt_variant: str = "default",
+    overwrite: bool = False,
+    device: str | None = None,
+    dtype: Any = None,
+    progress: bool = True,
+    log: Any = print,
+) -> ModelRun:
+    """Generate the missing predictions of ``model_path`` on ``items``, append them to
+    ``out_dir/predictions.jsonl``, score and write ``out_dir/scores.json``."""
+    from tqdm.auto import tqdm
+
+    from spatialrl.eval.benchmarks import score_predictions
+    from spatialrl.eval.predictions import (
+        append_prediction,
+        read_predictions,
+        repair_torn_tail,
+        write_json_atomic,
+    )
+
+    videos = [item.id for item in items if item.meta.get("video")]
+    if videos:
+        raise ValueError(
+            f"{benchmark.name}: {len(videos)} items are videos (e.g. {videos[0]!r}); `eval run` does not decode "
+            "video yet. Generate predictions with a video-capable pipeline (e.g. lmms-eval) and score them with "
+            "`spatialrl eval score`."
+        )
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    pred_path = out_dir / PREDICTIONS_FILE
+    if overwrite:
+        for stale in (PREDICTIONS_FILE, SCORES_FILE, RUN_FILE):
+            (out_dir / stale).unlink(missing_ok=True)
+    _check_settings(out_dir, _settings(model_path, benchmark.name, prompt_variant, max_new_tokens))
+
+    repaired = repair_torn_tail(pred_path)
+    existing = read_predictions(pred_path, allow_torn_tail=True) if pred_path.exists() else {}
+    todo = [item for item in items if item.id not in existing]
+    done = len(items) - len(todo)
+    if repaired:
+        log(f"{name}: cut a torn last line from {pred_path} (a killed run's leftover); regenerating that item")
+    log(f"{name}: resuming: {done} of {len(items)} done, generating {len(todo)}")
+
+    if todo:
+        from spatialrl.models import load_model_and_processor
+
+        model, processor = load_model_and_processor(model_path, dtype=dtype, device=device)
+        bar = tqdm(total=len(items), initial=done, desc=name, unit="item", disable=not progress, dynamic_ncols=True)
+        try:
+            with open(pred_path, "a", encoding="utf-8") as fh:
+                for batch in _batches(todo, batch_size):
+                    texts = [benchmark.prompt(item, prompt_variant) for item in batch]
+                    outputs = generate_batch(model, processor, texts, [list(item.images) for item in batch],
+                                             max_new_tokens)
+                    for item, text in zip(batch, outputs):
+                        append_prediction(fh, item.id, text)
+                    bar.update(len(batch))
+        finally:
+            bar.close()
+        del model
+
+    predictions = read_predictions(pred_path) if pred_path.exists() else {}
+    scores = score_predictions(benchmark, items, predictions)
+    scores["run"] = {**_settings(model_path, benchmark.name, prompt_variant, max_new_tokens),
+                     "items": len(items), "generated_now": len(todo)}
+    write_json_atomic(out_dir / SCORES_FILE, scores)
+    return ModelRun(name=name, path=model_path, out_dir=out_dir, total=len(items), done_before=done,
+                    generated=len(todo), repaired_torn_line=repaired, scores=scores)
+
+
+# --------------------------------------------------------------------------------------
+# CLI
+# --------------------------------------------------------------------------------------
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", required=True, nargs="+", metavar="M",
+                        help="checkpoint directory(ies); globs such as 'runs/x/checkpoint-*' (quoted) are expanded "
+                             "and ordered by step; several models score a sweep and write OUT/sweep.json")
+    parser.add_argument("--benchmark", required=True, help="benchmark name (see `spatialrl eval score --help`)")
+    parser.add_argument("--data", required=True, help="path to the benchmark's files")
+    parser.add_argument("--out", required=True,
+                        help="output directory: OUT/<model>/predictions.jsonl, scores.json, run.json")
+    parser.add_argument("--max-new-tokens", type=_positive, default=256, help="generation budget per item (default 256)")
+    parser.add_argument("--batch-size", type=_positive, default=8, help="items per generate() call (default 8)")
+    parser.add_argument("--prompt-variant", default="default",
+                        help="prompt variant passed to the benchmark (its `prompt_variants`; default 'default')")
+    parser.add_argument("--limit", type=_positive, default=None, help="only the first N items of the benchmark")
+    parser.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
+    parser.add_argument("--dtype", default="auto",
+                        help="model dtype: auto (the checkpoint's), float32, bfloat16, float16")
+    parser.add_argument("--threads", type=_positive, default=None,
+                        help="torch CPU threads (default: torch's choice; on a shared 2-core machine 1 is steadier)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="discard existing predictions in OUT/<model> instead of resuming")
+    parser.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
+                        help="import a Python module or .py file first (e.g. one registering your own benchmark)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _import(spec: str) -> None:
+    if spec.endswith(".py") or os.sep in spec:
+        path = Path(spec).resolve()
+        name = "_spatialrl_user_" + re.sub(r"\W", "_", path.stem)
+        module_spec = importlib.util.spec_from_file_location(name, path)
+        if module_spec is None or module_spec.loader is None:
+            raise ValueError(f"--import {spec!r}: cannot import that file")
+        module = importlib.util.module_from_spec(module_spec)
+        sys.modules[name] = module
+        module_spec.loader.exec_module(module)
+    else:
+        importlib.import_module(spec)
+
+
+def _dtype(text: str) -> Any:
+    if text == "auto":
+        return None
+    import torch
+
+    value = getattr(torch, text, None)
+    if not isinstance(value, torch.dtype):
+        raise ValueError(f"--dtype {text!r} is not a torch dtype (auto, float32, bfloat16, float16)")
+    return value
+
+
+def run(args: argparse.Namespace) -> int:
+    from spatialrl.eval.benchmarks import BenchmarkDataError, get_benchmark
+    from spatialrl.eval.predictions import PredictionsError, write_json_atomic
+
+    try:
+        for spec in args.imports:
+            _import(spec)
+        benchmark = get_benchmark(args.benchmark)
+        if args.prompt_variant not in benchmark.prompt_variants:
+            raise ValueError(f"{benchmark.name}: unknown prompt variant {args.prompt_variant!r}; "
+                             f"choose from {', '.join(benchmark.prompt_variants)}")
+        paths = expand_models(args.model)
+        missing = [p for p in paths if not os.path.isdir(p)]
+        if missing:
+            raise ValueError(f"model directory not found: {', '.join(missing)}")
+        items = benchmark.load(args.data)
+        if args.limit is not None:
+            items = items[: args.limit]
+        dtype = _dtype(args.dtype)
+    except (BenchmarkDataError, ValueError, ImportError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+    import torch
+
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    out = Path(args.out)
+    results: list[ModelRun] = []
+    for path, name in zip(paths, model_names(paths)):
+        try:
+            result = run_benchmark(
+                path, name, benchmark, items, out / name,
+                max_new_tokens=args.max_new_tokens, batch_size=args.batch_size,
+                prompt_variant=args.prompt_variant, overwrite=args.overwrite,
+                device=device, dtype=dtype, progress=not args.no_progress,
+                log=lambda msg: print(msg, flush=True),
+            )
+        except (PredictionsError, ValueError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        results.append(result)
+        report = result.scores
+        print(f"{name}: {benchmark.name} overall {report['overall']:.2f}"
+              + (f" (lenient {report['overall_lenient']:.2f})" if "overall_lenient" in report else "")
+              + f" on {report['counts']['items']} items -> {result.out_dir / SCORES_FILE}", flush=True)
+
+    if len(results) > 1:
+        sweep = {
+            "benchmark": benchmark.name,
+            "prompt_variant": args.prompt_variant,
+            "overall": {r.name: r.scores["overall"] for r in results},
+            "models": [
+                {
+                    "name": r.name,
+                    "path": os.path.abspath(r.path),
+                    "step": step_number(r.path),
+                    "overall": r.scores["overall"],
+                    **({"overall_lenient": r.scores["overall_lenient"]} if "overall_lenient" in r.scores else {}),
+                    "per_type": r.scores["per_type"],
+                }
+                for r in results
+            ],
+        }
+        best = max(results, key=lambda r: r.scores["overall"])
+        sweep["best"] = {"name": best.name, "overall": best.scores["overall"]}
+        write_json_atomic(out / SWEEP_FILE, sweep)
+        print(f"sweep: best {best.name} ({best.scores['overall']:.2f}) -> {out / SWEEP_FILE}", flush=True)
+    return 0
