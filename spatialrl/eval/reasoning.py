@@ -62,6 +62,21 @@ def _keyword_regex(keywords: Sequence[str]) -> re.Pattern:
 
 _COT_REGEX = _keyword_regex(COT_KEYWORDS)
 _COT_ORDER = sorted(dict.fromkeys(COT_KEYWORDS), key=lambda k: (-len(k), k))
+_WORD = re.compile(r"\w+")
+
+
+def _phrase_parts(keyword: str) -> tuple[tuple[str, ...], tuple[str, ...], str]:
+    """Words of a keyword and the gaps between them (" " for any whitespace, else literal)."""
+    lowered = keyword.lower()
+    spans = [m.span() for m in _WORD.finditer(lowered)]
+    gaps = tuple(" " if lowered[a:b].isspace() else lowered[a:b] for (_, a), (b, _) in zip(spans, spans[1:]))
+    return tuple(lowered[a:b] for a, b in spans), gaps, lowered
+
+
+_COT_BY_FIRST_WORD: dict[str, list[tuple[tuple[str, ...], tuple[str, ...], str]]] = {}
+for _keyword in _COT_ORDER:  # longest first, as in the regex
+    _parts = _phrase_parts(_keyword)
+    _COT_BY_FIRST_WORD.setdefault(_parts[0][0], []).append(_parts)
 _THINK = re.compile(r"<\s*think\s*>(.*?)<\s*/\s*think\s*>", re.IGNORECASE | re.DOTALL)
 
 
@@ -73,13 +88,33 @@ def count_cot_keywords(text: str | None, keywords: Sequence[str] | None = None) 
     """
     if not isinstance(text, str) or not text:
         return Counter()
-    if keywords is None:
-        regex, order = _COT_REGEX, _COT_ORDER
-    else:
+    if keywords is not None:
         regex, order = _keyword_regex(keywords), sorted(dict.fromkeys(keywords), key=lambda k: (-len(k), k))
-    counts: Counter = Counter()
-    for match in regex.finditer(text.translate(_APOSTROPHES)):
-        counts[order[match.lastindex - 1].lower()] += 1
+        counts: Counter = Counter()
+        for match in regex.finditer(text.translate(_APOSTROPHES)):
+            counts[order[match.lastindex - 1].lower()] += 1
+        return counts
+    # The built-in list: exactly _COT_REGEX's matches, found by one walk over the word tokens
+    # (several times faster than the 41-way alternation). A keyword can only start at a token
+    # start (it begins with \b and a letter), so compare token runs: the words equal ignoring
+    # case, and the gaps between them whitespace (where the keyword has a space) or literal.
+    lowered = text.translate(_APOSTROPHES).lower()
+    spans = [m.span() for m in _WORD.finditer(lowered)]
+    words = [lowered[a:b] for a, b in spans]
+    counts = Counter()
+    i, n = 0, len(words)
+    while i < n:
+        for phrase_words, phrase_gaps, name in _COT_BY_FIRST_WORD.get(words[i], ()):
+            k = len(phrase_words)
+            if i + k <= n and all(words[i + j] == phrase_words[j] for j in range(1, k)) and all(
+                (gap.isspace() if want == " " else gap == want)
+                for want, gap in zip(phrase_gaps, (lowered[spans[i + j][1]:spans[i + j + 1][0]] for j in range(k - 1)))
+            ):
+                counts[name] += 1
+                i += k
+                break
+        else:
+            i += 1
     return counts
 
 

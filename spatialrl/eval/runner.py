@@ -314,7 +314,7 @@ def run_benchmark(
         del model
 
     predictions = read_predictions(pred_path) if pred_path.exists() else {}
-    scores = score_predictions(benchmark, items, predictions)
+    scores = score_predictions(benchmark, items, predictions, reasoning=True)
     scores["run"] = {**_settings(model_path, benchmark.name, prompt_variant, max_new_tokens),
                      "items": len(items), "generated_now": len(todo)}
     write_json_atomic(out_dir / SCORES_FILE, scores)

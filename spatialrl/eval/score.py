@@ -21,6 +21,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", required=True, help="path to the benchmark's official file(s), downloaded by you")
     parser.add_argument("--predictions", required=True, help="JSON Lines file: one {id, prediction} per line")
     parser.add_argument("--out", required=True, help="where to write SCORES.json")
+    parser.add_argument("--reasoning", action="store_true",
+                        help="also report SVQA-R1 appendix G statistics of the replies (reasoning-keyword counts, "
+                             "think lengths) under 'reasoning'")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -36,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     except (BenchmarkDataError, PredictionsError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    report = score_predictions(benchmark, items, predictions)
+    report = score_predictions(benchmark, items, predictions, reasoning=args.reasoning)
     write_json_atomic(args.out, report)
     counts = report["counts"]
     print(f"{benchmark.name}: overall {report['overall']:.2f}"

@@ -75,3 +75,52 @@ def test_keyword_stats_and_analyze():
     assert report["cot"]["mean_keywords_per_response"] == pytest.approx(3.0)  # (2 + 4) / 2
     assert report["think"]["share_with_think"] == pytest.approx(0.5)
     assert analyze(texts)["cot"] == stats
+
+
+def test_fast_keyword_walk_equals_the_regex():
+    """count_cot_keywords walks word tokens; it must find exactly what the keyword regex finds."""
+    import random
+    from collections import Counter
+
+    from spatialrl.eval import reasoning as R
+
+    words = ["likely", "so", "then", "first", "in", "the", "step", "second", "might", "be", "I", "think", "I'm",
+             "not", "sure", "let's", "say", "if", "suppose", "chair", "It", "is", "important", "to", "note", "as",
+             "a", "result", "that", "means", "so-called", "I\u2019m", "assuming", "case", "2.5", "So,", "THEN",
+             "it's", "_so_", "so_", "'so'", "'if", "\n", "\t"]
+    rng = random.Random(0)
+    for _ in range(3000):
+        text = rng.choice([" ", "", "-", "  ", "\n"]).join(rng.choice(words) for _ in range(rng.randint(0, 30)))
+        slow = Counter(R._COT_ORDER[m.lastindex - 1].lower() for m in R._COT_REGEX.finditer(text.translate(R._APOSTROPHES)))
+        assert R.count_cot_keywords(text) == slow, text
+
+
+def test_score_predictions_reports_reasoning_on_request():
+    from spatialrl.eval.benchmarks import EvalItem, score_predictions
+
+    items = [EvalItem(id="a", question_type="t", prompt="q", answer="yes", meta={})]
+    report = score_predictions(_ExactBench(), items, {"a": "<think>so, probably</think><answer>yes</answer>"},
+                               reasoning=True)
+    assert report["reasoning"]["cot"]["mean_keywords_per_response"] == 2.0
+    assert "reasoning" not in score_predictions(_ExactBench(), items, {"a": "yes"})
+
+
+class _ExactBench:
+    name = "exact"
+
+    def prepare(self, items, texts):
+        pass
+
+    def score_item(self, item, prediction):
+        from spatialrl.eval.benchmarks import ItemScore
+
+        return ItemScore(float(prediction == item.answer))
+
+    def type_of(self, item):
+        return item.question_type
+
+    def aggregate(self, per_type, counts):
+        return sum(per_type.values()) / len(per_type)
+
+    def extra_metrics(self, items, texts):
+        return {}

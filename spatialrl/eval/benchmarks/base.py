@@ -115,12 +115,13 @@ def _mean(values: Sequence[float]) -> float:
 
 
 def score_predictions(benchmark: Benchmark, items: Sequence[EvalItem], predictions: Mapping[str, Any],
-                      ) -> dict[str, Any]:
+                      *, reasoning: bool = False) -> dict[str, Any]:
     """Score ``predictions`` (id -> raw text, or id -> record with ``prediction``) against ``items``.
 
     Returns the SCORES.json payload: ``overall`` and ``per_type`` in percent (as papers print
     them), ``overall_lenient``/``per_type_lenient`` when the benchmark reports a lenient score,
-    ``counts`` and the ``missing_ids`` (scored as wrong) and ``unknown_ids`` (ignored).
+    ``metrics`` (benchmark-specific), with ``reasoning=True`` the SVQA-R1 appendix G statistics
+    of the replies (``spatialrl.eval.reasoning.analyze``), ``counts`` and the ``missing_ids`` (scored as wrong) and ``unknown_ids`` (ignored).
     """
     item_ids = {item.id for item in items}
     by_type: dict[str, list[float]] = defaultdict(list)
@@ -157,6 +158,11 @@ def score_predictions(benchmark: Benchmark, items: Sequence[EvalItem], predictio
     extra = benchmark.extra_metrics(items, texts)
     if extra:
         report["metrics"] = extra
+    if reasoning:
+        # SVQA-R1 appendix G: reasoning-keyword counts and think-length statistics of the replies.
+        from spatialrl.eval.reasoning import analyze
+
+        report["reasoning"] = analyze([t for t in texts if t is not None])
     unknown = sorted(str(k) for k in predictions if k not in item_ids)
     report["counts"] = {
         "items": len(items),
