@@ -1,0 +1,274 @@
+"""SpatialGRPOTrainer: TRL's GRPOTrainer with the papers' advantage step, and the `train` job.
+
+What changes against stock GRPO (trl 1.16.0, pinned: the method below is private in TRL):
+
+- Advantages: ``_generate_and_score_completions`` runs TRL's generation and reward
+  functions, then recomputes the advantages of the whole generation batch with
+  ``spatialrl.train.advantage_step.spatial_advantages``: the Spatial-GRPO view-consistency
+  penalty (SVQA-R1 eq. 2-4), the weighted total reward (Smooth Operator eq. 4 / SVQA-R1
+  eq. 1), and an estimator chosen by name (AP-GRPO, Smooth Operator eq. 8, by default). The
+  loss (TRL's clipped surrogate with beta-KL, Smooth Operator eq. 9) consumes exactly these.
+- Logging: the completions table's advantages, ``reward``, ``reward_std`` and
+  ``frac_reward_zero_std`` are replaced by the values the loss uses; ``adv/*`` (mean,
+  variance per Smooth Operator sec. 4.3, zero-variance group fraction, near-miss use),
+  ``consistency/*`` and the reward functions' ``sharpness/k`` are added.
+- Sampling: with ``mirror_pairs`` a ``PairRepeatSampler`` keeps each original and its mirror
+  in the same generation batch and on the same process.
+
+Everything else (generation, KL against the reference model, clipping, accumulation, multi-GPU
+through accelerate, checkpoints and resume) is TRL's and transformers'.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from accelerate.utils import gather_object
+from trl import GRPOConfig, GRPOTrainer
+
+from spatialrl.train.advantage_step import AdvantageSettings, spatial_advantages
+from spatialrl.train.sampler import PairRepeatSampler, find_pairs
+
+#: Dataset columns the rewards do not need (large strings); dropped from the training set.
+UNUSED_COLUMNS = ("scene_json", "meta")
+
+
+class SpatialGRPOTrainer(GRPOTrainer):
+    """GRPOTrainer with a named advantage estimator, Spatial-GRPO pairs and honest logging.
+
+    Args (besides GRPOTrainer's):
+        advantage_settings: how rewards become advantages (estimator, alpha, clip, penalty).
+        pairs: ``(original, mirror)`` dataset index pairs; when given, generation batches hold
+            whole pairs (``PairRepeatSampler``).
+    """
+
+    def __init__(self, *args: Any, advantage_settings: AdvantageSettings | None = None,
+                 pairs: list[tuple[int, int]] | None = None, **kwargs: Any) -> None:
+        self.advantage_settings = advantage_settings or AdvantageSettings()
+        self.pairs = pairs
+        self._captured_rewards: torch.Tensor | None = None
+        super().__init__(*args, **kwargs)
+        if self.advantage_settings.consistency_reward is not None:
+            if self.advantage_settings.consistency_reward not in self.reward_func_names:
+                raise ValueError(
+                    f"consistency_reward {self.advantage_settings.consistency_reward!r} is not one of the reward "
+                    f"functions {self.reward_func_names}"
+                )
+            if pairs is None:
+                raise ValueError("the view-consistency penalty needs mirror pairs (pass pairs=..., mirror_pairs: true)")
+
+    # -- sampling ---------------------------------------------------------------------
+    def _get_train_sampler(self, dataset: Any = None) -> Any:
+        if self.pairs is None:
+            return super()._get_train_sampler(dataset)
+        return PairRepeatSampler(
+            self.pairs,
+            mini_repeat_count=self.num_generations,
+            batch_size=self.args.generation_batch_size // self.num_generations,
+            repeat_count=self.num_iterations * self.args.steps_per_generation,
+            shuffle=self.shuffle_dataset,
+            seed=self.args.seed,
+        )
+
+    # -- rewards -> advantages ---------------------------------------------------------
+    def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
+        rewards_per_func = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
+        self._captured_rewards = rewards_per_func  # gathered over processes: (N_global, F)
+        return rewards_per_func
+
+    def _generate_and_score_completions(self, inputs):
+        output = super()._generate_and_score_completions(inputs)
+        mode = "train" if self.model.training else "eval"
+        num_generations = self.num_generations if mode == "train" else self.num_generations_eval
+        rewards_per_func = self._captured_rewards.detach().float().cpu().numpy()
+        n_global = rewards_per_func.shape[0]
+        pair_ids = gather_object([str(x.get("pair_id", x.get("id", ""))) for x in inputs])
+        is_mirror = gather_object([x.get("view") == "mirror" for x in inputs])
+        step = spatial_advantages(
+            rewards_per_func,
+            self.reward_func_names,
+            self.reward_weights.tolist(),
+            group_ids=(np.arange(n_global) // num_generations).tolist(),
+            settings=self.advantage_settings,
+            pair_ids=pair_ids,
+            is_mirror=is_mirror,
+        )
+        local = slice(self.accelerator.process_index * len(inputs), (self.accelerator.process_index + 1) * len(inputs))
+        old = output["advantages"]
+        output["advantages"] = torch.as_tensor(step.advantages[local], dtype=old.dtype, device=old.device)
+
+        # The logs must show what the loss uses: replace TRL's entries for this batch.
+        logged = self._logs["advantages"]
+        for _ in range(min(n_global, len(logged))):
+            logged.pop()
+        logged.extend(step.advantages.tolist())
+        self._logs["extra"]["pair_id"].extend(pair_ids)
+        self._logs["extra"]["view"].extend("mirror" if m else "original" for m in is_mirror)
+        if mode == "train" and self.accelerator.is_main_process:
+            self._log_generation(pair_ids, is_mirror, step)
+        metrics = self._metrics[mode]
+        total = step.total_rewards
+        finite = total[np.isfinite(total)]
+        for key, value in (("reward", float(finite.mean()) if finite.size else 0.0),
+                           ("reward_std", float(finite.std(ddof=1)) if finite.size > 1 else 0.0),
+                           ("frac_reward_zero_std", step.metrics.get("adv/zero_std_group_frac", 0.0))):
+            if metrics[key]:
+                metrics[key][-1] = value
+        for key, value in step.metrics.items():
+            if isinstance(value, float) and math.isnan(value):
+                continue
+            metrics[key].append(value)
+        self.last_advantage_step = step
+        return output
+
+    def _log_generation(self, pair_ids: list[str], is_mirror: list[bool], step: Any) -> None:
+        """Append one line per generation batch to ``output_dir/generations.jsonl``: the optimizer
+        step it serves, the prompts (pair id and view, one per group) and the mean reward, so data
+        order can be audited, also across a resume."""
+        num_generations = self.num_generations
+        prompts = [f"{pid}:{'m' if m else 'o'}" for pid, m in zip(pair_ids[::num_generations], is_mirror[::num_generations])]
+        record = {"step": int(self.state.global_step) + 1, "prompts": prompts,
+                  "reward_mean": float(np.nanmean(step.total_rewards)) if np.isfinite(step.total_rewards).any() else None}
+        path = Path(self.args.output_dir) / "generations.jsonl"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(record) + "\n")
+
+
+# ------------------------------------------------------------------------------------------
+# The `train` job
+# ------------------------------------------------------------------------------------------
+
+
+def build_reward_functions(cfg: Any) -> tuple[list[Any], list[float]]:
+    """The TRL reward callables and weights named in ``cfg.rewards``."""
+    from spatialrl.rewards.trl import accuracy_reward, format_reward_func, iou_reward_func, semantic_reward_func
+
+    factories = {
+        "accuracy": lambda: accuracy_reward(cfg.sharpness_schedule(), operator=cfg.snra_operator,
+                                            error_mode=cfg.error_mode, e_max=cfg.e_max),
+        "format": lambda: format_reward_func(require_think=cfg.require_think),
+        "semantic": semantic_reward_func,
+        "iou": iou_reward_func,
+    }
+    funcs, weights = [], []
+    for name, weight in cfg.rewards.items():
+        if name not in factories:
+            raise ValueError(f"rewards: unknown component {name!r}; choose from {sorted(factories)}")
+        funcs.append(factories[name]())
+        weights.append(float(weight))
+    return funcs, weights
+
+
+def prepare_dataset(cfg: Any, log: Any = print) -> tuple[Any, list[tuple[int, int]] | None]:
+    """The training split in TRL's conversational format, and its mirror pairs when requested.
+
+    Rows without a twin are dropped when ``mirror_pairs`` is on, and counted in the log.
+    """
+    import datasets
+
+    from spatialrl.data.export import prompt_text
+
+    ds = datasets.load_dataset(cfg.dataset, split=cfg.train_split)
+    if cfg.question_types:
+        wanted = set(cfg.question_types)
+        ds = ds.filter(lambda qt: qt in wanted, input_columns="question_type")
+        if len(ds) == 0:
+            raise ValueError(f"question_types {sorted(wanted)} match no row of {cfg.dataset}:{cfg.train_split}")
+    ds = ds.remove_columns([c for c in UNUSED_COLUMNS if c in ds.column_names])
+    pairs = None
+    if cfg.mirror_pairs:
+        pairs, lonely = find_pairs(ds["pair_id"], ds["view"])
+        if lonely:
+            log(f"mirror_pairs: dropped {len(lonely)} of {len(ds)} rows that have no twin in {cfg.train_split}")
+        keep = sorted(i for p in pairs for i in p)
+        if cfg.max_samples:
+            kept_pairs = sorted(pairs)[: max(1, cfg.max_samples // 2)]
+            keep = sorted(i for p in kept_pairs for i in p)
+        ds = ds.select(keep)
+        pairs, _ = find_pairs(ds["pair_id"], ds["view"])
+    elif cfg.max_samples:
+        ds = ds.select(range(min(cfg.max_samples, len(ds))))
+
+    def to_prompt(question: str) -> dict[str, Any]:
+        return {"prompt": [{"role": "user", "content": [{"type": "image", "text": None},
+                                                        {"type": "text", "text": prompt_text(question)}]}]}
+
+    ds = ds.map(to_prompt, input_columns="question")
+    return ds, pairs
+
+
+def last_checkpoint(output_dir: str | Path) -> str | None:
+    """The newest ``checkpoint-N`` folder under ``output_dir``, or None."""
+    from transformers.trainer_utils import get_last_checkpoint
+
+    return get_last_checkpoint(str(output_dir)) if Path(output_dir).is_dir() else None
+
+
+def train_grpo(cfg: Any, resume: bool = False, callbacks: list[Any] | None = None, log: Any = print) -> dict[str, Any]:
+    """Run the GRPO job described by ``cfg`` (a ``GRPOJobConfig``); returns a summary.
+
+    With ``resume`` the run continues from the newest checkpoint in ``cfg.output_dir`` (same
+    data order, schedule step, optimizer and RNG state); without one it starts fresh.
+    """
+    if cfg.torch_threads:
+        torch.set_num_threads(cfg.torch_threads)
+    from spatialrl.models import load_model_and_processor
+
+    output_dir = Path(cfg.output_dir)
+    checkpoint = last_checkpoint(output_dir) if resume else None
+    if resume and checkpoint is None:
+        log(f"--resume: no checkpoint in {output_dir}; starting from the beginning")
+    dtype = torch.bfloat16 if cfg.bf16 else torch.float32
+    model, processor = load_model_and_processor(cfg.model, dtype=dtype)
+    dataset, pairs = prepare_dataset(cfg, log=log)
+    funcs, weights = build_reward_functions(cfg)
+    args = GRPOConfig(**cfg.to_grpo_args(), reward_weights=weights)
+    peft_config = None
+    if cfg.lora:
+        from peft import LoraConfig
+
+        peft_config = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
+                                 target_modules=cfg.lora_target_modules, task_type="CAUSAL_LM")
+    settings = AdvantageSettings(
+        estimator=cfg.advantage, alpha=cfg.alpha, clip=cfg.adv_clip, eps=cfg.adv_eps, abs_rewards=list(cfg.abs_rewards),
+        consistency_reward=cfg.consistency_reward, consistency_threshold=cfg.consistency_threshold,
+        consistency_eta=cfg.consistency_eta,
+    )
+    trainer = SpatialGRPOTrainer(
+        model=model, reward_funcs=funcs, args=args, train_dataset=dataset, processing_class=processor,
+        peft_config=peft_config, callbacks=callbacks, advantage_settings=settings, pairs=pairs,
+    )
+    output_dir.mkdir(parents=True, exist_ok=True)
+    from spatialrl.train.config import save_config
+
+    save_config(cfg, output_dir / "spatialrl_config.yaml")
+    result = trainer.train(resume_from_checkpoint=checkpoint)
+    final = output_dir / "final"
+    trainer.save_model(str(final))
+    processor.save_pretrained(str(final))
+    history = trainer.state.log_history
+    _write_jsonl_atomic(output_dir / "log_history.jsonl", history)
+    return {
+        "output_dir": str(output_dir),
+        "final_model": str(final),
+        "global_step": trainer.state.global_step,
+        "resumed_from": checkpoint,
+        "train_loss": float(result.training_loss),
+        "pairs": len(pairs) if pairs is not None else 0,
+        "rows": len(dataset),
+    }
+
+
+def _write_jsonl_atomic(path: Path, rows: list[dict[str, Any]]) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        for row in rows:
+            fh.write(json.dumps(row) + "\n")
+    os.replace(tmp, path)

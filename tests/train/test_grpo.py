@@ -1,0 +1,183 @@
+"""SpatialGRPOTrainer: the advantages the loss consumes are the chosen formula applied to the
+logged rewards; pairs stay whole across generation batches and processes."""
+
+import hashlib
+import random
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+from accelerate.data_loader import BatchSamplerShard
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from torch.utils.data import BatchSampler
+from trl.trainer.utils import RepeatSampler
+
+from spatialrl.rewards import SharpnessSchedule
+from spatialrl.rewards.trl import completion_text
+from spatialrl.train.advantage_step import AdvantageSettings, spatial_advantages
+from spatialrl.train.sampler import PairRepeatSampler, find_pairs
+
+
+class HashReward:
+    """A deterministic reward in [0, 1] that varies between completions (an untrained model's
+    SNRA rewards are all ~0, which would make every advantage 0 and the test vacuous)."""
+
+    def __init__(self, name):
+        self.__name__ = name
+
+    def __call__(self, completions, **kwargs):
+        return [int(hashlib.sha256((self.__name__ + completion_text(c)).encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+                for c in completions]
+
+
+def _config(dataset):
+    return SimpleNamespace(dataset=dataset, train_split="train", question_types=None, mirror_pairs=True,
+                           max_samples=None)
+
+
+@pytest.mark.parametrize("estimator,consistency", [("ap_grpo", "accuracy"), ("grpo", None)])
+def test_loss_consumes_the_formula_of_the_logged_rewards(tiny_model_dir, world_dataset_dir, tmp_path, estimator,
+                                                         consistency):
+    from trl import GRPOConfig
+
+    from spatialrl.models import load_model_and_processor
+    from spatialrl.train.grpo import SpatialGRPOTrainer, prepare_dataset
+
+    torch.manual_seed(0)
+    dataset, pairs = prepare_dataset(_config(world_dataset_dir), log=lambda *_: None)
+    model, processor = load_model_and_processor(tiny_model_dir)
+    with torch.no_grad():  # a random but not degenerate policy: completions differ within a group
+        for p in model.parameters():
+            p.normal_(0, 0.5)
+    settings_ = AdvantageSettings(estimator=estimator, consistency_reward=consistency)
+    args = GRPOConfig(output_dir=str(tmp_path / "out"), per_device_train_batch_size=8, num_generations=4, max_steps=2,
+                      max_completion_length=8, learning_rate=1e-4, beta=0.02, loss_type="grpo", use_cpu=True,
+                      bf16=False, report_to="none", logging_steps=1, save_strategy="no", reward_weights=[0.9, 0.1],
+                      seed=0)
+    trainer = SpatialGRPOTrainer(model=model, reward_funcs=[HashReward("accuracy"), HashReward("format")], args=args,
+                                 train_dataset=dataset, processing_class=processor, advantage_settings=settings_,
+                                 pairs=pairs)
+    consumed = []
+    compute_loss = trainer._compute_loss
+
+    def spy(model_, inputs):
+        consumed.append(inputs["advantages"].detach().clone())
+        return compute_loss(model_, inputs)
+
+    trainer._compute_loss = spy
+    trainer.train()
+    assert len(consumed) == 2
+
+    # Recompute from what was logged for the last generation batch (TRL keeps only that one).
+    names = trainer.reward_func_names
+    logged_rewards = np.stack([np.array(trainer._logs["rewards"][name]) for name in names], axis=1)
+    pair_ids = list(trainer._logs["extra"]["pair_id"])
+    views = list(trainer._logs["extra"]["view"])
+    n = len(logged_rewards)
+    expected = spatial_advantages(logged_rewards, names, [0.9, 0.1], (np.arange(n) // 4).tolist(), settings_,
+                                  pair_ids=pair_ids, is_mirror=[v == "mirror" for v in views]).advantages
+    assert np.any(np.abs(expected) > 1e-3)  # the check is not vacuous
+    assert np.allclose(sorted(consumed[-1].tolist()), sorted(expected.tolist()), atol=1e-6)
+    assert np.allclose(list(trainer._logs["advantages"]), expected, atol=1e-12)  # logged == used
+    # independent hand formula for the plain-GRPO case
+    if estimator == "grpo":
+        total = logged_rewards @ np.array([0.9, 0.1])
+        grouped = total.reshape(-1, 4)
+        manual = (grouped - grouped.mean(1, keepdims=True)) / (grouped.std(1, ddof=1, keepdims=True) + 1e-6)
+        assert np.allclose(expected, manual.ravel(), atol=1e-9)
+    history = [h for h in trainer.state.log_history if "adv/variance" in h]
+    assert len(history) == 2 and all("sharpness/k" not in h or h["sharpness/k"] > 0 for h in history)
+    # every generation batch held whole pairs: the two views of each pair id appear together
+    by_pair = {}
+    for pid, view in zip(pair_ids, views):
+        by_pair.setdefault(pid, set()).add(view)
+    assert all(v == {"original", "mirror"} for v in by_pair.values())
+
+
+def test_spatial_advantages_penalty_and_absolute_term():
+    # two groups of G = 2: pair p, original (rows 0-1) and mirror (rows 2-3)
+    rpf = np.array([[0.9, 1.0], [0.7, 0.0], [0.3, 1.0], [0.1, 1.0]])
+    step = spatial_advantages(rpf, ["accuracy", "format"], [0.9, 0.1], [0, 0, 1, 1],
+                              AdvantageSettings(estimator="ap_grpo", clip=None, consistency_reward="accuracy"),
+                              pair_ids=["p"] * 4, is_mirror=[False, False, True, True])
+    delta = 0.8 - 0.2  # eq. 2 on the accuracy component
+    assert step.deltas.tolist() == pytest.approx([delta])
+    assert step.rewards_per_func[:, 0].tolist() == pytest.approx([0.9 - delta, 0.7 - delta, 0.3, 0.1])
+    # absolute term: the penalised accuracy clipped to [0, 1]
+    assert step.abs_rewards.tolist() == pytest.approx([0.3, 0.1, 0.3, 0.1])
+    assert step.metrics["consistency/pairs"] == 1.0
+
+
+def test_unscorable_rows_get_zero_and_stay_out_of_the_baseline():
+    rpf = np.array([[1.0], [0.0], [np.nan], [0.5], [0.5], [np.nan]])
+    step = spatial_advantages(rpf, ["accuracy"], [1.0], [0, 0, 0, 1, 1, 1], AdvantageSettings(estimator="grpo", clip=None))
+    assert step.advantages[2] == 0.0 and step.advantages[5] == 0.0
+    assert step.advantages[0] == pytest.approx(1 / np.sqrt(2), rel=1e-5)  # baseline over rows 0-1 only
+    assert step.metrics["adv/unscorable_frac"] == pytest.approx(2 / 6)
+
+
+def _prompt_runs(indices, g):
+    return indices[::g]
+
+
+@settings(max_examples=150, deadline=None)
+@given(seed=st.integers(0, 10_000), g=st.sampled_from([2, 4, 8]), pairs_per_process=st.integers(1, 3),
+       steps_per_generation=st.integers(1, 4), num_processes=st.integers(1, 4), n_pairs=st.integers(6, 40),
+       epoch=st.integers(0, 3))
+def test_pairs_never_split(seed, g, pairs_per_process, steps_per_generation, num_processes, n_pairs, epoch):
+    """Simulate TRL + accelerate: the sampler's stream is cut into per-process batches of
+    per_device_batch * steps_per_generation rows, dealt round-robin to processes by accelerate's
+    own BatchSamplerShard; each process's generation batch must hold whole pairs."""
+    prompts_per_process = 2 * pairs_per_process
+    local_rows = prompts_per_process * g  # per_device_train_batch_size * steps_per_generation
+    # per-device batch must divide it: any split works for the sampler; use steps_per_generation slices
+    generation_prompts = prompts_per_process * num_processes
+    if n_pairs * 2 < generation_prompts:
+        return
+    order = list(range(2 * n_pairs))
+    random.Random(seed).shuffle(order)  # pairs need not be adjacent in the dataset
+    pairs = [(order[2 * i], order[2 * i + 1]) for i in range(n_pairs)]
+    twin = {a: b for a, b in pairs} | {b: a for a, b in pairs}
+    sampler = PairRepeatSampler(pairs, mini_repeat_count=g, batch_size=generation_prompts,
+                                repeat_count=steps_per_generation, seed=seed)
+    sampler.set_epoch(epoch)
+    for rank in range(num_processes):
+        shard = BatchSamplerShard(BatchSampler(sampler, local_rows, drop_last=False), num_processes=num_processes,
+                                  process_index=rank, split_batches=False, even_batches=True)
+        for batch in shard:
+            prompts = set(_prompt_runs(batch, g))
+            assert all(twin[p] in prompts for p in prompts), (rank, batch)
+
+
+def test_stock_sampler_would_split_pairs():
+    """The property above is not vacuous: TRL's RepeatSampler splits pairs across processes."""
+    pairs = [(2 * i, 2 * i + 1) for i in range(20)]
+    twin = {a: b for a, b in pairs} | {b: a for a, b in pairs}
+    sampler = RepeatSampler(list(range(40)), mini_repeat_count=2, batch_size=8, repeat_count=1, seed=0)
+    split = False
+    for rank in range(2):
+        for batch in BatchSamplerShard(BatchSampler(sampler, 8, drop_last=False), num_processes=2, process_index=rank):
+            prompts = set(batch[::2])
+            split |= any(twin[p] not in prompts for p in prompts)
+    assert split
+
+
+def test_find_pairs_reports_lonely_rows():
+    pairs, lonely = find_pairs(["a", "a", "b", "c", "c", "c"], ["original", "mirror", "original", "mirror", "original", "x"])
+    assert sorted(pairs) == [(0, 1), (4, 3)] and lonely == [2, 5]
+
+
+def test_sampler_order_depends_on_seed_and_epoch_only():
+    pairs = [(2 * i, 2 * i + 1) for i in range(10)]
+    a = PairRepeatSampler(pairs, 2, 4, seed=3)
+    b = PairRepeatSampler(pairs, 2, 4, seed=3)
+    b.set_epoch(1)
+    first = list(a)
+    b.set_epoch(0)
+    assert list(b) == first
+    a.set_epoch(1)
+    assert list(a) != first
+    with pytest.raises(ValueError, match="even"):
+        PairRepeatSampler(pairs, 2, 3)
