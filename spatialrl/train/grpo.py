@@ -53,6 +53,7 @@ class SpatialGRPOTrainer(GRPOTrainer):
         self.advantage_settings = advantage_settings or AdvantageSettings()
         self.pairs = pairs
         self._captured_rewards: torch.Tensor | None = None
+        left_pad(kwargs.get("processing_class"))
         super().__init__(*args, **kwargs)
         if self.advantage_settings.consistency_reward is not None:
             if self.advantage_settings.consistency_reward not in self.reward_func_names:
@@ -146,6 +147,30 @@ class SpatialGRPOTrainer(GRPOTrainer):
 # ------------------------------------------------------------------------------------------
 
 
+def left_pad(processing_class: Any) -> None:
+    """Make a processor pad on the left, as TRL does when it loads one itself.
+
+    TRL re-tokenizes VLM prompts for the forward pass with the processor's own padding side;
+    with right padding, ``mm_token_type_ids`` no longer line up with TRL's left-padded prompt
+    ids and Qwen2.5-VL's 3-D rotary index fails (or silently mis-positions image tokens).
+    """
+    tokenizer = getattr(processing_class, "tokenizer", processing_class)
+    if tokenizer is not None and hasattr(tokenizer, "padding_side"):
+        tokenizer.padding_side = "left"
+
+
+def vision_token_suppression(model_config: Any) -> dict[str, Any]:
+    """Generation kwargs that forbid the vision special tokens in completions.
+
+    TRL suppresses only the image token; a sampled ``<|vision_start|>`` or video token in a
+    completion makes Qwen2.5-VL's 3-D rotary index count a phantom image and fail (seen with
+    untrained policies). A trained model never emits them, so this costs nothing.
+    """
+    names = ("image_token_id", "video_token_id", "vision_start_token_id", "vision_end_token_id")
+    ids = sorted({int(getattr(model_config, n)) for n in names if getattr(model_config, n, None) is not None})
+    return {"suppress_tokens": ids} if ids else {}
+
+
 def build_reward_functions(cfg: Any) -> tuple[list[Any], list[float]]:
     """The TRL reward callables and weights named in ``cfg.rewards``."""
     from spatialrl.rewards.trl import accuracy_reward, format_reward_func, iou_reward_func, semantic_reward_func
@@ -229,7 +254,9 @@ def train_grpo(cfg: Any, resume: bool = False, callbacks: list[Any] | None = Non
     model, processor = load_model_and_processor(cfg.model, dtype=dtype)
     dataset, pairs = prepare_dataset(cfg, log=log)
     funcs, weights = build_reward_functions(cfg)
-    args = GRPOConfig(**cfg.to_grpo_args(), reward_weights=weights)
+    grpo_args = cfg.to_grpo_args()
+    grpo_args["generation_kwargs"] = {**vision_token_suppression(model.config), **(grpo_args.get("generation_kwargs") or {})}
+    args = GRPOConfig(**grpo_args, reward_weights=weights)
     peft_config = None
     if cfg.lora:
         from peft import LoraConfig

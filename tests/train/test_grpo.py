@@ -43,7 +43,7 @@ def test_loss_consumes_the_formula_of_the_logged_rewards(tiny_model_dir, world_d
     from trl import GRPOConfig
 
     from spatialrl.models import load_model_and_processor
-    from spatialrl.train.grpo import SpatialGRPOTrainer, prepare_dataset
+    from spatialrl.train.grpo import SpatialGRPOTrainer, prepare_dataset, vision_token_suppression
 
     torch.manual_seed(0)
     dataset, pairs = prepare_dataset(_config(world_dataset_dir), log=lambda *_: None)
@@ -55,7 +55,7 @@ def test_loss_consumes_the_formula_of_the_logged_rewards(tiny_model_dir, world_d
     args = GRPOConfig(output_dir=str(tmp_path / "out"), per_device_train_batch_size=8, num_generations=4, max_steps=2,
                       max_completion_length=8, learning_rate=1e-4, beta=0.02, loss_type="grpo", use_cpu=True,
                       bf16=False, report_to="none", logging_steps=1, save_strategy="no", reward_weights=[0.9, 0.1],
-                      seed=0)
+                      seed=0, generation_kwargs=vision_token_suppression(model.config))
     trainer = SpatialGRPOTrainer(model=model, reward_funcs=[HashReward("accuracy"), HashReward("format")], args=args,
                                  train_dataset=dataset, processing_class=processor, advantage_settings=settings_,
                                  pairs=pairs)
