@@ -12,6 +12,7 @@ Usage: python benchmarks/trainer_overhead.py [--rounds R] [--steps S] [--generat
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import statistics
 import tempfile
 import time
@@ -31,13 +32,11 @@ def main() -> None:
     from trl import GRPOConfig, GRPOTrainer
 
     torch.set_num_threads(1)
-    from types import SimpleNamespace
-
     from spatialrl.data.build import BuildConfig, build_dataset
     from spatialrl.models import load_model_and_processor
     from spatialrl.models.tiny import build_tiny_model
-    from spatialrl.rewards import SharpnessSchedule
     from spatialrl.train.advantage_step import AdvantageSettings
+    from spatialrl.train.config import GRPOJobConfig
     from spatialrl.train.grpo import (
         SpatialGRPOTrainer,
         build_reward_functions,
@@ -60,14 +59,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         build_tiny_model(f"{tmp}/model", size="tiny", seed=0, corpus_scenes=20)
         build_dataset(f"{tmp}/data", BuildConfig(scenes=12, seed=0), progress=False)
-        cfg = SimpleNamespace(dataset=f"{tmp}/data", train_split="train", question_types=None, max_samples=None,
-                              rewards={"accuracy": 0.9, "format": 0.1}, snra_operator="sigmoid",
-                              error_mode="absolute", e_max=5.3, require_think=True,
-                              sharpness_schedule=SharpnessSchedule.paper)
+        cfg = GRPOJobConfig(model=f"{tmp}/model", dataset=f"{tmp}/data", output_dir=f"{tmp}/out",
+                            rewards={"accuracy": 0.9, "format": 0.1}, num_generations=args.generations,
+                            per_device_train_batch_size=args.batch)
         funcs, weights = build_reward_functions(cfg)
-        cfg.mirror_pairs = True
-        paired, pairs = prepare_dataset(cfg, log=lambda *_: None)
-        cfg.mirror_pairs = False
+        paired, pairs = prepare_dataset(dataclasses.replace(cfg, mirror_pairs=True), log=lambda *_: None)
         plain, _ = prepare_dataset(cfg, log=lambda *_: None)
 
         def run(kind: str, round_: int) -> list[float]:

@@ -15,8 +15,12 @@ What changes against stock GRPO (trl 1.16.0, pinned: the method below is private
 - Sampling: with ``mirror_pairs`` a ``PairRepeatSampler`` keeps each original and its mirror
   in the same generation batch and on the same process.
 
+- Resume: checkpoint weights are restored through ``from_pretrained`` (strict), because
+  transformers' own resume path silently skips Qwen2.5-VL's renamed weights
+  (``spatialrl.train.checkpoints``).
+
 Everything else (generation, KL against the reference model, clipping, accumulation, multi-GPU
-through accelerate, checkpoints and resume) is TRL's and transformers'.
+through accelerate, optimizer and RNG state on resume) is TRL's and transformers'.
 """
 
 from __future__ import annotations
@@ -33,13 +37,14 @@ from accelerate.utils import gather_object
 from trl import GRPOConfig, GRPOTrainer
 
 from spatialrl.train.advantage_step import AdvantageSettings, spatial_advantages
+from spatialrl.train.checkpoints import CheckpointWeightsMixin
 from spatialrl.train.sampler import PairRepeatSampler, find_pairs
 
 #: Dataset columns the rewards do not need (large strings); dropped from the training set.
 UNUSED_COLUMNS = ("scene_json", "meta")
 
 
-class SpatialGRPOTrainer(GRPOTrainer):
+class SpatialGRPOTrainer(CheckpointWeightsMixin, GRPOTrainer):
     """GRPOTrainer with a named advantage estimator, Spatial-GRPO pairs and honest logging.
 
     Args (besides GRPOTrainer's):
@@ -173,7 +178,12 @@ def vision_token_suppression(model_config: Any) -> dict[str, Any]:
 
 def build_reward_functions(cfg: Any) -> tuple[list[Any], list[float]]:
     """The TRL reward callables and weights named in ``cfg.rewards``."""
-    from spatialrl.rewards.trl import accuracy_reward, format_reward_func, iou_reward_func, semantic_reward_func
+    from spatialrl.rewards.trl import (
+        accuracy_reward,
+        format_reward_func,
+        iou_reward_func,
+        semantic_reward_func,
+    )
 
     factories = {
         "accuracy": lambda: accuracy_reward(cfg.sharpness_schedule(), operator=cfg.snra_operator,
@@ -194,32 +204,22 @@ def build_reward_functions(cfg: Any) -> tuple[list[Any], list[float]]:
 def prepare_dataset(cfg: Any, log: Any = print) -> tuple[Any, list[tuple[int, int]] | None]:
     """The training split in TRL's conversational format, and its mirror pairs when requested.
 
-    Rows without a twin are dropped when ``mirror_pairs`` is on, and counted in the log.
+    ``max_samples`` takes a seeded subset of whole pairs (as the SFT stage does). Rows without a
+    twin are dropped when ``mirror_pairs`` is on, and counted in the log.
     """
-    import datasets
-
     from spatialrl.data.export import prompt_text
+    from spatialrl.data.load import load_split
 
-    ds = datasets.load_dataset(cfg.dataset, split=cfg.train_split)
-    if cfg.question_types:
-        wanted = set(cfg.question_types)
-        ds = ds.filter(lambda qt: qt in wanted, input_columns="question_type")
-        if len(ds) == 0:
-            raise ValueError(f"question_types {sorted(wanted)} match no row of {cfg.dataset}:{cfg.train_split}")
+    ds = load_split(cfg.dataset, cfg.train_split, max_samples=cfg.max_samples, question_types=cfg.question_types,
+                    seed=getattr(cfg, "seed", 0), whole_pairs=True)
     ds = ds.remove_columns([c for c in UNUSED_COLUMNS if c in ds.column_names])
     pairs = None
     if cfg.mirror_pairs:
         pairs, lonely = find_pairs(ds["pair_id"], ds["view"])
         if lonely:
             log(f"mirror_pairs: dropped {len(lonely)} of {len(ds)} rows that have no twin in {cfg.train_split}")
-        keep = sorted(i for p in pairs for i in p)
-        if cfg.max_samples:
-            kept_pairs = sorted(pairs)[: max(1, cfg.max_samples // 2)]
-            keep = sorted(i for p in kept_pairs for i in p)
-        ds = ds.select(keep)
-        pairs, _ = find_pairs(ds["pair_id"], ds["view"])
-    elif cfg.max_samples:
-        ds = ds.select(range(min(cfg.max_samples, len(ds))))
+            ds = ds.select(sorted(i for p in pairs for i in p))
+            pairs, _ = find_pairs(ds["pair_id"], ds["view"])
 
     def to_prompt(question: str) -> dict[str, Any]:
         return {"prompt": [{"role": "user", "content": [{"type": "image", "text": None},
@@ -250,19 +250,14 @@ def train_grpo(cfg: Any, resume: bool = False, callbacks: list[Any] | None = Non
     checkpoint = last_checkpoint(output_dir) if resume else None
     if resume and checkpoint is None:
         log(f"--resume: no checkpoint in {output_dir}; starting from the beginning")
-    dtype = torch.bfloat16 if cfg.bf16 else torch.float32
+    dtype = torch.bfloat16 if cfg.bf16 and not cfg.resolved_use_cpu() else torch.float32
     model, processor = load_model_and_processor(cfg.model, dtype=dtype)
     dataset, pairs = prepare_dataset(cfg, log=log)
     funcs, weights = build_reward_functions(cfg)
     grpo_args = cfg.to_grpo_args()
     grpo_args["generation_kwargs"] = {**vision_token_suppression(model.config), **(grpo_args.get("generation_kwargs") or {})}
     args = GRPOConfig(**grpo_args, reward_weights=weights)
-    peft_config = None
-    if cfg.lora:
-        from peft import LoraConfig
-
-        peft_config = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
-                                 target_modules=cfg.lora_target_modules, task_type="CAUSAL_LM")
+    peft_config = cfg.lora_config()
     settings = AdvantageSettings(
         estimator=cfg.advantage, alpha=cfg.alpha, clip=cfg.adv_clip, eps=cfg.adv_eps, abs_rewards=list(cfg.abs_rewards),
         consistency_reward=cfg.consistency_reward, consistency_threshold=cfg.consistency_threshold,

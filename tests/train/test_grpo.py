@@ -3,7 +3,6 @@ logged rewards; pairs stay whole across generation batches and processes."""
 
 import hashlib
 import random
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -14,7 +13,6 @@ from hypothesis import strategies as st
 from torch.utils.data import BatchSampler
 from trl.trainer.utils import RepeatSampler
 
-from spatialrl.rewards import SharpnessSchedule
 from spatialrl.rewards.trl import completion_text
 from spatialrl.train.advantage_step import AdvantageSettings, spatial_advantages
 from spatialrl.train.sampler import PairRepeatSampler, find_pairs
@@ -32,9 +30,11 @@ class HashReward:
                 for c in completions]
 
 
-def _config(dataset):
-    return SimpleNamespace(dataset=dataset, train_split="train", question_types=None, mirror_pairs=True,
-                           max_samples=None)
+def _config(model, dataset, out):
+    from spatialrl.train.config import GRPOJobConfig
+
+    return GRPOJobConfig(model=model, dataset=dataset, output_dir=out, mirror_pairs=True, num_generations=4,
+                         per_device_train_batch_size=8)
 
 
 @pytest.mark.parametrize("estimator,consistency", [("ap_grpo", "accuracy"), ("grpo", None)])
@@ -43,10 +43,14 @@ def test_loss_consumes_the_formula_of_the_logged_rewards(tiny_model_dir, world_d
     from trl import GRPOConfig
 
     from spatialrl.models import load_model_and_processor
-    from spatialrl.train.grpo import SpatialGRPOTrainer, prepare_dataset, vision_token_suppression
+    from spatialrl.train.grpo import (
+        SpatialGRPOTrainer,
+        prepare_dataset,
+        vision_token_suppression,
+    )
 
     torch.manual_seed(0)
-    dataset, pairs = prepare_dataset(_config(world_dataset_dir), log=lambda *_: None)
+    dataset, pairs = prepare_dataset(_config(tiny_model_dir, world_dataset_dir, str(tmp_path / "out")), log=lambda *_: None)
     model, processor = load_model_and_processor(tiny_model_dir)
     with torch.no_grad():  # a random but not degenerate policy: completions differ within a group
         for p in model.parameters():

@@ -1,0 +1,70 @@
+"""Read one split of a `spatialrl data build` directory into memory (no dataset cache files).
+
+``datasets.load_dataset(DIR)`` also works, but it writes an Arrow cache under ~/.cache; the
+trainers read the parquet shards directly instead.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+
+def data_files(path: str | Path, split: str) -> list[Path]:
+    """Parquet shards of ``split`` in a ``spatialrl data build`` directory (``data/<split>-*.parquet``)."""
+    root = Path(path)
+    if not root.is_dir():
+        raise FileNotFoundError(f"dataset {str(root)!r} is not a directory; build one with "
+                                f"`spatialrl data build --out {root}`")
+    for folder in (root / "data", root):
+        files = sorted(f for f in folder.glob(f"{split}-*.parquet") if f.is_file())
+        if not files and (folder / f"{split}.parquet").is_file():
+            files = [folder / f"{split}.parquet"]
+        if files:
+            return files
+    found = sorted({f.name.split("-", 1)[0].removesuffix(".parquet") for folder in (root / "data", root)
+                    if folder.is_dir() for f in folder.glob("*.parquet")})
+    raise FileNotFoundError(f"dataset {root}: no split {split!r} (found: {', '.join(found) or 'no parquet files'}); "
+                            "is this a directory written by `spatialrl data build`?")
+
+
+def load_split(path: str | Path, split: str = "train", *, max_samples: int | None = None,
+               question_types: Iterable[str] | None = None, seed: int = 0, whole_pairs: bool = True) -> Any:
+    """One split of a ``spatialrl data build`` directory as an in-memory ``datasets.Dataset``
+    (no cache files), filtered to ``question_types`` and cut to ``max_samples`` rows.
+
+    The cut is a seeded random subset in file order; with ``whole_pairs`` it takes whole
+    ``pair_id`` groups (original and mirror together; ``max_samples`` rounds down to whole pairs).
+    """
+    import datasets
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.concat_tables([pq.read_table(f) for f in data_files(path, split)])
+    ds = datasets.Dataset(table)
+    if question_types is not None:
+        wanted = set(question_types)
+        keep = [i for i, qt in enumerate(ds["question_type"]) if qt in wanted]
+        if not keep:
+            raise ValueError(f"dataset {path} split {split!r} has no rows of question types {sorted(wanted)}")
+        ds = ds.select(keep)
+    if max_samples is not None and max_samples < len(ds):
+        rng = random.Random(seed)
+        if whole_pairs and "pair_id" in ds.column_names:
+            groups: dict[str, list[int]] = {}
+            for i, pid in enumerate(ds["pair_id"]):
+                groups.setdefault(pid, []).append(i)
+            order = list(groups)
+            rng.shuffle(order)
+            chosen: list[int] = []
+            for pid in order:
+                if len(chosen) + len(groups[pid]) > max_samples:
+                    continue
+                chosen.extend(groups[pid])
+            keep = sorted(chosen)
+        else:
+            keep = sorted(rng.sample(range(len(ds)), max_samples))
+        ds = ds.select(keep)
+    return ds

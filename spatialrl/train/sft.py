@@ -1,0 +1,233 @@
+"""Supervised cold start (``spatialrl sft``): teach a policy the answer format before RL.
+
+TRL's ``SFTTrainer`` (trl 1.16) on the dataset's canonical answers, written in the format the
+format reward checks (Smooth Operator eq. 4's r_fmt, SVQA-R1 sec. 3.2's r^f)::
+
+    <think>{rationale}</think><answer>{answer}</answer>
+
+Neither paper uses an SFT stage (Smooth Operator sec. 4.1 trains "one-stage RL ... bypassing ...
+CoT cold-start"; SVQA-R1 starts from Qwen2.5-VL-3B's pre-trained weights). It is our addition,
+for starting points that cannot follow the instruction at all, such as a tiny random model: a
+group whose completions all fail the format has zero reward variance and no gradient.
+
+Data: TRL's conversational prompt-completion format for vision-language models. ``prompt`` is
+the user turn of :func:`spatialrl.data.export.trl_row` (an image placeholder, then the question
+and the <think>/<answer> instruction of :func:`spatialrl.data.export.prompt_text`: exactly what
+GRPO prompts with); ``completion`` is one assistant turn with the target; ``image`` the PNG.
+TRL's ``DataCollatorForVisionLanguageModeling`` fills the image placeholder, renders both turns
+with the processor's chat template, and, with ``completion_only_loss``, sets every prompt label
+(system turn, image tokens, question) to -100: the loss is on the completion (target text and
+the end-of-turn token) only.
+
+The <think> block (``think``): ``template`` (default) holds a short generic rationale chosen by
+question type (:data:`THINK_TEMPLATES`): it names what to look at, never the answer, so the
+policy learns to write a non-empty reasoning block without being taught invented reasoning;
+``empty`` gives ``<think></think>`` (shortest completions; the format reward accepts it).
+
+The final model and processor go to ``output_dir`` (LoRA adapters are merged first), loadable by
+:func:`spatialrl.models.load_model_and_processor`; the resolved config goes to
+``output_dir/spatialrl_config.yaml``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from spatialrl.data.load import data_files, load_split  # noqa: F401  (re-exported for callers)
+from spatialrl.train.cli import add_job_arguments, is_main_process, load_job_config
+
+HELP = "supervised cold start: learn the <think>/<answer> format on the dataset's canonical answers"
+
+__all__ = [
+    "HELP",
+    "THINK_TEMPLATES",
+    "add_arguments",
+    "build_sft_dataset",
+    "build_trainer",
+    "data_files",
+    "load_split",
+    "run",
+    "sft_example",
+    "target_text",
+    "think_text",
+    "train_sft",
+]
+
+#: Generic rationale per question type for ``think: template`` (never contains the answer).
+THINK_TEMPLATES: dict[str, str] = {
+    "object_count": "I count the matching objects in the image.",
+    "abs_distance": "I locate both objects and estimate the distance between their centers.",
+    "object_size": "I find the object and estimate its longest side.",
+    "room_size": "I estimate the length and width of the room and multiply them.",
+    "camera_depth": "I estimate how far the object is from the camera.",
+    "object_height": "I find the object and estimate its height.",
+    "vertical_distance": "I compare the heights of the two object centers.",
+    "horizontal_distance": "I locate both objects on the floor and estimate the distance between them.",
+    "rel_distance": "I compare the distances of the options to the named object.",
+    "rel_direction": "I compare the positions of the two objects in the image.",
+    "rel_direction_allocentric": "I imagine the view from the first object toward the second.",
+    "closer_to_camera": "I compare how far each object is from the camera.",
+    "compare_yes_no": "I compare the two objects.",
+    "compare_choice": "I compare the two objects.",
+    "grounding_bbox": "I find the object and read its box in pixels.",
+    "open_ended": "I look at the objects the question names.",
+}
+DEFAULT_THINK = "I look at the image."
+
+
+# --------------------------------------------------------------------------------------
+# Data
+# --------------------------------------------------------------------------------------
+
+
+def think_text(question_type: str | None, mode: str = "template") -> str:
+    """What goes between <think> and </think> for ``mode`` (``template`` or ``empty``)."""
+    if mode == "empty":
+        return ""
+    if mode != "template":
+        raise ValueError(f"think mode must be 'template' or 'empty', got {mode!r}")
+    return THINK_TEMPLATES.get(question_type or "", DEFAULT_THINK)
+
+
+def target_text(answer: str, question_type: str | None = None, think: str = "template") -> str:
+    """The SFT target: ``<think>{rationale}</think><answer>{answer}</answer>``."""
+    return f"<think>{think_text(question_type, think)}</think><answer>{answer}</answer>"
+
+
+def sft_example(row: dict[str, Any], think: str = "template") -> dict[str, Any]:
+    """A dataset row as a TRL conversational prompt-completion example (with its ``image``)."""
+    from spatialrl.data.export import trl_row
+
+    prompt = trl_row({"question": row["question"]})["prompt"]
+    completion = [{"role": "assistant",
+                   "content": [{"type": "text", "text": target_text(row["answer"], row.get("question_type"), think)}]}]
+    return {"prompt": prompt, "completion": completion, "image": row.get("image")}
+
+
+def build_sft_dataset(cfg: Any) -> Any:
+    """The training set of an :class:`~spatialrl.train.config.SFTJobConfig`: columns ``prompt``,
+    ``completion`` (conversational) and ``image``."""
+    ds = load_split(cfg.dataset, cfg.train_split, max_samples=cfg.max_samples, question_types=cfg.question_types,
+                    seed=cfg.seed, whole_pairs=False)
+    text_columns = ["question", "answer", "question_type"]
+    ds = ds.select_columns(["image", *text_columns])
+
+    def convert(question: str, answer: str, question_type: str) -> dict[str, Any]:
+        ex = sft_example({"question": question, "answer": answer, "question_type": question_type}, cfg.think)
+        return {"prompt": ex["prompt"], "completion": ex["completion"]}
+
+    return ds.map(convert, input_columns=text_columns, remove_columns=text_columns)
+
+
+# --------------------------------------------------------------------------------------
+# Training
+# --------------------------------------------------------------------------------------
+
+
+def _losses(log_history: list[dict[str, Any]]) -> list[float]:
+    return [float(e["loss"]) for e in log_history if "loss" in e]
+
+
+def build_trainer(cfg: Any) -> tuple[Any, Any, Any]:
+    """``(trl.SFTTrainer, processor, train_set)`` for ``cfg``, ready to ``train()``."""
+    import torch
+    from trl import SFTConfig, SFTTrainer
+
+    from spatialrl.models import load_model_and_processor
+
+    # fp32 master weights (bf16 is autocast by the Trainer); a LoRA run may keep a bf16 base frozen
+    dtype = torch.bfloat16 if (cfg.lora and cfg.bf16 and not cfg.resolved_use_cpu()) else torch.float32
+    train_set = build_sft_dataset(cfg)  # first: a wrong dataset path fails before the model loads
+    model, processor = load_model_and_processor(cfg.model, dtype=dtype)
+    args = SFTConfig(**cfg.to_sft_args())
+    from spatialrl.train.checkpoints import CheckpointWeightsMixin
+
+    class ResumableSFTTrainer(CheckpointWeightsMixin, SFTTrainer):
+        """SFTTrainer whose resume restores Qwen2.5-VL's weights (see spatialrl.train.checkpoints)."""
+
+    trainer = ResumableSFTTrainer(model=model, args=args, train_dataset=train_set, processing_class=processor,
+                         peft_config=cfg.lora_config())
+    return trainer, processor, train_set
+
+
+def train_sft(cfg: Any, resume: bool = False) -> dict[str, Any]:
+    """Run the SFT job ``cfg`` (:class:`~spatialrl.train.config.SFTJobConfig`); returns a summary
+    (steps, losses, seconds, steps/s, output_dir)."""
+    import torch
+    from transformers.trainer_utils import get_last_checkpoint
+
+    from spatialrl.train.config import save_config
+
+    if cfg.torch_threads:
+        torch.set_num_threads(cfg.torch_threads)
+    out = Path(cfg.output_dir)
+    checkpoint = get_last_checkpoint(str(out)) if resume and out.is_dir() else None
+    if resume and checkpoint is None and is_main_process():
+        print(f"sft: --resume: no checkpoint-* in {out}; starting from the beginning", flush=True)
+
+    trainer, processor, train_set = build_trainer(cfg)
+    if trainer.is_world_process_zero():
+        save_config(cfg, out / "spatialrl_config.yaml")
+        n_params = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
+        print(f"sft: {len(train_set)} samples from {cfg.dataset}:{cfg.train_split}, {n_params:,} trainable "
+              f"parameters, think={cfg.think}, device={trainer.args.device}, -> {out}", flush=True)
+    start = time.perf_counter()
+    result = trainer.train(resume_from_checkpoint=checkpoint)
+    seconds = time.perf_counter() - start
+
+    model = trainer.model
+    if cfg.lora:
+        model = model.merge_and_unload()
+    if trainer.is_world_process_zero():
+        if cfg.lora:
+            model.save_pretrained(str(out))
+        processor.save_pretrained(str(out))
+    if not cfg.lora:
+        trainer.save_model(str(out))
+    steps = int(trainer.state.global_step)
+    losses = _losses(trainer.state.log_history)
+    summary = {
+        "output_dir": str(out),
+        "samples": len(train_set),
+        "steps": steps,
+        "train_loss": float(result.training_loss),
+        "first_loss": losses[0] if losses else None,
+        "last_loss": losses[-1] if losses else None,
+        "resumed_from": checkpoint,
+        "seconds": round(seconds, 3),
+        "steps_per_second": round(steps / seconds, 3) if seconds > 0 else None,
+    }
+    if trainer.is_world_process_zero():
+        loss = (f"loss {summary['first_loss']:.4f} -> {summary['last_loss']:.4f}" if losses
+                else f"mean loss {summary['train_loss']:.4f}")
+        print(f"sft: {steps} steps in {seconds:.1f} s ({summary['steps_per_second']} steps/s), {loss}; "
+              f"model + processor saved to {out}", flush=True)
+    return summary
+
+
+# --------------------------------------------------------------------------------------
+# CLI
+# --------------------------------------------------------------------------------------
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_job_arguments(parser, "sft")
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg, code = load_job_config(args, "sft")
+    if cfg is None:
+        return int(code or 0)
+    try:
+        summary = train_sft(cfg, resume=bool(args.resume))
+    except FileNotFoundError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if is_main_process():
+        print(json.dumps(summary, indent=2))
+    return 0

@@ -1,0 +1,147 @@
+"""SFT cold start: targets in the answer format, completion-only labels, a short run on the tiny
+model that lowers the loss and saves a reloadable model, LoRA merged on save, config errors."""
+
+from __future__ import annotations
+
+import argparse
+import math
+
+import pytest
+
+from spatialrl.answers import extract_answer
+from spatialrl.rewards.format import format_reward
+from spatialrl.train import sft
+from spatialrl.train.config import SFTJobConfig, load_config
+from spatialrl.world.questions import QUESTION_TYPES
+
+
+def _config(tiny_model_dir, world_dataset_dir, out, **changes):
+    fields = dict(model=tiny_model_dir, dataset=world_dataset_dir, output_dir=str(out), per_device_train_batch_size=8,
+                  max_steps=2, learning_rate=3e-3, logging_steps=1, save_steps=1000, torch_threads=1,
+                  use_cpu=True)
+    fields.update(changes)
+    return SFTJobConfig(**fields)
+
+
+def _run_cli(argv):
+    parser = argparse.ArgumentParser()
+    sft.add_arguments(parser)
+    return sft.run(parser.parse_args(argv))
+
+
+# -- targets -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("think", ["template", "empty"])
+def test_targets_follow_the_answer_format(think):
+    for qt in QUESTION_TYPES:
+        text = sft.target_text("2.35", qt, think)
+        assert format_reward(text) == 1.0 and extract_answer(text) == "2.35"
+        assert (text.startswith("<think></think>")) == (think == "empty")
+    assert set(QUESTION_TYPES) <= set(sft.THINK_TEMPLATES), "every question type has a rationale"
+    assert not any(ch.isdigit() for ch in "".join(sft.THINK_TEMPLATES.values())), "rationales never hold numbers"
+
+
+def test_examples_are_conversational_prompt_completion(world_dataset_dir):
+    from spatialrl.data.export import prompt_text
+
+    ds = sft.load_split(world_dataset_dir, "train", max_samples=4, seed=1, whole_pairs=True)
+    assert len(ds) == 4 and len(set(ds["pair_id"])) == 2, "whole mirror pairs"
+    row = ds[0]
+    ex = sft.sft_example(row)
+    (user,) = ex["prompt"]
+    assert user["role"] == "user" and user["content"][0]["type"] == "image"
+    assert user["content"][1]["text"] == prompt_text(row["question"])
+    (assistant,) = ex["completion"]
+    assert assistant["role"] == "assistant"
+    assert extract_answer(assistant["content"][0]["text"]) == row["answer"]
+    only = sft.load_split(world_dataset_dir, "train", question_types=["object_count"])
+    assert set(only["question_type"]) == {"object_count"}
+    with pytest.raises(FileNotFoundError, match="no split 'dev'"):
+        sft.load_split(world_dataset_dir, "dev")
+
+
+# -- labels ----------------------------------------------------------------------------------------
+
+
+def test_loss_is_on_the_completion_only(tiny_model_dir, world_dataset_dir, tmp_path):
+    cfg = _config(tiny_model_dir, world_dataset_dir, tmp_path / "out", max_samples=6)
+    trainer, processor, train_set = sft.build_trainer(cfg)
+    examples = [dict(train_set[i]) for i in range(3)]
+    targets = [ex["completion"][0]["content"][0]["text"] for ex in examples]
+    batch = trainer.data_collator(examples)
+    tok = processor.tokenizer
+    image_pad = tok.convert_tokens_to_ids("<|image_pad|>")
+    assert "pixel_values" in batch and "mm_token_type_ids" in batch
+    for i, target in enumerate(targets):
+        ids, labels, mask = batch["input_ids"][i], batch["labels"][i], batch["attention_mask"][i]
+        trained = labels != -100
+        assert (labels[trained] == ids[trained]).all()
+        assert tok.decode(ids[trained]) == target + "<|im_end|>\n", "exactly the target and the end of turn"
+        # everything before the completion is masked: system turn, image tokens, question, generation prompt
+        first = int(trained.nonzero()[0])
+        assert not trained[:first].any() and (ids[:first] == image_pad).sum() > 0
+        assert tok.decode(ids[:first][mask[:first].bool()]).endswith("<|im_start|>assistant\n")
+        assert trained[first:][mask[first:].bool()].all()
+
+
+# -- training ------------------------------------------------------------------------------------
+
+
+def test_sft_lowers_the_loss_and_saves_a_reloadable_model(tiny_model_dir, world_dataset_dir, tmp_path, capsys):
+    import torch
+
+    from spatialrl.models import load_model_and_processor
+
+    out = tmp_path / "sft"
+    config = tmp_path / "sft.yaml"
+    config.write_text(f"job: sft\nmodel: {tiny_model_dir}\ndataset: {world_dataset_dir}\noutput_dir: {out}\n")
+    rc = _run_cli(["--config", str(config), "max_steps=16", "learning_rate=3e-3", "per_device_train_batch_size=8",
+                   "logging_steps=1", "torch_threads=1", "use_cpu=true", "save_steps=1000"])
+    assert rc == 0
+    printed = capsys.readouterr().out
+    assert "sft: 16 steps" in printed and "steps/s" in printed
+
+    saved = load_config(out / "spatialrl_config.yaml")
+    assert isinstance(saved, SFTJobConfig) and saved.max_steps == 16
+    model, processor = load_model_and_processor(out)
+    assert type(processor).__name__ == "Qwen2_5_VLImageOnlyProcessor"
+    trained = {k: v for k, v in model.state_dict().items()}
+    base, _ = load_model_and_processor(tiny_model_dir)
+    changed = [k for k, v in base.state_dict().items() if not torch.equal(v, trained[k])]
+    assert changed, "the saved weights are the trained ones"
+
+    import json
+    history = json.loads(max(out.glob("checkpoint-*/trainer_state.json")).read_text())["log_history"]
+    losses = [e["loss"] for e in history if "loss" in e]
+    assert len(losses) == 16 and all(math.isfinite(x) for x in losses)
+    assert sum(losses[-4:]) / 4 < sum(losses[:4]) / 4, losses
+
+
+def test_lora_is_merged_into_the_saved_model(tiny_model_dir, world_dataset_dir, tmp_path):
+    from spatialrl.models import load_model_and_processor
+
+    cfg = _config(tiny_model_dir, world_dataset_dir, tmp_path / "lora", lora=True, lora_r=4, max_samples=16)
+    summary = sft.train_sft(cfg)
+    assert summary["steps"] == 2 and math.isfinite(summary["train_loss"])
+    model, _ = load_model_and_processor(tmp_path / "lora")
+    assert not any("lora" in k for k in model.state_dict())
+
+
+def test_cli_errors_name_the_field_and_resume_without_checkpoint(tiny_model_dir, world_dataset_dir, tmp_path,
+                                                                   capsys):
+    config = tmp_path / "sft.yaml"
+    config.write_text(f"job: sft\nmodel: {tiny_model_dir}\ndataset: {world_dataset_dir}\noutput_dir: {tmp_path}/o\n")
+    assert _run_cli(["--config", str(config), "think=verbose"]) == 2
+    assert "SFTJobConfig.think must be one of ['template', 'empty']; got 'verbose'" in capsys.readouterr().err
+    assert _run_cli(["--config", str(config), "learnin_rate=1e-3"]) == 2
+    assert "did you mean 'learning_rate'" in capsys.readouterr().err
+    assert _run_cli(["--config", str(config), "--resume", "max_steps=1", "torch_threads=1", "save_steps=1"]) == 0
+    assert "no checkpoint-* in" in capsys.readouterr().out, "resume without a checkpoint starts from the beginning"
+    # now there is one: resuming with a higher max_steps continues from step 1
+    assert _run_cli(["--config", str(config), "--resume", "max_steps=2", "torch_threads=1", "save_steps=1"]) == 0
+    assert '"resumed_from":' in (printed := capsys.readouterr().out) and "checkpoint-1" in printed
+    assert _run_cli(["--config", str(config), f"dataset={tmp_path}/missing"]) == 2
+    assert "spatialrl data build" in capsys.readouterr().err
+    assert _run_cli(["--config", str(config), "--dry-run"]) == 0
+    assert "think: template" in capsys.readouterr().out
