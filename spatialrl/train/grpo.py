@@ -284,6 +284,7 @@ def train_grpo(cfg: Any, resume: bool = False, callbacks: list[Any] | None = Non
         "resumed_from": checkpoint,
         "train_loss": float(result.training_loss),
         "pairs": len(pairs) if pairs is not None else 0,
+        "processes": trainer.accelerator.num_processes,
         "rows": len(dataset),
     }
 
