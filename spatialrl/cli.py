@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import importlib.util
 import sys
 
 # (command words, module). Groups ("data build", "data mirror") share a parent parser.
@@ -32,13 +31,6 @@ GROUP_HELP = {
 }
 
 
-def _available(module: str) -> bool:
-    try:
-        return importlib.util.find_spec(module) is not None
-    except ModuleNotFoundError:
-        return False
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="spatialrl",
@@ -53,8 +45,6 @@ def build_parser() -> argparse.ArgumentParser:
     top = parser.add_subparsers(dest="command", metavar="COMMAND")
     groups: dict[str, argparse._SubParsersAction] = {}
     for words, module_name in COMMANDS:
-        if not _available(module_name):
-            continue
         module = importlib.import_module(module_name)
         parts = words.split()
         if len(parts) == 1:
