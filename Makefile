@@ -19,6 +19,9 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 test: $(STAMP)
+	@# Headless Chromium checks the HTML report (tests/test_report.py); Debian's package.
+	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) || \
+		echo "warning: could not install chromium; the browser test of the report will be skipped"
 	$(PY) -m pytest -q
 
 bench: $(STAMP)

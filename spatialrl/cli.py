@@ -21,6 +21,7 @@ COMMANDS: list[tuple[str, str]] = [
     ("train", "spatialrl.train.cli"),
     ("eval run", "spatialrl.eval.runner"),
     ("eval score", "spatialrl.eval.score"),
+    ("report", "spatialrl.report"),
     ("doctor", "spatialrl.doctor"),
 ]
 
