@@ -24,8 +24,13 @@ test: $(STAMP)
 		echo "warning: could not install chromium; the browser test of the report will be skipped"
 	$(PY) -m pytest -q
 
+# Every performance script; each prints the ratios and figures recorded in docs/performance.md.
 bench: $(STAMP)
 	$(PY) benchmarks/rewards.py
+	$(PY) benchmarks/data_build.py
+	$(PY) benchmarks/eval_scoring.py
+	$(PY) benchmarks/generation.py
+	$(PY) benchmarks/trainer_overhead.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache
