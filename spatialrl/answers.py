@@ -591,29 +591,19 @@ def _scan_items(text: str) -> list | None:
     i = 0
     while i < n:
         kind, s = toks[i][0], toks[i][1]
-        if kind in _NUMERIC:
-            q, j = _quantity_at(toks, i, text)
+        between = kind == "word" and s == "between" and i + 1 < n and toks[i + 1][0] in _NUMERIC
+        if kind in _NUMERIC or between:
+            # "2-3 m" / "2 to 3 m" join a range; after "between", only "and" does.
+            start = i + 1 if between else i
+            q, j = _quantity_at(toks, start, text)
             if q is _BAD:
                 return None
-            if (
-                j + 1 < n
-                and (toks[j][0] == "dash" or (toks[j][0] == "word" and toks[j][1] in _RANGE_WORDS))
-                and toks[j + 1][0] in _NUMERIC
+            link = toks[j] if j + 1 < n and toks[j + 1][0] in _NUMERIC else None
+            if link is not None and (
+                (link[0] == "word" and link[1] == "and")
+                if between
+                else (link[0] == "dash" or (link[0] == "word" and link[1] in _RANGE_WORDS))
             ):
-                q2, k = _quantity_at(toks, j + 1, text)
-                if q2 is _BAD:
-                    return None
-                items.append(("range", q, q2))
-                i = k
-                continue
-            items.append(("q", q))
-            i = j
-            continue
-        if kind == "word" and s == "between" and i + 1 < n and toks[i + 1][0] in _NUMERIC:
-            q, j = _quantity_at(toks, i + 1, text)
-            if q is _BAD:
-                return None
-            if j + 1 < n and toks[j][0] == "word" and toks[j][1] == "and" and toks[j + 1][0] in _NUMERIC:
                 q2, k = _quantity_at(toks, j + 1, text)
                 if q2 is _BAD:
                     return None
