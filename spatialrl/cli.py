@@ -17,6 +17,7 @@ COMMANDS: list[tuple[str, str]] = [
     ("data build", "spatialrl.data.build"),
     ("data mirror", "spatialrl.data.mirror_text"),
     ("model tiny", "spatialrl.models.tiny"),
+    ("pretrain", "spatialrl.train.pretrain"),
     ("sft", "spatialrl.train.sft"),
     ("train", "spatialrl.train.cli"),
     ("eval run", "spatialrl.eval.runner"),

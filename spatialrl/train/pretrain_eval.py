@@ -1,0 +1,238 @@
+"""Held-out evaluation and model card of ``spatialrl pretrain``.
+
+The held-out split is the ``test`` split of ``spatialrl data build --seed 0 --scenes 1000`` (the
+world benchmark, scored with :mod:`spatialrl.eval.benchmarks.world`); the pretraining scenes use
+another world seed, so none of them is ever a held-out scene. Beside the model's scores the card
+shows the no-perception baselines of :mod:`spatialrl.eval.baselines` fitted on that build's
+``train`` split.
+
+A smaller fixed subset (:data:`REPRO_SUBSET`: every question of the first test scenes of that
+build, both views) is scored too; its figure is written in the card on a line of its own so that a
+test can load the checkpoint, score the same subset and compare (``card_subset_score``).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "EVAL_BUILD",
+    "REPRO_SUBSET",
+    "Subset",
+    "card_subset_score",
+    "evaluate",
+    "model_card",
+    "score_subset",
+    "subset_items",
+]
+
+#: The evaluation build: ``spatialrl data build --seed 0 --scenes 1000`` (test fraction 0.1).
+EVAL_BUILD = {"seed": 0, "scenes": 1000, "test_fraction": 0.1, "image_size": 112}
+MAX_NEW_TOKENS = 48
+BATCH_SIZE = 64
+
+
+@dataclass(frozen=True)
+class Subset:
+    """Every question (both views) of the first ``scenes`` test scenes (in index order) of the
+    evaluation build."""
+
+    scenes: int = 12
+
+
+REPRO_SUBSET = Subset()
+_CARD_MARKER = "Fixed-subset overall score (reproduced by tests/train/test_pretrain.py):"
+
+
+def subset_items(subset: Subset = REPRO_SUBSET) -> list[Any]:
+    """The world benchmark's items of ``subset``, built in memory exactly as ``spatialrl data
+    build`` writes those rows (same ids)."""
+    import io
+
+    from PIL import Image
+
+    from spatialrl.data.build import BuildConfig, scene_rows, test_scenes
+    from spatialrl.eval.benchmarks.world import make_item
+
+    cfg = BuildConfig(scenes=EVAL_BUILD["scenes"], seed=EVAL_BUILD["seed"], image_size=EVAL_BUILD["image_size"],
+                      test_fraction=EVAL_BUILD["test_fraction"])
+    indices = sorted(test_scenes(cfg.scenes, cfg.test_fraction, cfg.seed))[: subset.scenes]
+    items = []
+    for index in indices:
+        for row in scene_rows(index, cfg):
+            image = Image.open(io.BytesIO(row["image"]["bytes"])).convert("RGB")
+            items.append(make_item(row, image))
+    return items
+
+
+def _generate(model_path: str, items: list[Any], progress: bool = False) -> dict[str, str]:
+    import torch
+    from tqdm.auto import tqdm
+
+    from spatialrl.eval.benchmarks import get_benchmark
+    from spatialrl.eval.runner import generate_batch
+    from spatialrl.models import load_model_and_processor
+
+    benchmark = get_benchmark("world")
+    model, processor = load_model_and_processor(model_path, dtype=torch.float32)
+    preds: dict[str, str] = {}
+    bar = tqdm(total=len(items), desc="held-out", unit="item", disable=not progress, dynamic_ncols=True)
+    for start in range(0, len(items), BATCH_SIZE):
+        batch = items[start:start + BATCH_SIZE]
+        texts = generate_batch(model, processor, [benchmark.prompt(it) for it in batch],
+                               [list(it.images) for it in batch], MAX_NEW_TOKENS)
+        preds.update({it.id: t for it, t in zip(batch, texts)})
+        bar.update(len(batch))
+    bar.close()
+    return preds
+
+
+def score_subset(model_path: str, subset: Subset = REPRO_SUBSET) -> dict[str, Any]:
+    """The world benchmark's report of ``model_path`` on ``subset`` (greedy, float32)."""
+    from spatialrl.eval.benchmarks import get_benchmark, score_predictions
+
+    items = subset_items(subset)
+    benchmark = get_benchmark("world")
+    return score_predictions(benchmark, items, _generate(model_path, items))
+
+
+def evaluate(model_path: str, data: str | None = None, progress: bool = True, log: Any = print) -> dict[str, Any]:
+    """Scores of ``model_path`` on the evaluation build's test split (built into a temporary
+    directory unless ``data`` names one), the no-perception baselines fitted on its train split,
+    and the fixed-subset score."""
+    from spatialrl.eval.baselines import load_items, score_baselines
+    from spatialrl.eval.benchmarks import get_benchmark, score_predictions
+
+    benchmark = get_benchmark("world")
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="spatialrl-eval-") as tmp:
+        if data is None:
+            from spatialrl.data.build import BuildConfig, build_dataset
+
+            data = str(Path(tmp) / "world")
+            log(f"building the held-out evaluation set (spatialrl data build --seed {EVAL_BUILD['seed']} "
+                f"--scenes {EVAL_BUILD['scenes']}) ...")
+            build_dataset(data, BuildConfig(scenes=EVAL_BUILD["scenes"], seed=EVAL_BUILD["seed"],
+                                            image_size=EVAL_BUILD["image_size"],
+                                            test_fraction=EVAL_BUILD["test_fraction"]), progress=False)
+        items = benchmark.load(data, split="test")
+        baselines = score_baselines(load_items(data, "train"), load_items(data, "test"), benchmark)
+        preds = _generate(model_path, items, progress)
+        report = score_predictions(benchmark, items, preds)
+    subset = score_subset(model_path, REPRO_SUBSET)
+    return {"heldout": report, "baselines": baselines, "subset": subset, "items": len(items),
+            "seconds": round(time.perf_counter() - t0, 1)}
+
+
+def _fmt(x: Any, nd: int = 1) -> str:
+    return "" if x is None else f"{x:.{nd}f}"
+
+
+def model_card(summary: dict[str, Any], evaluation: dict[str, Any] | None, command: str) -> str:
+    """README.md of a pretrained checkpoint: how it was made, its held-out scores beside the
+    no-perception baselines, and the true-vs-shuffled image loss gap."""
+    from spatialrl.eval.baselines import baseline_table, numeric_mean
+
+    cfg = summary["config"]
+    minutes = summary["total_seconds"] / 60
+    lines = [
+        "---",
+        "license: apache-2.0",
+        "library_name: transformers",
+        "pipeline_tag: image-text-to-text",
+        "tags: [spatialrl, qwen2_5_vl, spatial-reasoning, synthetic]",
+        "---",
+        "",
+        "# tiny-spatial-vlm",
+        "",
+        f"A {summary['parameters'] / 1e6:.1f} M-parameter Qwen2.5-VL (architecture `Qwen2_5_VLForConditionalGeneration`, "
+        f"size `{cfg['size']}`) pretrained by `spatialrl pretrain` on the synthetic world's exact dense truth, "
+        "grounding texts and spatial QA: the CPU starting point for RL with spatialrl (real users start from "
+        "e.g. Qwen2.5-VL-3B-Instruct). It answers in the `<think></think><answer>...</answer>` format of the "
+        "format reward. Recipe and measurements: `docs/pretraining.md`.",
+        "",
+        "```python",
+        "import spatialrl  # registers the image-only processor (no torchvision needed)",
+        "from transformers import AutoModelForImageTextToText, AutoProcessor",
+        "model = AutoModelForImageTextToText.from_pretrained(PATH)  # float16 storage, loads as float32",
+        "processor = AutoProcessor.from_pretrained(PATH)",
+        "```",
+        "",
+        "## Reproduce",
+        "",
+        "```",
+        command,
+        "```",
+        "",
+        f"Seed {cfg['seed']} (weights, tokenizer corpus, batch order), world seed {cfg['world_seed']} "
+        f"({cfg['scenes']} training scenes, each with its mirrored view). Training time on this machine "
+        f"(2 CPU cores, one torch thread): {minutes:.1f} min in all -- data {summary['data_seconds'] / 60:.1f} min, "
+        f"stage 1 (vision tower on dense truth, {summary['dense_steps']} steps) {summary['dense_seconds'] / 60:.1f} min, "
+        f"stages 2-3 (language, {summary['steps']} steps of {cfg['images_per_step']} images x "
+        f"{cfg['questions_per_image']} questions) {summary['train_seconds'] / 60:.1f} min.",
+        "",
+        "Normalisation (in `processor_config.json`, so RL and eval see the same): image mean "
+        f"{cfg.get('normalize')} statistics, the grey room maps to about 0.",
+        "",
+        "## Does it look at the image?",
+        "",
+        "Held-out answer loss (nats per answer token, 128 questions of held-out scenes; the shuffled column gives "
+        "each question another scene's image):",
+        "",
+        "| true images | shuffled images | gap |",
+        "|---:|---:|---:|",
+        f"| {_fmt(summary.get('heldout_loss_true'), 3)} | {_fmt(summary.get('heldout_loss_shuffled'), 3)} | "
+        f"{_fmt(summary.get('heldout_gap'), 3)} |",
+        "",
+    ]
+    if evaluation:
+        report = evaluation["heldout"]
+        base = evaluation["baselines"]
+        best_const = max(numeric_mean(base[k]["per_type"]) or 0.0 for k in ("mean", "median", "best_constant"))
+        lines += [
+            "## Held-out scores",
+            "",
+            f"World benchmark, test split of `spatialrl data build --seed {EVAL_BUILD['seed']} --scenes "
+            f"{EVAL_BUILD['scenes']}` ({evaluation['items']} items; official-style scorer "
+            "`spatialrl/eval/benchmarks/world.py`: mean relative accuracy for numbers, accuracy otherwise, percent), "
+            "greedy decoding, float32. Baselines never look at the image: constants fitted on that build's train "
+            "split (`python -m spatialrl.eval.baselines --data DIR`).",
+            "",
+            baseline_table(base, report, "this model"),
+            "",
+            f"Numeric types (mean relative accuracy): {_fmt(numeric_mean(report['per_type']))} vs "
+            f"{_fmt(best_const)} for the best constant predictor.",
+            "",
+            f"{_CARD_MARKER} {evaluation['subset']['overall']:.2f} "
+            f"({evaluation['subset']['counts']['items']} items: every question of the first {REPRO_SUBSET.scenes} "
+            "test scenes).",
+            "",
+        ]
+    lines += [
+        "## Limitations",
+        "",
+        "Trained only on the synthetic world (grey box rooms, 10 object categories, 8 colours, 112 px images); "
+        "it knows nothing else. Its answers are a starting point for RL, not a spatial-reasoning model.",
+        "",
+        "## Recipe settings",
+        "",
+        "```json",
+        json.dumps({k: v for k, v in cfg.items() if k != "out"}, indent=1),
+        "```",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def card_subset_score(card: str) -> float:
+    """The fixed-subset overall score written in a model card."""
+    m = re.search(re.escape(_CARD_MARKER) + r"\s*([0-9.]+)", card)
+    if not m:
+        raise ValueError("the model card has no fixed-subset score line")
+    return float(m.group(1))
