@@ -1,4 +1,4 @@
-# spatialrl — `make test` sets up .venv on a fresh machine and runs the test suite.
+# spatialrl — `make demo` and `make test` set up .venv on a fresh machine, then run the demo / the test suite.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -8,7 +8,9 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install test bench clean
+DEMO_OUT ?= runs/demo
+
+.PHONY: install demo test bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -17,6 +19,13 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# The whole method on a CPU against an equal-time SFT control (docs/demo.md), then its report.
+# Finished stages are reused, so an interrupted run continues where it stopped. The last lines
+# printed are the scores and the report's path.
+demo: $(STAMP)
+	$(PY) -m spatialrl demo --out $(DEMO_OUT) --set report=false
+	$(PY) -m spatialrl report $(DEMO_OUT)
 
 test: $(STAMP)
 	@# Headless Chromium checks the HTML report (tests/test_report.py); Debian's package.

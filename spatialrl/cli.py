@@ -23,6 +23,7 @@ COMMANDS: list[tuple[str, str]] = [
     ("eval run", "spatialrl.eval.runner"),
     ("eval score", "spatialrl.eval.score"),
     ("report", "spatialrl.report"),
+    ("demo", "spatialrl.demo"),
     ("doctor", "spatialrl.doctor"),
 ]
 

@@ -406,6 +406,9 @@ class GRPOJobConfig(_JobConfig):
     loss_type: str = _opt("grpo", "TRL loss aggregation: grpo (per-sequence mean, as eq. 9 and SVQA-R1 eq. 6), "
                                   "dapo, dr_grpo, bnpo, ...")
     max_steps: int = _opt(100, "optimiser steps; also T of the sharpness schedule (eq. 5)")
+    max_seconds: float | None = _opt(None, "stop after this many seconds of training wall-clock time (checked after "
+                                           "each optimiser step); null: no limit. T of the sharpness schedule stays "
+                                           "max_steps, so a run cut short never reaches k_max")
     max_completion_length: int = _opt(256, "maximum new tokens per completion")
     temperature: float = _opt(1.0, "sampling temperature of the rollouts")
     seed: int = _opt(0, "random seed (sampling, shuffling, weights of new adapters)")
@@ -530,6 +533,7 @@ class GRPOJobConfig(_JobConfig):
         if self.loss_type not in GRPO_LOSS_TYPES:
             self._value_error("loss_type", f"one of {list(GRPO_LOSS_TYPES)}")
         self._check_at_least("max_steps", 1)
+        self._check_positive("max_seconds", "null: no time limit", optional=True)
         self._check_at_least("max_completion_length", 1)
         self._check_positive("temperature")
 
@@ -646,6 +650,9 @@ class SFTJobConfig(_JobConfig):
     weight_decay: float = _opt(0.0, "AdamW weight decay")
     num_train_epochs: float = _opt(1.0, "passes over the data (ignored when max_steps is set)")
     max_steps: int | None = _opt(None, "optimiser steps; null: num_train_epochs decides")
+    max_seconds: float | None = _opt(None, "stop after this many seconds of training wall-clock time (checked after "
+                                           "each optimiser step; the learning-rate schedule still runs to max_steps); "
+                                           "null: no limit")
     per_device_train_batch_size: int = _opt(8, "samples per device per micro-step")
     gradient_accumulation_steps: int = _opt(1, "micro-steps per optimiser step")
     max_length: int | None = _opt(1024, "maximum tokens of prompt + image + completion (longer samples are cut at "
@@ -685,6 +692,7 @@ class SFTJobConfig(_JobConfig):
         self._check_runtime_fields()
         self._check_positive("num_train_epochs")
         self._check_at_least("max_steps", 1, "null: num_train_epochs decides", optional=True)
+        self._check_positive("max_seconds", "null: no time limit", optional=True)
         self._check_at_least("max_length", 16, "it must hold the prompt, the image tokens and the answer",
                              optional=True)
         self._check_lora()

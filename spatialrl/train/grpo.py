@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
 from typing import Any
 
@@ -236,12 +235,22 @@ def last_checkpoint(output_dir: str | Path) -> str | None:
     return get_last_checkpoint(str(output_dir)) if Path(output_dir).is_dir() else None
 
 
-def train_grpo(cfg: Any, resume: bool = False, callbacks: list[Any] | None = None, log: Any = print) -> dict[str, Any]:
+def train_grpo(cfg: Any, resume: bool = False, callbacks: list[Any] | None = None, log: Any = print,
+               progress: Any = None) -> dict[str, Any]:
     """Run the GRPO job described by ``cfg`` (a ``GRPOJobConfig``); returns a summary.
 
     With ``resume`` the run continues from the newest checkpoint in ``cfg.output_dir`` (same
-    data order, schedule step, optimizer and RNG state); without one it starts fresh.
+    data order, schedule step, optimizer and RNG state); without one it starts fresh. With
+    ``cfg.max_seconds`` training stops once that much wall-clock time has passed
+    (:class:`spatialrl.train.callbacks.WallClockLimit`). The summary's ``seconds`` is the time
+    spent in ``trainer.train()`` (generation and optimisation, not loading or saving).
+    ``progress``: a ``TrainerCallback`` that replaces the Trainer's progress bar and its printing
+    of every log dict (None keeps them).
     """
+    import time
+
+    from spatialrl.train.callbacks import wall_clock_limit, write_log_history
+
     if cfg.torch_threads:
         torch.set_num_threads(cfg.torch_threads)
     from spatialrl.models import load_model_and_processor
@@ -263,20 +272,34 @@ def train_grpo(cfg: Any, resume: bool = False, callbacks: list[Any] | None = Non
         consistency_reward=cfg.consistency_reward, consistency_threshold=cfg.consistency_threshold,
         consistency_eta=cfg.consistency_eta,
     )
+    callbacks = list(callbacks or [])
+    limit = None
+    if getattr(cfg, "max_seconds", None) is not None:
+        limit = wall_clock_limit(cfg.max_seconds)
+        callbacks.append(limit)
     trainer = SpatialGRPOTrainer(
         model=model, reward_funcs=funcs, args=args, train_dataset=dataset, processing_class=processor,
-        peft_config=peft_config, callbacks=callbacks, advantage_settings=settings, pairs=pairs,
+        peft_config=peft_config, callbacks=callbacks or None, advantage_settings=settings, pairs=pairs,
     )
+    if progress is not None:
+        from spatialrl.train.sft import replace_progress
+
+        replace_progress(trainer, progress)
     output_dir.mkdir(parents=True, exist_ok=True)
     from spatialrl.train.config import save_config
 
     save_config(cfg, output_dir / "spatialrl_config.yaml")
+    start = time.perf_counter()
     result = trainer.train(resume_from_checkpoint=checkpoint)
+    seconds = time.perf_counter() - start
+    stopped_by_time = bool(limit is not None and limit.stopped)
+    if stopped_by_time:
+        log(f"stopped by max_seconds ({cfg.max_seconds:g} s) at step {trainer.state.global_step} of {cfg.max_steps}")
     final = output_dir / "final"
     trainer.save_model(str(final))
     processor.save_pretrained(str(final))
     history = trainer.state.log_history
-    _write_jsonl_atomic(output_dir / "log_history.jsonl", history)
+    write_log_history(output_dir / "log_history.jsonl", history)
     return {
         "output_dir": str(output_dir),
         "final_model": str(final),
@@ -286,12 +309,7 @@ def train_grpo(cfg: Any, resume: bool = False, callbacks: list[Any] | None = Non
         "pairs": len(pairs) if pairs is not None else 0,
         "processes": trainer.accelerator.num_processes,
         "rows": len(dataset),
+        "seconds": round(seconds, 3),
+        "stopped_by_time": stopped_by_time,
     }
 
-
-def _write_jsonl_atomic(path: Path, rows: list[dict[str, Any]]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        for row in rows:
-            fh.write(json.dumps(row) + "\n")
-    os.replace(tmp, path)

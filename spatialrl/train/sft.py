@@ -26,7 +26,11 @@ policy learns to write a non-empty reasoning block without being taught invented
 
 The final model and processor go to ``output_dir`` (LoRA adapters are merged first), loadable by
 :func:`spatialrl.models.load_model_and_processor`; the resolved config goes to
-``output_dir/spatialrl_config.yaml``.
+``output_dir/spatialrl_config.yaml`` and the trainer's log history (one JSON object per logged
+step, then the summary row) to ``output_dir/log_history.jsonl``, the format ``spatialrl report``
+reads. ``max_seconds`` stops training after that much wall-clock time
+(:class:`spatialrl.train.callbacks.WallClockLimit`), e.g. for a control run with the same time
+budget as an RL run.
 """
 
 from __future__ import annotations
@@ -51,6 +55,7 @@ __all__ = [
     "build_trainer",
     "data_files",
     "load_split",
+    "replace_progress",
     "run",
     "sft_example",
     "target_text",
@@ -150,17 +155,37 @@ def build_trainer(cfg: Any) -> tuple[Any, Any, Any]:
     class ResumableSFTTrainer(CheckpointWeightsMixin, SFTTrainer):
         """SFTTrainer whose resume restores Qwen2.5-VL's weights (see spatialrl.train.checkpoints)."""
 
+    callbacks = None
+    if cfg.max_seconds is not None:
+        from spatialrl.train.callbacks import wall_clock_limit
+
+        callbacks = [wall_clock_limit(cfg.max_seconds)]
     trainer = ResumableSFTTrainer(model=model, args=args, train_dataset=train_set, processing_class=processor,
-                         peft_config=cfg.lora_config())
+                                  peft_config=cfg.lora_config(), callbacks=callbacks)
     return trainer, processor, train_set
 
 
-def train_sft(cfg: Any, resume: bool = False) -> dict[str, Any]:
+def replace_progress(trainer: Any, progress: Any) -> None:
+    """Swap a Trainer's progress bar / log printer for the callback ``progress``."""
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+    trainer.pop_callback(ProgressCallback)
+    trainer.pop_callback(PrinterCallback)
+    trainer.add_callback(progress)
+
+
+def train_sft(cfg: Any, resume: bool = False, callbacks: list[Any] | None = None,
+              progress: Any = None) -> dict[str, Any]:
     """Run the SFT job ``cfg`` (:class:`~spatialrl.train.config.SFTJobConfig`); returns a summary
-    (steps, losses, seconds, steps/s, output_dir)."""
+    (steps, losses, seconds, steps/s, output_dir, stopped_by_time).
+
+    ``callbacks``: further ``TrainerCallback``s. ``progress``: a ``TrainerCallback`` that replaces
+    the Trainer's progress bar and its printing of every log dict (None keeps them).
+    """
     import torch
     from transformers.trainer_utils import get_last_checkpoint
 
+    from spatialrl.train.callbacks import WallClockLimit, write_log_history
     from spatialrl.train.config import save_config
 
     if cfg.torch_threads:
@@ -171,6 +196,10 @@ def train_sft(cfg: Any, resume: bool = False) -> dict[str, Any]:
         print(f"sft: --resume: no checkpoint-* in {out}; starting from the beginning", flush=True)
 
     trainer, processor, train_set = build_trainer(cfg)
+    for callback in callbacks or []:
+        trainer.add_callback(callback)
+    if progress is not None:
+        replace_progress(trainer, progress)
     if trainer.is_world_process_zero():
         save_config(cfg, out / "spatialrl_config.yaml")
         n_params = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
@@ -191,6 +220,10 @@ def train_sft(cfg: Any, resume: bool = False) -> dict[str, Any]:
         trainer.save_model(str(out))
     steps = int(trainer.state.global_step)
     losses = _losses(trainer.state.log_history)
+    limit = next((c for c in trainer.callback_handler.callbacks if isinstance(c, WallClockLimit)), None)
+    stopped_by_time = bool(limit is not None and limit.stopped)
+    if trainer.is_world_process_zero():
+        write_log_history(out / "log_history.jsonl", trainer.state.log_history)
     summary = {
         "output_dir": str(out),
         "samples": len(train_set),
@@ -201,11 +234,13 @@ def train_sft(cfg: Any, resume: bool = False) -> dict[str, Any]:
         "resumed_from": checkpoint,
         "seconds": round(seconds, 3),
         "steps_per_second": round(steps / seconds, 3) if seconds > 0 else None,
+        "stopped_by_time": stopped_by_time,
     }
     if trainer.is_world_process_zero():
         loss = (f"loss {summary['first_loss']:.4f} -> {summary['last_loss']:.4f}" if losses
                 else f"mean loss {summary['train_loss']:.4f}")
-        print(f"sft: {steps} steps in {seconds:.1f} s ({summary['steps_per_second']} steps/s), {loss}; "
+        why = f" (stopped by max_seconds {cfg.max_seconds:g})" if stopped_by_time else ""
+        print(f"sft: {steps} steps in {seconds:.1f} s{why} ({summary['steps_per_second']} steps/s), {loss}; "
               f"model + processor saved to {out}", flush=True)
     return summary
 

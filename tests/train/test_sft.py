@@ -116,6 +116,24 @@ def test_sft_lowers_the_loss_and_saves_a_reloadable_model(tiny_model_dir, world_
     losses = [e["loss"] for e in history if "loss" in e]
     assert len(losses) == 16 and all(math.isfinite(x) for x in losses)
     assert sum(losses[-4:]) / 4 < sum(losses[:4]) / 4, losses
+    # the whole log history, as spatialrl report reads it: the same losses, then the summary row
+    written = [json.loads(line) for line in (out / "log_history.jsonl").read_text().splitlines()]
+    assert [e["loss"] for e in written if "loss" in e] == losses
+    assert "train_runtime" in written[-1]
+
+
+def test_max_seconds_stops_training_on_the_clock(tiny_model_dir, world_dataset_dir, tmp_path):
+    import json
+
+    out = tmp_path / "timed"
+    cfg = _config(tiny_model_dir, world_dataset_dir, out, max_steps=100_000, max_seconds=1.0)
+    summary = sft.train_sft(cfg)
+    assert summary["stopped_by_time"] and 1 <= summary["steps"] < 100_000
+    assert 1.0 <= summary["seconds"] < 30
+    rows = [json.loads(line) for line in (out / "log_history.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows if "loss" in r] == list(range(1, summary["steps"] + 1))
+    with pytest.raises(Exception, match="max_seconds"):
+        _config(tiny_model_dir, world_dataset_dir, out, max_seconds=0)
 
 
 def test_lora_is_merged_into_the_saved_model(tiny_model_dir, world_dataset_dir, tmp_path):
@@ -123,7 +141,7 @@ def test_lora_is_merged_into_the_saved_model(tiny_model_dir, world_dataset_dir, 
 
     cfg = _config(tiny_model_dir, world_dataset_dir, tmp_path / "lora", lora=True, lora_r=4, max_samples=16)
     summary = sft.train_sft(cfg)
-    assert summary["steps"] == 2 and math.isfinite(summary["train_loss"])
+    assert summary["steps"] == 2 and math.isfinite(summary["train_loss"]) and not summary["stopped_by_time"]
     model, _ = load_model_and_processor(tmp_path / "lora")
     assert not any("lora" in k for k in model.state_dict())
 
