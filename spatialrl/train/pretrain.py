@@ -119,6 +119,11 @@ class PretrainConfig:
     mention_layer: int = _f(2, "language-model layer whose hidden state at each object name (and counted category) "
                                "in a question must predict that object's properties (its count): 0 turns it off")
     mention_weight: float = _f(1.0, "weight of the mention-grounding loss")
+    attend_weight: float = _f(1.0, "weight of the attention supervision: one head of layer mention_layer must look, "
+                                   "from each object name, at the image tokens where that object shows (0: off)")
+    answer_attend_weight: float = _f(1.0, "weight of the second attention supervision: one head of the layer after "
+                                          "mention_layer must look, from the positions that predict the answer, at "
+                                          "the object names of the question (0: off)")
     llm_aux_layer: int = _f(-1, "also apply position heads to this language-model layer's image tokens (-1: off)")
     rope_theta: float | None = _f(None, "language-model RoPE base (None: the tiny model's 1e6)")
     mrope_section: list[int] | None = _f(None, "language-model mRoPE split (t, h, w) of head_dim / 2 (None: default)")
@@ -171,7 +176,7 @@ class PretrainConfig:
                 bad(name, "must be > 0")
         if self.mention_layer < 0:
             bad("mention_layer", "must be >= 0 (0: off)")
-        for name in ("weight_decay", "dense_weight_late", "mention_weight"):
+        for name in ("weight_decay", "dense_weight_late", "mention_weight", "attend_weight", "answer_attend_weight"):
             if getattr(self, name) < 0:
                 bad(name, "must be >= 0")
         from spatialrl.world.questions import QUESTION_TYPES
@@ -363,6 +368,9 @@ class Bank:
         self.suffix = tok(after, add_special_tokens=False)["input_ids"]
         self.eos = tok.convert_tokens_to_ids("<|im_end|>")
         self.pad = tok.pad_token_id
+        # The answer value sits between the tokens "answer" (of "<answer>") and the last "</".
+        self.answer_word_id = tok.convert_tokens_to_ids("answer")
+        self.close_tag_id = tok.convert_tokens_to_ids("</")
         # Tokenise every question once: items[view][family] = [(kind, prompt ids, target ids, mentions)],
         # mentions = [(token index in the prompt, 0 object | 1 count, target (8,))] (see mention_spans).
         from spatialrl.train.pretrain_data import mention_spans
@@ -382,15 +390,16 @@ class Bank:
         self.items: list[dict[str, list[tuple[str, list[int], list[int], list[Any]]]]] = [
             {"qa": [], "ground": []} for _ in views]
         self.prompt_offset = len(self.prefix) + self.n_image_tokens + len(self.after_image)
+        self.image_start = len(self.prefix)
         for n, ((vi, fam, kind), qi, ti) in enumerate(zip(keys, enc["input_ids"], t_ids)):
             offsets = enc["offset_mapping"][n]
             mentions = []
-            for start, end, mkind, target in mention_spans(questions[n], views[vi]):
+            for start, end, mkind, target, where in mention_spans(questions[n], views[vi]):
                 last = max((i for i, (a, b) in enumerate(offsets) if a < end and b > start), default=None)
                 if last is not None:
                     vec = np.zeros(8, dtype=np.float32)
                     vec[: len(target)] = target
-                    mentions.append((last, 0 if mkind == "object" else 1, vec))
+                    mentions.append((last, 0 if mkind == "object" else 1, vec, where.astype(np.float32)))
             self.items[vi][fam].append((kind, qi, ti, mentions))
 
     def sequence(self, prompt_ids: list[int], target_ids: list[int]) -> tuple[list[int], int]:
@@ -446,6 +455,11 @@ class Batch:
     mention_pos: Any | None = None
     mention_kind: Any | None = None
     mention_target: Any | None = None
+    mention_where: Any | None = None
+    image_start: int = 0
+    answer_seq: Any | None = None  # (n,) sequence of each answer-predicting position with mentions
+    answer_pos: Any | None = None  # (n,) the position
+    answer_targets: Any | None = None  # (n, L) bool: the mentions of its question
 
 
 def _collate(bank: Bank, model: Any, mean: Any, std: Any, views: list[int],
@@ -481,14 +495,47 @@ def _collate(bank: Bank, model: Any, mean: Any, std: Any, views: list[int],
     batch.image_of_seq = torch.tensor([q[0] for q in questions])
     batch.input_ids, batch.attention_mask, batch.position_ids, batch.labels = input_ids, attention, position_ids, labels
     batch.kinds = [q[3] for q in questions]
-    rows = [(i, bank.prompt_offset + tok_i, kind, vec) for i, q in enumerate(questions) if len(q) > 4
-            for tok_i, kind, vec in q[4]]
+    rows = [(i, bank.prompt_offset + tok_i, kind, vec, where) for i, q in enumerate(questions) if len(q) > 4
+            for tok_i, kind, vec, where in q[4]]
     if rows:
         batch.mention_seq = torch.tensor([r[0] for r in rows])
         batch.mention_pos = torch.tensor([r[1] for r in rows])
         batch.mention_kind = torch.tensor([r[2] for r in rows])
         batch.mention_target = torch.from_numpy(np.stack([r[3] for r in rows]))
+        batch.mention_where = torch.from_numpy(np.stack([r[4] for r in rows]))
+        batch.image_start = bank.image_start
+        mentions_of: dict[int, list[int]] = {}
+        for r in rows:
+            mentions_of.setdefault(r[0], []).append(r[1])
+        answer_rows = []
+        for i, (s, st) in enumerate(zip(seqs, starts)):
+            if i not in mentions_of:
+                continue
+            for p in _answer_positions(s[st:], bank.answer_word_id, bank.close_tag_id):
+                answer_rows.append((i, st + p))
+        if answer_rows:
+            batch.answer_seq = torch.tensor([r[0] for r in answer_rows])
+            batch.answer_pos = torch.tensor([r[1] for r in answer_rows])
+            batch.answer_targets = torch.zeros((len(answer_rows), L), dtype=torch.bool)
+            for j, (i, _) in enumerate(answer_rows):
+                batch.answer_targets[j, mentions_of[i]] = True
     return batch
+
+
+#: At most this many answer-predicting positions per question get the answer attention supervision.
+ANSWER_POSITIONS = 4
+
+
+def _answer_positions(target: list[int], answer_word: int, close_tag: int) -> list[int]:
+    """Indices into ``target`` (``<think>..</think><answer>VALUE</answer><|im_end|>``) of the
+    positions that predict the value's tokens: from the token ``answer`` of ``<answer>`` up to the
+    one before the value's last token (at most :data:`ANSWER_POSITIONS`)."""
+    try:
+        first = target.index(answer_word)
+    except ValueError:
+        return []
+    close = max((i for i, t in enumerate(target) if t == close_tag), default=-1)
+    return list(range(first, min(close - 1, first + ANSWER_POSITIONS))) if close - 1 > first else []
 
 
 class Sampler:
@@ -603,7 +650,8 @@ def _answer_loss(logits_fn: Any, hidden: Any, labels: Any, reduce: bool = True) 
 
 def _forward(model: Any, heads: Any, batch: Batch, obj_scale: Any, image_perm: Any = None,
              llm_aux_layer: int = -1, n_chunks: int = 2, extras: dict[str, Any] | None = None,
-             keep_per_seq: bool = False, mention_layer: int = 0) -> dict[str, Any]:
+             keep_per_seq: bool = False, mention_layer: int = 0, attn_weight: float = 0.0,
+             answer_attn_weight: float = 0.0) -> dict[str, Any]:
     """Losses of one batch. ``image_perm`` permutes which image each question sees (diagnostics);
     ``extras`` (a dict, filled in place) receives the image tokens and per-family answer losses."""
     extras = {} if extras is None else extras
@@ -622,7 +670,8 @@ def _forward(model: Any, heads: Any, batch: Batch, obj_scale: Any, image_perm: A
     lengths = batch.attention_mask.sum(1)
     order = torch.argsort(lengths)
     chunks = [c for c in order.chunk(max(1, min(n_chunks, len(order)))) if len(c)]
-    nll_sum, n_tokens, aux_terms, mention_terms = 0.0, 0, [], []
+    nll_sum, n_tokens, aux_terms, mention_terms, attn_terms, answer_terms = 0.0, 0, [], [], [], []
+    layers = model.model.language_model.layers
     fam_sum: dict[str, float] = {}
     fam_n: dict[str, int] = {}
     per_seq_all = torch.zeros(len(order)) if keep_per_seq else None
@@ -633,9 +682,32 @@ def _forward(model: Any, heads: Any, batch: Batch, obj_scale: Any, image_perm: A
         mask = ids == model.config.image_token_id
         feats = per_image[which[idx_c]].reshape(-1, per_image.shape[-1]).to(embeds.dtype)
         embeds = embeds.masked_scatter(mask.unsqueeze(-1), feats)
-        out = model.model.language_model(inputs_embeds=embeds, attention_mask=batch.attention_mask[idx_c, :L],
-                                         position_ids=batch.position_ids[:, idx_c, :L], use_cache=False,
-                                         output_hidden_states=llm_aux_layer >= 0 or mention_layer > 0)
+        captured: dict[str, Any] = {}
+        answer_captured: dict[str, Any] = {}
+        hooks = []
+        if attn_weight > 0 and mention_layer > 0 and batch.mention_seq is not None:
+            hooks.append(layers[mention_layer - 1].self_attn.register_forward_pre_hook(
+                _capture_into(captured), with_kwargs=True))
+        if answer_attn_weight > 0 and 0 < mention_layer < len(layers) and batch.answer_seq is not None:
+            hooks.append(layers[mention_layer].self_attn.register_forward_pre_hook(
+                _capture_into(answer_captured), with_kwargs=True))
+        try:
+            out = model.model.language_model(inputs_embeds=embeds, attention_mask=batch.attention_mask[idx_c, :L],
+                                             position_ids=batch.position_ids[:, idx_c, :L], use_cache=False,
+                                             output_hidden_states=llm_aux_layer >= 0 or mention_layer > 0)
+        finally:
+            for hook in hooks:
+                hook.remove()
+        if "x" in answer_captured:
+            local = torch.full((len(order),), -1, dtype=torch.long)
+            local[idx_c] = torch.arange(len(idx_c))
+            rows = local[batch.answer_seq]
+            keep = rows >= 0
+            if keep.any():
+                logp = _attention_logprobs(layers[mention_layer].self_attn, answer_captured, rows[keep],
+                                           batch.answer_pos[keep])
+                target = batch.answer_targets[keep][:, : logp.shape[1]]
+                answer_terms.append(-torch.logsumexp(logp.masked_fill(~target, float("-inf")), dim=-1))
         if mention_layer > 0 and heads.mention is not None and batch.mention_seq is not None:
             local = torch.full((len(order),), -1, dtype=torch.long)
             local[idx_c] = torch.arange(len(idx_c))
@@ -644,6 +716,10 @@ def _forward(model: Any, heads: Any, batch: Batch, obj_scale: Any, image_perm: A
             if keep.any():
                 h = out.hidden_states[mention_layer][rows[keep], batch.mention_pos[keep]]
                 mention_terms.append((heads.mention(h), batch.mention_kind[keep], batch.mention_target[keep]))
+                if "x" in captured:
+                    attn_terms.append(_attention_supervision(
+                        model.model.language_model.layers[mention_layer - 1].self_attn, captured, rows[keep],
+                        batch.mention_pos[keep], batch.mention_where[keep], batch.image_start))
         labels = batch.labels[idx_c, :L]
         nll = _answer_loss(model.lm_head, out.last_hidden_state, labels, reduce=False)
         nll_sum = nll_sum + nll.sum()
@@ -671,12 +747,68 @@ def _forward(model: Any, heads: Any, batch: Batch, obj_scale: Any, image_perm: A
         err_obj = (pred[:, :8] - obj_t).pow(2).mean(-1)
         err_cnt = (pred[:, 8] - (target[:, 0] - COUNT_CENTER)).pow(2)
         losses["mention"] = torch.where(kind == 0, err_obj, err_cnt).mean()
+    if attn_terms:
+        losses["attend"] = torch.cat(attn_terms).mean()
+    if answer_terms:
+        losses["answer_attend"] = torch.cat(answer_terms).mean()
     if per_seq_all is not None:
         extras["per_seq"] = per_seq_all.tolist()
     extras.update({f"answer_{f}": fam_sum[f] / max(1, fam_n[f]) for f in fam_sum})
     if aux_terms:
         losses["llm_aux"] = sum(aux_terms) / len(aux_terms)
     return losses
+
+
+#: The head of the mention layer whose attention is supervised (``attend_weight``).
+ATTEND_HEAD = 0
+#: Losses of :func:`_forward` that are not dense-truth losses of the vision tower.
+NON_DENSE_LOSSES = ("answer", "llm_aux", "mention", "attend", "answer_attend")
+
+
+def _capture_into(store: dict[str, Any]) -> Any:
+    """A forward pre-hook (``with_kwargs``) that keeps an attention module's input and rotary
+    embeddings in ``store``."""
+
+    def grab(module: Any, args: Any, kwargs: Any) -> None:
+        store["x"] = kwargs["hidden_states"] if "hidden_states" in kwargs else args[0]
+        store["pe"] = kwargs["position_embeddings"]
+
+    return grab
+
+
+def _attention_supervision(attn: Any, captured: dict[str, Any], rows: Any, pos: Any, where: Any,
+                           image_start: int) -> Any:
+    """Cross-entropy between where a mention's query (head :data:`ATTEND_HEAD` of ``attn``) looks
+    and where the mentioned object shows: ``-sum_j where_j log p_j`` over the image tokens ``j``,
+    ``p`` the head's causal softmax over every earlier position (so the head learns both to look at
+    the image and where)."""
+    logp = _attention_logprobs(attn, captured, rows, pos)
+    n_img = where.shape[1]
+    return -(where * logp[:, image_start:image_start + n_img]).sum(-1)
+
+
+def _attention_logprobs(attn: Any, captured: dict[str, Any], rows: Any, pos: Any) -> Any:
+    """Log attention probabilities (n, L) of head :data:`ATTEND_HEAD` of ``attn`` from position
+    ``pos[i]`` of sequence ``rows[i]`` to every position (causal: later ones get -inf), recomputed
+    from the captured layer input exactly as the layer computes them (a test checks it against
+    eager attention)."""
+    import torch
+
+    from transformers.models.qwen2_5_vl.modeling_qwen2_5_vl import rotate_half
+
+    x = captured["x"]  # (b, L, hidden): the layer's attention input (after its norm)
+    cos, sin = captured["pe"]  # (b, L, head_dim)
+    hd = attn.head_dim
+    group = attn.num_heads // attn.num_key_value_heads
+    kv = ATTEND_HEAD // group
+    q = attn.q_proj(x[rows, pos])[:, ATTEND_HEAD * hd:(ATTEND_HEAD + 1) * hd]  # (n, hd)
+    q = q * cos[rows, pos] + rotate_half(q) * sin[rows, pos]
+    k = attn.k_proj(x)[..., kv * hd:(kv + 1) * hd]  # (b, L, hd)
+    k = k * cos + rotate_half(k) * sin
+    scores = torch.einsum("nd,nld->nl", q, k[rows]) * attn.scaling  # (n, L)
+    L = scores.shape[1]
+    causal = torch.arange(L)[None, :] <= pos[:, None]
+    return torch.log_softmax(scores.masked_fill(~causal, float("-inf")), dim=-1)
 
 
 def _llm_aux_loss(heads: Any, h: Any, batch: Batch, image_of_seq: Any, n_tok: int, obj_scale: Any) -> Any:
@@ -708,7 +840,7 @@ def _heldout_losses(model: Any, heads: Any, batch: Batch, obj_scale: Any, mentio
         shuffled = _forward(model, heads, batch, obj_scale, image_perm=perm, extras=ex_s, mention_layer=mention_layer)
     out = {"true": float(true["answer"]), "shuffled": float(shuffled["answer"]),
            "gap": float(shuffled["answer"] - true["answer"]),
-           **{f"dense_{k}": float(v) for k, v in true.items() if k not in ("answer", "mention")}}
+           **{f"dense_{k}": float(v) for k, v in true.items() if k not in NON_DENSE_LOSSES}}
     if "mention" in true:
         out["mention_true"], out["mention_shuffled"] = float(true["mention"]), float(shuffled["mention"])
     for key in ex_t:
@@ -896,10 +1028,13 @@ def pretrain(cfg: PretrainConfig, progress: bool = True, log: Any = print) -> di
                 batch = _collate(bank, model, mean, std, views, questions)
                 extras: dict[str, Any] = {}
                 losses = _forward(model, heads, batch, scales, llm_aux_layer=cfg.llm_aux_layer, extras=extras,
-                                  mention_layer=cfg.mention_layer)
-                dense = sum(v for k, v in losses.items() if k not in ("answer", "llm_aux", "mention"))
+                                  mention_layer=cfg.mention_layer, attn_weight=cfg.attend_weight,
+                                  answer_attn_weight=cfg.answer_attend_weight)
+                dense = sum(v for k, v in losses.items() if k not in NON_DENSE_LOSSES)
                 loss = (losses["answer"] + cfg.dense_weight_late * (dense + losses.get("llm_aux", 0.0))
-                        + cfg.mention_weight * losses.get("mention", 0.0))
+                        + cfg.mention_weight * losses.get("mention", 0.0)
+                        + cfg.attend_weight * losses.get("attend", 0.0)
+                        + cfg.answer_attend_weight * losses.get("answer_attend", 0.0))
                 opt.zero_grad(set_to_none=True)
                 if (clock.step + 1) % cfg.log_every == 0:  # how much the answers pull on the image tokens
                     (g_img,) = torch.autograd.grad(losses["answer"], extras["tokens"], retain_graph=True)

@@ -97,7 +97,9 @@ class SceneView:
     order plus ``scene`` (3,); ``texts``: grounding ``(kind, question, answer)`` triples;
     ``qa``: world QA ``(question_type, question, answer)`` triples; ``objects``: name -> the 8
     :data:`OBJECT_PROPS` of each clearly visible, uniquely named object; ``counts``: category ->
-    number of clearly visible objects (the counting questions' definition).
+    number of clearly visible objects (the counting questions' definition); ``object_tokens`` /
+    ``count_tokens``: where they are -- the share of their visible pixels under each merged image
+    token (2 x 2 patches, raster order: the language model's image tokens), summing to 1.
     """
 
     scene_index: int
@@ -108,6 +110,8 @@ class SceneView:
     qa: list[tuple[str, str, str]] = field(default_factory=list)
     objects: dict[str, np.ndarray] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)
+    object_tokens: dict[str, np.ndarray] = field(default_factory=dict)
+    count_tokens: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------------------
@@ -210,10 +214,11 @@ def object_props(scene: Any, camera: Any) -> np.ndarray:
     ], axis=1).astype(np.float32)  # fmt: skip
 
 
-def mention_spans(text: str, view: SceneView) -> list[tuple[int, int, str, np.ndarray]]:
-    """Where ``text`` names something of ``view``: ``(start, end, kind, target)`` character spans of
-    every object name (kind ``object``, target its 8 :data:`OBJECT_PROPS`) and of every plural
-    category word of a counted category (kind ``count``, target its count)."""
+def mention_spans(text: str, view: SceneView) -> list[tuple[int, int, str, np.ndarray, np.ndarray]]:
+    """Where ``text`` names something of ``view``: ``(start, end, kind, target, tokens)`` character
+    spans of every object name (kind ``object``, target its 8 :data:`OBJECT_PROPS`) and of every
+    plural category word of a counted category (kind ``count``, target its count); ``tokens`` is
+    where it shows (``object_tokens`` / ``count_tokens``)."""
     import re
 
     from spatialrl.world.questions import plural
@@ -221,11 +226,21 @@ def mention_spans(text: str, view: SceneView) -> list[tuple[int, int, str, np.nd
     out = []
     for name, props in view.objects.items():
         for m in re.finditer(r"\b" + re.escape(name) + r"\b", text):
-            out.append((m.start(), m.end(), "object", props))
+            out.append((m.start(), m.end(), "object", props, view.object_tokens[name]))
     for category, n in view.counts.items():
         for m in re.finditer(r"\b" + re.escape(plural(category)) + r"\b", text):
-            out.append((m.start(), m.end(), "count", np.array([n], dtype=np.float32)))
+            out.append((m.start(), m.end(), "count", np.array([n], dtype=np.float32), view.count_tokens[category]))
     return out
+
+
+def token_shares(instance: np.ndarray, indices: list[int], merged: int = PATCH * MERGE) -> np.ndarray:
+    """Share of the visible pixels of objects ``indices`` under each merged token (raster order)."""
+    h, w = instance.shape
+    gh, gw = h // merged, w // merged
+    hit = np.isin(instance, indices).astype(np.float32)
+    per = hit.reshape(gh, merged, gw, merged).sum(axis=(1, 3)).reshape(-1)
+    total = per.sum()
+    return per / total if total > 0 else per
 
 
 def dense_targets(scene: Any, result: Any) -> dict[str, np.ndarray]:
@@ -362,6 +377,9 @@ def make_views(index: int, world_seed: int, image_size: int = 112) -> list[Scene
         props = object_props(s, r.camera)
         objects = {ctx.names[i]: props[i] for i in ctx.askable_indices()}
         counts = {c: ctx.count(c) for c in ctx.countable_categories()}
+        object_tokens = {ctx.names[i]: token_shares(r.instance, [i]) for i in ctx.askable_indices()}
+        count_tokens = {c: token_shares(r.instance, [i for i in range(ctx.n) if ctx.categories[i] == c and ctx.clear[i]])
+                        for c in counts}
         out.append(SceneView(index, name, r.image, dense, grounding_texts(ctx, text_rng, r.visible_pixels), qa,
-                             objects, counts))
+                             objects, counts, object_tokens, count_tokens))
     return out

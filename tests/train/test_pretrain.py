@@ -197,3 +197,75 @@ def test_shipped_checkpoint_reproduces_its_model_card_score():
     expected = card_subset_score(card)
     got = score_subset(str(ASSET), REPRO_SUBSET)
     assert abs(got["overall"] - expected) <= TOLERANCE, (got, expected)
+
+
+def test_attention_supervision_matches_the_eager_attention_of_the_layer():
+    """The loss reads the same attention probabilities the model computes, for every mention:
+    ``-sum_j where_j log p_j`` over the image tokens, with ``p`` from eager attention."""
+    import torch
+
+    from spatialrl.train import pretrain as P
+
+    torch.manual_seed(0)
+    cfg = PretrainConfig(out="unused", size="tiny", dense_head="linear", steps=1, scenes=2, tokenizer_scenes=4)
+    model, proc = P.build_model(cfg)
+    model.set_attn_implementation("eager")
+    bank = P.Bank(make_views(0, 99, 112) + make_views(1, 99, 112), proc, "empty", 112)
+    ip = proc.image_processor
+    questions = [(s, *bank.items[s]["qa"][k][1:3], "qa", bank.items[s]["qa"][k][3]) for s in range(2) for k in range(4)]
+    batch = P._collate(bank, model, ip.image_mean, ip.image_std, [0, 1], questions)
+    assert batch.mention_seq is not None and len(batch.mention_seq) >= 2
+    layer = model.model.language_model.layers[1].self_attn
+    captured = {}
+
+    def grab(module, args, kwargs):
+        captured["x"], captured["pe"] = kwargs["hidden_states"], kwargs["position_embeddings"]
+
+    hook = layer.register_forward_pre_hook(grab, with_kwargs=True)
+    vision = model.model.visual(batch.pixel_values, grid_thw=batch.grid_thw).pooler_output
+    per_image = vision.reshape(2, bank.n_image_tokens, -1)
+    embeds = model.model.get_input_embeddings()(batch.input_ids)
+    mask = batch.input_ids == model.config.image_token_id
+    embeds = embeds.masked_scatter(mask[..., None], per_image[batch.image_of_seq].reshape(-1, vision.shape[-1]))
+    with torch.no_grad():
+        out = model.model.language_model(inputs_embeds=embeds, attention_mask=batch.attention_mask,
+                                         position_ids=batch.position_ids, output_attentions=True)
+        hook.remove()
+        loss = P._attention_supervision(layer, captured, batch.mention_seq, batch.mention_pos,
+                                        batch.mention_where, batch.image_start)
+    probs = out.attentions[1]
+    start, n = batch.image_start, bank.n_image_tokens
+    assert bool((batch.input_ids[:, start:start + n] == model.config.image_token_id).all())
+    for i in range(len(batch.mention_seq)):
+        p = probs[batch.mention_seq[i], P.ATTEND_HEAD, batch.mention_pos[i], start:start + n]
+        expected = -(batch.mention_where[i] * p.clamp_min(1e-30).log()).sum()
+        assert float(loss[i]) == pytest.approx(float(expected), rel=1e-4)
+        assert float(batch.mention_where[i].sum()) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_answer_attention_targets_are_the_question_mentions_and_the_value_positions():
+    """The answer attention supervision starts at the token ``answer`` of ``<answer>`` and covers the
+    positions that predict the value; its targets are exactly the question's object names."""
+    from spatialrl.train import pretrain as P
+
+    cfg = PretrainConfig(out="unused", size="tiny", dense_head="linear", steps=1, scenes=2, tokenizer_scenes=4)
+    model, proc = P.build_model(cfg)
+    bank = P.Bank(make_views(0, 99, 112), proc, "empty", 112)
+    tok = proc.tokenizer
+    with_mentions = [item for item in bank.items[0]["qa"] if item[3]][:3]
+    assert with_mentions
+    questions = [(0, item[1], item[2], "qa", item[3]) for item in with_mentions]
+    batch = P._collate(bank, model, proc.image_processor.image_mean, proc.image_processor.image_std, [0], questions)
+    assert batch.answer_seq is not None
+    for j in range(len(batch.answer_seq)):
+        seq, pos = int(batch.answer_seq[j]), int(batch.answer_pos[j])
+        ids = batch.input_ids[seq].tolist()
+        head = tok.decode(ids[:pos + 1]).split("<|im_start|>assistant")[-1]
+        assert head.endswith("answer") or "<answer>" in head  # inside the answer tag, before its end
+        assert "</answer>" not in head
+        assert batch.labels[seq, pos] != -100  # a position that predicts part of the target
+        marked = batch.answer_targets[j].nonzero()[:, 0].tolist()
+        expected = sorted(bank.prompt_offset + m[0] for m in with_mentions[seq][3])
+        assert marked == expected
+    assert P._answer_positions([5, 1, 7, 7, 2, 1, 9], answer_word=1, close_tag=2) == [1, 2]
+    assert P._answer_positions([5, 9], answer_word=1, close_tag=2) == []
