@@ -92,12 +92,12 @@ class PretrainConfig:
     minutes: float | None = _f(None, "wall-clock budget of stages 2-3 in minutes (exclusive with steps)")
     tokenizer_scenes: int = _f(100, "scenes whose QA text (plus grounding texts) trains the tokenizer")
     world_seed: int = _f(7, "world seed of the training scenes (the held-out evaluation build uses seed 0)")
-    scenes: int = _f(6000, "training scenes (each gives an original and a mirrored view)")
+    scenes: int = _f(3000, "training scenes (each gives an original and a mirrored view)")
     heldout_scenes: int = _f(16, "extra scenes (after the training ones) for the held-out loss diagnostics")
     image_size: int = _f(112, "image side in pixels (a multiple of 28; 112 gives 16 image tokens)")
     images_per_step: int = _f(8, "images per optimizer step (vision tower runs once per image)")
     questions_per_image: int = _f(4, "questions asked of each image in a step (batch = images x questions)")
-    dense_steps: int = _f(3000, "stage 1 steps: the vision tower alone on the dense truth (cheap, no language model)")
+    dense_steps: int = _f(1500, "stage 1 steps: the vision tower alone on the dense truth (cheap, no language model)")
     dense_images: int = _f(16, "images per stage-1 step")
     ground_frac: float = _f(0.15, "share of the language budget (steps / minutes) for stage 2 (grounding texts)")
     ground_qa_share: float = _f(0.3, "share of QA among the questions of stage 2")
@@ -131,8 +131,8 @@ class PretrainConfig:
     normalize: str = _f("world", "processor normalisation: world (room ~ 0) or clip (Qwen's CLIP mean/std)")
     eval_every: int = _f(100, "steps between held-out diagnostics")
     heldout_samples: int = _f(128, "held-out questions for the true-vs-shuffled loss diagnostic")
-    ignore_check: float = _f(0.3, "share of the budget after which a small image gap stops the run")
-    min_image_gap: float = _f(0.05, "minimum held-out loss gap (shuffled - true, nats/token) at ignore_check (negative: no check)")
+    ignore_check: float = _f(0.6, "share of the budget after which a small image gap stops the run")
+    min_image_gap: float = _f(0.01, "minimum held-out loss gap (shuffled - true, nats/token) at ignore_check (negative: no check)")
     threads: int = _f(1, "torch CPU threads (1 is steadiest on a shared machine)")
     save_dtype: str = _f("float16", "dtype of the saved weights: float16 or float32")
     log_every: int = _f(10, "steps between log lines in pretrain_log.jsonl")
@@ -1227,4 +1227,4 @@ def write_card(summary: dict[str, Any], evaluation: dict[str, Any] | None, comma
 
 
 #: Default step counts per size (fit the 60-minute budget on a 2-core CPU; docs/pretraining.md).
-DEFAULT_STEPS = {"small": 3000, "base": 1500}
+DEFAULT_STEPS = {"small": 2000, "base": 1000}

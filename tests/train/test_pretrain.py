@@ -113,7 +113,7 @@ def test_cli_lists_keys_and_rejects_unknown_overrides(capsys, tmp_path):
     parser = argparse.ArgumentParser()
     add_arguments(parser)
     assert run(parser.parse_args(["--out", str(tmp_path / "m"), "--list-keys"])) == 0
-    assert "dense_steps (default 3000)" in capsys.readouterr().out
+    assert "dense_steps (default 1500)" in capsys.readouterr().out
     assert run(parser.parse_args(["--out", str(tmp_path / "m"), "--set", "nope=1"])) == 2
     assert "unknown field" in capsys.readouterr().err
     assert run(parser.parse_args(["--out", str(tmp_path / "m"), "--set", "lr_llm=-1"])) == 2
