@@ -107,6 +107,11 @@ def shipped_model_dir() -> Path:
 # --------------------------------------------------------------------------------------
 
 
+#: SFT learning rates when ``sft_learning_rate`` is null (measured, docs/demo.md).
+SFT_LR_PRETRAINED = 2e-4
+SFT_LR_FALLBACK = 2e-3
+
+
 @dataclass
 class DemoConfig(_JobConfig):
     """Settings of ``spatialrl demo`` (``--set KEY=VALUE`` sets any field; ``--list-keys`` lists them)."""
@@ -134,8 +139,11 @@ class DemoConfig(_JobConfig):
     sft_steps: int = _opt(60, "optimiser steps of the SFT stage (budget ~1 min)")
     sft_max_seconds: float | None = _opt(90.0, "wall-clock cap on the SFT stage's training, in seconds; null: none")
     sft_batch_size: int = _opt(16, "SFT samples per step")
-    sft_learning_rate: float = _opt(2e-3, "SFT learning rate (linear decay to 0 over sft_steps); the tiny models "
-                                          "need ~1e-3 or more to learn the format in a minute")
+    sft_learning_rate: float | None = _opt(None, "SFT learning rate (linear decay to 0 over sft_steps); null: "
+                                                 f"{SFT_LR_PRETRAINED:g} from a pretrained start (it knows the format; "
+                                                 f"2e-3 cost it 8 points), {SFT_LR_FALLBACK:g} from the fallback "
+                                                 "random-weight model (it needs ~1e-3 or more to learn the format "
+                                                 "in a minute)")
     sft_think: str = _opt("empty", "<think> block of the SFT targets: empty (shortest completions, fastest GRPO) "
                                    "or template (a generic rationale per question type)")
 
@@ -234,7 +242,8 @@ def sft_job(cfg: DemoConfig, model: str, dataset: str, output_dir: str, **change
 
     fields = dict(
         model=model, dataset=dataset, output_dir=output_dir, train_split="train", max_samples=None,
-        question_types=None, think=cfg.sft_think, learning_rate=cfg.sft_learning_rate, weight_decay=0.0,
+        question_types=None, think=cfg.sft_think, weight_decay=0.0,
+        learning_rate=SFT_LR_PRETRAINED if cfg.sft_learning_rate is None else cfg.sft_learning_rate,
         max_steps=cfg.sft_steps, max_seconds=cfg.sft_max_seconds, per_device_train_batch_size=cfg.sft_batch_size,
         gradient_accumulation_steps=1, max_length=512, seed=cfg.seed, logging_steps=5, save_steps=500,
         save_total_limit=1, gradient_checkpointing=False, bf16=False, use_cpu=None, torch_threads=cfg.threads,
@@ -542,6 +551,9 @@ def run_demo(cfg: DemoConfig, log: Callable[[str], None] = print, force: bool = 
 
     # 3. SFT on the answer format
     from spatialrl.train.sft import train_sft
+
+    if cfg.sft_learning_rate is None:
+        cfg = dataclasses.replace(cfg, sft_learning_rate=SFT_LR_FALLBACK if kind == "fallback" else SFT_LR_PRETRAINED)
 
     sft_final = out / "sft"
     job = sft_job(cfg, str(model.path), str(data.path), str(sft_final))
