@@ -64,6 +64,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from spatialrl._fs import replace_dir
 from spatialrl.train.config import ConfigError, _did_you_mean, _JobConfig, _opt
 
 HELP = ("the whole method on a CPU: world data -> start model -> SFT -> AP-GRPO vs. an equal-time SFT control "
@@ -367,7 +368,7 @@ class _Stages:
                   "seconds": round(seconds, 2), "settings": settings, "inputs": {i.name: i.token for i in inputs},
                   "info": info}
         (tmp / MARKER).write_text(json.dumps(marker, indent=2, default=str) + "\n", encoding="utf-8")
-        _swap_in(tmp, final)
+        replace_dir(tmp, final)
         self.log(f"  {name}: done in {seconds:.0f} s -> {final}")
         result = StageResult(name, final, fingerprint, token, info, seconds, False)
         self.results[name] = result
@@ -379,19 +380,6 @@ class _Stages:
         result = StageResult(name, path, token, token, {"source": kind, "path": str(path)}, 0.0, True)
         self.results[name] = result
         return result
-
-
-def _swap_in(tmp: Path, final: Path) -> None:
-    """Replace ``final`` by ``tmp`` (two renames; the old directory is deleted afterwards)."""
-    old = None
-    if final.exists():
-        old = final.parent / f".{final.name}.old"
-        if old.exists():
-            shutil.rmtree(old)
-        final.rename(old)
-    tmp.rename(final)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def _job_settings(job: Any) -> dict[str, Any]:

@@ -46,6 +46,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from spatialrl._fs import replace_dir
+
 HELP = "pretrain a tiny Qwen2.5-VL on the world's dense truth, grounding texts and QA (a start for RL)"
 
 __all__ = [
@@ -1089,7 +1091,7 @@ def pretrain(cfg: PretrainConfig, progress: bool = True, log: Any = print) -> di
             "heldout_gap": final.get("heldout/gap"), "config": cfg.to_dict(),
         }
         (tmp / "pretrain_summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-        _commit(tmp, out)
+        replace_dir(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -1112,16 +1114,6 @@ def _save(model: Any, processor: Any, path: Path, cfg: PretrainConfig) -> None:
     config = json.loads(config_path.read_text(encoding="utf-8"))
     config["dtype"] = "float32"
     config_path.write_text(json.dumps(config, indent=2, sort_keys=False) + "\n", encoding="utf-8")
-
-
-def _commit(tmp: Path, out: Path) -> None:
-    old = None
-    if out.exists():
-        old = out.parent / f".{out.name}.old-{os.getpid()}"
-        out.rename(old)
-    tmp.rename(out)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 # --------------------------------------------------------------------------------------
