@@ -77,12 +77,15 @@ def test_loss_is_on_the_completion_only(tiny_model_dir, world_dataset_dir, tmp_p
         ids, labels, mask = batch["input_ids"][i], batch["labels"][i], batch["attention_mask"][i]
         trained = labels != -100
         assert (labels[trained] == ids[trained]).all()
-        assert tok.decode(ids[trained]) == target + "<|im_end|>\n", "exactly the target and the end of turn"
+        assert tok.decode(ids[trained]) == target + "<|im_end|>", "exactly the target and the end of turn"
+        # the chat template's newline after the end of turn is in the input but never generated, so not trained
+        end = int((ids == tok.convert_tokens_to_ids("<|im_end|>")).nonzero()[-1])
+        assert tok.decode(ids[end + 1:end + 2]) == "\n" and labels[end + 1] == -100
         # everything before the completion is masked: system turn, image tokens, question, generation prompt
         first = int(trained.nonzero()[0])
         assert not trained[:first].any() and (ids[:first] == image_pad).sum() > 0
         assert tok.decode(ids[:first][mask[:first].bool()]).endswith("<|im_start|>assistant\n")
-        assert trained[first:][mask[first:].bool()].all()
+        assert trained[first:end + 1][mask[first:end + 1].bool()].all()
 
 
 # -- training ------------------------------------------------------------------------------------
