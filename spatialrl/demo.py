@@ -42,7 +42,7 @@ Budgets (fields of :class:`DemoConfig`, measured on a shared 2-core CPU with one
 data a few seconds, the fallback model ~10 s, SFT ~1 min (``sft_steps``, capped by
 ``sft_max_seconds``), GRPO ~3 min (``grpo_steps``, capped by ``grpo_max_seconds``), the
 control the same time as GRPO (``control_seconds`` overrides it), evaluation well under a
-minute (``eval_items``); 7-8 minutes in all. See ``docs/demo.md``.
+minute and a half (``eval_items``); about 8.5 minutes in all. See ``docs/demo.md``.
 """
 
 from __future__ import annotations
@@ -129,7 +129,8 @@ class DemoConfig(_JobConfig):
 
     # -- data
     data_seed: int = _opt(0, "seed of `spatialrl data build` and of the evaluation subset")
-    scenes: int = _opt(200, "world scenes to build (each ~16 questions x 2 mirrored views)")
+    scenes: int = _opt(400, "world scenes to build (each ~16 questions x 2 mirrored views; 400 leaves ~1,290 "
+                                 "held-out items, enough for eval_items)")
     image_size: int = _opt(112, "rendered image side in pixels (the tiny model's processor budgets for 112)")
     test_fraction: float = _opt(0.1, "share of scenes held out as the test split, in (0, 1)")
 
@@ -154,7 +155,8 @@ class DemoConfig(_JobConfig):
                                                  "of k_max); null: none")
     grpo_batch_size: int = _opt(32, "completions per GRPO step (32 = 4 prompts = 2 mirror pairs at G 8)")
     num_generations: int = _opt(8, "completions per prompt, G")
-    grpo_learning_rate: float = _opt(1e-5, "GRPO learning rate (the paper's 1e-6 is for 3B models)")
+    grpo_learning_rate: float = _opt(3e-5, "GRPO learning rate (the paper's 1e-6 is for 3B models; docs/demo.md "
+                                             "measures 1e-5 to 1e-4 here)")
     max_completion_length: int = _opt(40, "maximum new tokens per GRPO completion (answers take <= 31 tokens "
                                           "with sft_think empty)")
 
@@ -163,8 +165,9 @@ class DemoConfig(_JobConfig):
                                                "the GRPO stage's measured training time")
 
     # -- evaluation
-    eval_items: int = _opt(480, "held-out items scored per model (one stratified subset of whole mirror pairs, "
-                                "the same for every model); ~15 s per model")
+    eval_items: int = _opt(1200, "held-out items scored per model (one stratified subset of whole mirror pairs, "
+                                 "the same for every model; ~70 per question type, so a 5-point change is ~3.5 "
+                                 "items); ~30 s per model")
     eval_batch_size: int = _opt(32, "items per generate() call")
     eval_max_new_tokens: int = _opt(40, "greedy generation budget per item")
     baseline: str = _opt("best_constant", "no-perception predictor of spatialrl.eval.baselines: best_constant, "
