@@ -37,6 +37,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from spatialrl._fs import write_text_atomic
+
 HELP = "write a run's report: HTML with embedded plots and a Markdown twin, from its metrics, logs and sweep"
 
 __all__ = ["HELP", "ReportError", "ReportResult", "add_arguments", "load_inputs", "run", "write_report"]
@@ -1053,27 +1055,16 @@ class ReportResult:
     missing: list[str]  # "path (consequence)" for each input not found
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def _write_files_dir(files_dir: Path, figures: list[Fig]) -> None:
     """Replace ``files_dir`` with a fresh one holding ``figures`` (built aside, then renamed in)."""
+    from spatialrl._fs import replace_dir
+
     tmp = files_dir.with_name(f".{files_dir.name}.tmp-{os.getpid()}")
-    old = files_dir.with_name(f".{files_dir.name}.old-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     for f in figures:
         (tmp / f"{f.name}.png").write_bytes(f.png)
-    if files_dir.exists():
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(files_dir, old)
-        os.replace(tmp, files_dir)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, files_dir)
+    replace_dir(tmp, files_dir)
 
 
 def _generated_line(run_dir: Path) -> str:
@@ -1103,8 +1094,8 @@ def write_report(run_dir: str | os.PathLike, out: str | os.PathLike | None = Non
     files_dir = out_dir / "report_files"
     _write_files_dir(files_dir, figures)
     md_path, html_path = out_dir / "report.md", out_dir / "report.html"
-    _write_atomic(md_path, render_markdown(title, generated, sections, files_dir.name))
-    _write_atomic(html_path, render_html(title, generated, sections))
+    write_text_atomic(md_path, render_markdown(title, generated, sections, files_dir.name))
+    write_text_atomic(html_path, render_html(title, generated, sections))
     return ReportResult(html_path, md_path, files_dir, [f.name for f in figures],
                         [f"{' or '.join(looked)} ({consequence})" for _, looked, consequence in inputs.missing])
 

@@ -36,7 +36,6 @@ prints the table for a ``spatialrl data build`` directory (the world benchmark).
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 from collections import Counter, defaultdict

@@ -9,7 +9,6 @@ and flushes it, so an interrupted run keeps everything it finished.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import IO, Any
 
@@ -82,8 +81,6 @@ def append_prediction(fh: IO[str], item_id: str, prediction: str | None, **extra
 
 def write_json_atomic(path: str | Path, payload: Any) -> None:
     """Write JSON to ``path`` through a temporary file and a rename, so a crash never leaves half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(payload, indent=2, ensure_ascii=False, allow_nan=True) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    from spatialrl._fs import write_text_atomic
+
+    write_text_atomic(path, json.dumps(payload, indent=2, ensure_ascii=False, allow_nan=True) + "\n")

@@ -67,10 +67,6 @@ def wall_clock_limit(max_seconds: float, clock: Any = time.perf_counter) -> Any:
 def write_log_history(path: str | os.PathLike, rows: list[dict[str, Any]]) -> Path:
     """Write ``rows`` (a trainer's ``state.log_history``) as JSON Lines, through a temporary file
     and a rename, so a reader never sees half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.writelines(json.dumps(row) + "\n" for row in rows)
-    os.replace(tmp, path)
-    return path
+    from spatialrl._fs import write_text_atomic
+
+    return write_text_atomic(path, "".join(json.dumps(row) + "\n" for row in rows))

@@ -639,7 +639,6 @@ def _code_losses(pred: dict[str, Any], target: dict[str, Any], scales: Any) -> d
 
 def _answer_loss(logits_fn: Any, hidden: Any, labels: Any, reduce: bool = True) -> Any:
     """Cross-entropy of the answer tokens (labels != -100), computing logits only there."""
-    import torch
     import torch.nn.functional as F
 
     sel = labels != -100
@@ -1206,14 +1205,12 @@ def command_line(args: argparse.Namespace, cfg: PretrainConfig) -> str:
 def write_card(summary: dict[str, Any], evaluation: dict[str, Any] | None, command: str) -> None:
     """Write the model card (``README.md``) and the evaluation (``eval.json``) into the checkpoint,
     each through a temporary file and a rename."""
+    from spatialrl._fs import write_text_atomic
     from spatialrl.eval.predictions import write_json_atomic
     from spatialrl.train.pretrain_eval import model_card
 
     out = Path(summary["out"])
-    card = out / "README.md"
-    tmp = out / f".README.md.tmp-{os.getpid()}"
-    tmp.write_text(model_card(summary, evaluation, command), encoding="utf-8")
-    os.replace(tmp, card)
+    write_text_atomic(out / "README.md", model_card(summary, evaluation, command))
     if evaluation is not None:
         write_json_atomic(out / "eval.json", {k: v for k, v in evaluation.items()})
 
