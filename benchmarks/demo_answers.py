@@ -1,12 +1,20 @@
-"""Where a demo run's numeric scores come from: greedy answers against the truth, per model.
+"""What a demo run's models answer, per question type, against the truth.
 
-For each numeric question type of a ``spatialrl demo`` run directory, prints the number of
-scored held-out items, the mean true value, and for every evaluated model (``eval/<name>/``)
-the mean of its greedy answers, their median relative error, and how many distinct values it
-gave. A model whose greedy mean sits far below the true mean underestimates systematically,
-which more SFT corrects quickly (docs/demo.md, "What the measurements say").
+For a ``spatialrl demo`` run directory and every evaluated model (``eval/<name>/``):
 
-    .venv/bin/python benchmarks/demo_numeric_bias.py runs/demo
+- each numeric question type: the number of scored held-out items, the mean true value, the
+  mean of the model's greedy answers, their median relative error and how many distinct values
+  it gave. A greedy mean far below the true mean is a systematic underestimate, which more SFT
+  corrects quickly;
+- each other type (``--choices``): the share of exact-match answers (the world scorer is
+  kinder to boxes and free text) and the most common answers beside the
+  most common true answers. A model whose answers pile onto one letter or one of yes/no has
+  shifted its prior, not its perception.
+
+docs/demo.md ("What the measurements say") cites both::
+
+    .venv/bin/python benchmarks/demo_answers.py runs/demo
+    .venv/bin/python benchmarks/demo_answers.py runs/demo --choices
 
 Answers that do not parse as one number are counted, not averaged.
 """
@@ -39,9 +47,31 @@ def greedy_answers(path: Path) -> dict[str, float | None]:
     return out
 
 
+def print_choices(run: Path, truth: dict[str, tuple[str, str]], models: list[str], scored: dict) -> None:
+    from collections import Counter
+
+    from spatialrl.answers import extract_answer
+
+    texts = {}
+    for name in models:
+        texts[name] = {}
+        for line in (run / "eval" / name / "predictions.jsonl").read_text().splitlines():
+            record = json.loads(line)
+            texts[name][record["id"]] = extract_answer(record["prediction"])
+    for qt in sorted({truth[i][0] for i in scored if i in truth} - set(NUMERIC_TYPES)):
+        ids = [i for i in scored if i in truth and truth[i][0] == qt]
+        true_counts = Counter(truth[i][1] for i in ids)
+        print(f"{qt} (n={len(ids)}): truth {dict(true_counts.most_common(3))}")
+        for name in models:
+            got = Counter(texts[name].get(i) for i in ids)
+            accuracy = 100 * sum(texts[name].get(i) == truth[i][1] for i in ids) / len(ids)
+            print(f"    {name:10s} exact match {accuracy:5.1f} %  answers {dict(got.most_common(3))}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("run", type=Path, help="a `spatialrl demo` output directory")
+    parser.add_argument("--choices", action="store_true", help="answer counts of the non-numeric types instead")
     args = parser.parse_args(argv)
     from spatialrl.data.load import load_split
 
@@ -52,6 +82,9 @@ def main(argv: list[str] | None = None) -> int:
     models = sorted(p.parent.name for p in (args.run / "eval").glob("*/predictions.jsonl"))
     answers = {name: greedy_answers(args.run / "eval" / name / "predictions.jsonl") for name in models}
     scored = next(iter(answers.values()))
+    if args.choices:
+        print_choices(args.run, truth, models, scored)
+        return 0
     for qt in NUMERIC_TYPES:
         ids = [i for i in scored if i in truth and truth[i][0] == qt]
         if not ids:
