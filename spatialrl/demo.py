@@ -274,7 +274,7 @@ def grpo_job(cfg: DemoConfig, model: str, dataset: str, output_dir: str) -> Any:
         epsilon=0.2, loss_type="grpo", max_steps=cfg.grpo_steps, max_seconds=cfg.grpo_max_seconds,
         max_completion_length=cfg.max_completion_length, temperature=1.0, seed=cfg.seed, logging_steps=1,
         save_steps=500, save_total_limit=1, gradient_checkpointing=False, bf16=False, use_cpu=None,
-        torch_threads=cfg.threads, report_to="none", extra_trl_args={"save_strategy": "no"},
+        torch_threads=cfg.threads, report_to="none", extra_trl_args={"save_strategy": "no"}, share_prompt_pass=True,
     )  # fmt: skip
     return apply_overrides(GRPOJobConfig(**fields), cfg.grpo_overrides)
 

@@ -422,6 +422,10 @@ class GRPOJobConfig(_JobConfig):
     torch_threads: int | None = _opt(None, "torch.set_num_threads for CPU runs; null: torch's default")
     report_to: str = _opt("none", "experiment trackers for the Trainer: none, tensorboard, wandb, ... "
                                   "(comma-separated)")
+    share_prompt_pass: bool = _opt(False, "score the G completions of a prompt on one pass over their shared "
+                                          "prompt (spatialrl.train.shared_prompt): the same log-probs with far "
+                                          "less compute; Qwen2.5-VL-style models without gradient "
+                                          "checkpointing, anything else falls back to TRL's pass")
 
     # -- LoRA (peft) -----------------------------------------------------------------------------
     lora: bool = _opt(False, "train LoRA adapters (peft) instead of all weights")

@@ -38,23 +38,27 @@ from trl import GRPOConfig, GRPOTrainer
 from spatialrl.train.advantage_step import AdvantageSettings, spatial_advantages
 from spatialrl.train.checkpoints import CheckpointWeightsMixin
 from spatialrl.train.sampler import PairRepeatSampler, find_pairs
+from spatialrl.train.shared_prompt import SharedPromptLogpsMixin
 
 #: Dataset columns the rewards do not need (large strings); dropped from the training set.
 UNUSED_COLUMNS = ("scene_json", "meta")
 
 
-class SpatialGRPOTrainer(CheckpointWeightsMixin, GRPOTrainer):
+class SpatialGRPOTrainer(CheckpointWeightsMixin, SharedPromptLogpsMixin, GRPOTrainer):
     """GRPOTrainer with a named advantage estimator, Spatial-GRPO pairs and honest logging.
 
     Args (besides GRPOTrainer's):
         advantage_settings: how rewards become advantages (estimator, alpha, clip, penalty).
         pairs: ``(original, mirror)`` dataset index pairs; when given, generation batches hold
             whole pairs (``PairRepeatSampler``).
+        share_prompt: score each group on one pass over its shared prompt
+            (:mod:`spatialrl.train.shared_prompt`).
     """
 
     def __init__(self, *args: Any, advantage_settings: AdvantageSettings | None = None,
-                 pairs: list[tuple[int, int]] | None = None, **kwargs: Any) -> None:
+                 pairs: list[tuple[int, int]] | None = None, share_prompt: bool = False, **kwargs: Any) -> None:
         self.advantage_settings = advantage_settings or AdvantageSettings()
+        self.share_prompt = share_prompt
         self.pairs = pairs
         self._captured_rewards: torch.Tensor | None = None
         left_pad(kwargs.get("processing_class"))
@@ -280,6 +284,7 @@ def train_grpo(cfg: Any, resume: bool = False, callbacks: list[Any] | None = Non
     trainer = SpatialGRPOTrainer(
         model=model, reward_funcs=funcs, args=args, train_dataset=dataset, processing_class=processor,
         peft_config=peft_config, callbacks=callbacks or None, advantage_settings=settings, pairs=pairs,
+        share_prompt=cfg.share_prompt_pass,
     )
     if progress is not None:
         from spatialrl.train.sft import replace_progress
@@ -295,6 +300,11 @@ def train_grpo(cfg: Any, resume: bool = False, callbacks: list[Any] | None = Non
     stopped_by_time = bool(limit is not None and limit.stopped)
     if stopped_by_time:
         log(f"stopped by max_seconds ({cfg.max_seconds:g} s) at step {trainer.state.global_step} of {cfg.max_steps}")
+    passes = dict(getattr(trainer, "shared_prompt_calls", {"shared": 0, "fallback": 0}))
+    if cfg.share_prompt_pass and passes.get("fallback"):
+        log(f"share_prompt_pass: {passes['fallback']} of {passes['shared'] + passes['fallback']} log-prob passes "
+            "fell back to TRL's (gradient checkpointing, several images per prompt, or a model without "
+            "get_rope_index); see spatialrl/train/shared_prompt.py")
     final = output_dir / "final"
     trainer.save_model(str(final))
     processor.save_pretrained(str(final))
@@ -311,5 +321,6 @@ def train_grpo(cfg: Any, resume: bool = False, callbacks: list[Any] | None = Non
         "rows": len(dataset),
         "seconds": round(seconds, 3),
         "stopped_by_time": stopped_by_time,
+        "shared_prompt_passes": passes,
     }
 
