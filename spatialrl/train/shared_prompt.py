@@ -20,8 +20,10 @@ values and gradients against TRL's own pass.
 
 It is not a change of the method: the loss, advantages and KL are computed from the same numbers
 (up to float rounding). Anything it does not handle falls back to TRL's pass: models without
-``get_rope_index``, several images per row, MoE auxiliary losses, and batches whose rows do not
-come in runs of identical prompts.
+``get_rope_index``, several images per row, MoE auxiliary losses, gradient checkpointing (the
+checkpointed layers fill no cache), a model wrapped for several processes (DDP, FSDP, DeepSpeed:
+calling the inner model would skip their gradient synchronisation), and batches whose rows do
+not come in runs of identical prompts. So it is a single-process feature for now.
 """
 
 from __future__ import annotations
@@ -50,9 +52,7 @@ def prompt_groups(prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, pixel_row
 
 
 def _hf_model(model: Any) -> Any:
-    """The transformers model under accelerate / DDP / PEFT wrappers."""
-    while hasattr(model, "module"):
-        model = model.module
+    """The transformers model under a PEFT wrapper."""
     if hasattr(model, "get_base_model"):
         model = model.get_base_model()
     return model
@@ -112,6 +112,8 @@ class SharedPromptLogpsMixin:
         rows = input_ids.size(0)
         if image_grid_thw.size(0) != rows or (num_images is not None and any(int(n) != 1 for n in num_images)):
             return None  # several (or no) images per row
+        if hasattr(model, "module"):
+            return None  # DDP / FSDP / DeepSpeed: calling the inner model would skip their gradient synchronisation
         hf = _hf_model(model)
         if hf.training and getattr(hf, "is_gradient_checkpointing", False):
             return None  # checkpointed layers do not fill a key/value cache

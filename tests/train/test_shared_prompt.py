@@ -100,6 +100,22 @@ def test_falls_back_when_prompts_are_not_shared(tiny_model_dir, world_dataset_di
     assert trainer.shared_prompt_calls == {"shared": 0, "fallback": 1}
 
 
+def test_falls_back_under_a_multi_process_wrapper(tiny_model_dir, world_dataset_dir, tmp_path):
+    trainer, processor, dataset = _trainer(tiny_model_dir, world_dataset_dir, tmp_path, share=True)
+    inputs, _ = _batch(processor, dataset)
+
+    class Wrapped(torch.nn.Module):  # what DDP looks like from outside: the model under .module
+        def __init__(self, module):
+            super().__init__()
+            self.module = module
+
+        def forward(self, *args, **kwargs):
+            return self.module(*args, **kwargs)
+
+    trainer._get_per_token_logps_and_entropies(Wrapped(trainer.model), **inputs)
+    assert trainer.shared_prompt_calls == {"shared": 0, "fallback": 1}
+
+
 def test_falls_back_under_gradient_checkpointing(tiny_model_dir, world_dataset_dir, tmp_path):
     trainer, processor, dataset = _trainer(tiny_model_dir, world_dataset_dir, tmp_path, share=True)
     inputs, _ = _batch(processor, dataset)
