@@ -22,7 +22,8 @@ __all__ = ["WallClockLimit", "wall_clock_limit", "write_log_history"]
 
 class WallClockLimit:
     """Stop a ``transformers.Trainer`` once ``max_seconds`` of wall-clock time have passed since
-    ``on_train_begin``; checked after every optimiser step, so the last step always completes.
+    ``on_train_begin``; checked after every optimiser step, so the last step always completes,
+    and its metrics are logged even between logging steps.
 
     Attributes after training: ``seconds`` (elapsed at the last check) and ``stopped`` (whether
     the limit, rather than ``max_steps``, ended the run). Use :func:`wall_clock_limit` to get an
@@ -50,6 +51,9 @@ class WallClockLimit:
         self.seconds = self.clock() - self.start
         if self.seconds >= self.max_seconds and not control.should_training_stop:
             control.should_training_stop = True
+            # log the steps since the last logging step: a run the clock ends early (a short
+            # control) would otherwise end without one loss in its log history
+            control.should_log = True
             self.stopped = True
         return control
 

@@ -25,17 +25,18 @@ class FakeClock:
 def test_wall_clock_limit_stops_after_the_budget():
     clock = FakeClock()
     limit = WallClockLimit(10.0, clock=clock)
-    control = SimpleNamespace(should_training_stop=False)
+    control = SimpleNamespace(should_training_stop=False, should_log=False)
     limit.on_train_begin(None, None, control)
     clock.now += 9.9
     limit.on_step_end(None, None, control)
-    assert not control.should_training_stop and not limit.stopped
+    assert not control.should_training_stop and not limit.stopped and not control.should_log
     clock.now += 0.2
     limit.on_step_end(None, None, control)
     assert control.should_training_stop and limit.stopped and limit.seconds == pytest.approx(10.1)
+    assert control.should_log, "the last step is logged even between logging steps"
     # a run that max_steps ended is not reported as stopped by time
     other = WallClockLimit(10.0, clock=clock)
-    done = SimpleNamespace(should_training_stop=True)
+    done = SimpleNamespace(should_training_stop=True, should_log=False)
     other.on_train_begin(None, None, done)
     clock.now += 20
     other.on_step_end(None, None, done)
