@@ -22,8 +22,8 @@ __all__ = ["WallClockLimit", "wall_clock_limit", "write_log_history"]
 
 class WallClockLimit:
     """Stop a ``transformers.Trainer`` once ``max_seconds`` of wall-clock time have passed since
-    ``on_train_begin``; checked after every optimiser step, so the last step always completes,
-    and its metrics are logged even between logging steps.
+    ``on_train_begin``; checked after every optimiser step, so the last step always completes.
+    The last step of the run (the clock's or ``max_steps``') is logged even between logging steps.
 
     Attributes after training: ``seconds`` (elapsed at the last check) and ``stopped`` (whether
     the limit, rather than ``max_steps``, ended the run). Use :func:`wall_clock_limit` to get an
@@ -51,10 +51,11 @@ class WallClockLimit:
         self.seconds = self.clock() - self.start
         if self.seconds >= self.max_seconds and not control.should_training_stop:
             control.should_training_stop = True
-            # log the steps since the last logging step: a run the clock ends early (a short
-            # control) would otherwise end without one loss in its log history
-            control.should_log = True
             self.stopped = True
+        if control.should_training_stop:
+            # log the steps since the last logging step, whether the clock or max_steps ends the
+            # run: a short run (the demo's control) would otherwise end without one loss logged
+            control.should_log = True
         return control
 
 

@@ -137,14 +137,17 @@ def test_max_seconds_stops_training_on_the_clock(tiny_model_dir, world_dataset_d
     assert [r["step"] for r in rows if "loss" in r] == list(range(1, summary["steps"] + 1))
 
 
-def test_a_run_the_clock_ends_logs_its_last_loss_between_logging_steps(tiny_model_dir, world_dataset_dir, tmp_path):
+@pytest.mark.parametrize("ended_by", ["clock", "max_steps"])
+def test_a_timed_run_logs_its_last_loss_between_logging_steps(tiny_model_dir, world_dataset_dir, tmp_path, ended_by):
     import json
 
     out = tmp_path / "timed"
-    cfg = _config(tiny_model_dir, world_dataset_dir, out, max_steps=100_000, max_seconds=0.5, logging_steps=10_000)
+    steps, seconds = (100_000, 0.5) if ended_by == "clock" else (3, 600.0)
+    cfg = _config(tiny_model_dir, world_dataset_dir, out, max_steps=steps, max_seconds=seconds, logging_steps=10_000)
     summary = sft.train_sft(cfg)
     rows = [json.loads(line) for line in (out / "log_history.jsonl").read_text().splitlines()]
-    assert summary["stopped_by_time"] and [r["step"] for r in rows if "loss" in r] == [summary["steps"]]
+    assert summary["stopped_by_time"] == (ended_by == "clock")
+    assert [r["step"] for r in rows if "loss" in r] == [summary["steps"]]
     with pytest.raises(Exception, match="max_seconds"):
         _config(tiny_model_dir, world_dataset_dir, out, max_seconds=0)
 
