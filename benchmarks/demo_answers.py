@@ -32,32 +32,24 @@ NUMERIC_TYPES = ("abs_distance", "camera_depth", "horizontal_distance", "object_
                  "room_size", "vertical_distance")
 
 
-def greedy_answers(path: Path) -> dict[str, float | None]:
-    """``id -> number`` of a predictions.jsonl (None when the answer is not one number)."""
+def read_answers(path: Path) -> dict[str, str | None]:
+    """``id -> extracted answer text`` of a predictions.jsonl (None when there is none)."""
     from spatialrl.answers import extract_answer
 
-    out: dict[str, float | None] = {}
-    for line in path.read_text().splitlines():
-        record = json.loads(line)
-        text = extract_answer(record["prediction"])
-        try:
-            out[record["id"]] = float(text) if text is not None else None
-        except ValueError:
-            out[record["id"]] = None
-    return out
+    return {(r := json.loads(line))["id"]: extract_answer(r["prediction"]) for line in path.read_text().splitlines()}
 
 
-def print_choices(run: Path, truth: dict[str, tuple[str, str]], models: list[str], scored: dict) -> None:
+def as_number(text: str | None) -> float | None:
+    try:
+        return float(text) if text is not None else None
+    except ValueError:
+        return None
+
+
+def print_choices(truth: dict[str, tuple[str, str]], texts: dict[str, dict[str, str | None]], scored: dict) -> None:
     from collections import Counter
 
-    from spatialrl.answers import extract_answer
-
-    texts = {}
-    for name in models:
-        texts[name] = {}
-        for line in (run / "eval" / name / "predictions.jsonl").read_text().splitlines():
-            record = json.loads(line)
-            texts[name][record["id"]] = extract_answer(record["prediction"])
+    models = sorted(texts)
     for qt in sorted({truth[i][0] for i in scored if i in truth} - set(NUMERIC_TYPES)):
         ids = [i for i in scored if i in truth and truth[i][0] == qt]
         true_counts = Counter(truth[i][1] for i in ids)
@@ -80,10 +72,11 @@ def main(argv: list[str] | None = None) -> int:
     rows = load_split(str(args.run / "data"), "test").select_columns(["id", "question_type", "answer"])
     truth = {r["id"]: (r["question_type"], r["answer"]) for r in rows}
     models = sorted(p.parent.name for p in (args.run / "eval").glob("*/predictions.jsonl"))
-    answers = {name: greedy_answers(args.run / "eval" / name / "predictions.jsonl") for name in models}
+    texts = {name: read_answers(args.run / "eval" / name / "predictions.jsonl") for name in models}
+    answers = {name: {i: as_number(t) for i, t in got.items()} for name, got in texts.items()}
     scored = next(iter(answers.values()))
     if args.choices:
-        print_choices(args.run, truth, models, scored)
+        print_choices(truth, texts, scored)
         return 0
     for qt in NUMERIC_TYPES:
         ids = [i for i in scored if i in truth and truth[i][0] == qt]

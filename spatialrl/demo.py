@@ -40,9 +40,9 @@ directory. So interrupting the demo and starting it again continues where it sto
 
 Budgets (fields of :class:`DemoConfig`, measured on a shared 2-core CPU with one thread):
 data a few seconds, the fallback model ~10 s, SFT ~1 min (``sft_steps``, capped by
-``sft_max_seconds``), GRPO ~3 min (``grpo_steps``, capped by ``grpo_max_seconds``), the
+``sft_max_seconds``), GRPO ~2-2.5 min (``grpo_steps``, capped by ``grpo_max_seconds``), the
 control the same time as GRPO (``control_seconds`` overrides it), evaluation well under a
-minute and a half (``eval_items``); about 8.5 minutes in all. See ``docs/demo.md``.
+minute and a half (``eval_items``); 7-8.5 minutes in all. See ``docs/demo.md``.
 """
 
 from __future__ import annotations

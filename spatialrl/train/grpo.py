@@ -303,8 +303,8 @@ def train_grpo(cfg: Any, resume: bool = False, callbacks: list[Any] | None = Non
     passes = dict(getattr(trainer, "shared_prompt_calls", {"shared": 0, "fallback": 0}))
     if cfg.share_prompt_pass and passes.get("fallback"):
         log(f"share_prompt_pass: {passes['fallback']} of {passes['shared'] + passes['fallback']} log-prob passes "
-            "fell back to TRL's (gradient checkpointing, several images per prompt, or a model without "
-            "get_rope_index); see spatialrl/train/shared_prompt.py")
+            "fell back to TRL's (gradient checkpointing, several processes, several images per prompt, or a "
+            "model without get_rope_index); see spatialrl/train/shared_prompt.py")
     final = output_dir / "final"
     trainer.save_model(str(final))
     processor.save_pretrained(str(final))
