@@ -63,6 +63,7 @@ SIZES = ("small", "base")
 #: ``tiny`` (~0.2 M parameters, hidden 64) exists for tests only: too narrow for the feature code.
 CONFIG_SIZES = ("tiny", *SIZES)
 THINK_MODES = ("empty", "template")
+ANSWER_ATTEND_MODES = ("union", "ordered")
 
 #: The world's pixel statistics (mean and std per RGB channel of 100 renders at 112 px, world seed
 #: 7, ``spatialrl.train.pretrain_data.make_views``): the grey room normalises to about 0.
@@ -92,6 +93,8 @@ class PretrainConfig:
     seed: int = _f(0, "seeds the weights, the tokenizer corpus and the batch order")
     steps: int | None = _f(None, "optimizer steps of stages 2-3 (exclusive with minutes); reproducible")
     minutes: float | None = _f(None, "wall-clock budget of stages 2-3 in minutes (exclusive with steps)")
+    init: str = _f("", "start from this checkpoint (one spatialrl pretrain wrote) instead of random weights: its "
+                       "tokenizer, processor and size are kept ('size' is then ignored); empty: a fresh model")
     tokenizer_scenes: int = _f(100, "scenes whose QA text (plus grounding texts) trains the tokenizer")
     world_seed: int = _f(7, "world seed of the training scenes (the held-out evaluation build uses seed 0)")
     scenes: int = _f(3000, "training scenes (each gives an original and a mirrored view)")
@@ -126,6 +129,12 @@ class PretrainConfig:
     answer_attend_weight: float = _f(1.0, "weight of the second attention supervision: one head of the layer after "
                                           "mention_layer must look, from the positions that predict the answer, at "
                                           "the object names of the question (0: off)")
+    answer_attend_mode: str = _f("union", "what the answer attention supervision asks: 'union' (one head looks at "
+                                          "any of the question's object names) or 'ordered' (head 0 at the first "
+                                          "named object, head 1 at the second, so a comparison can read both apart)")
+    compare_weight: float = _f(0.0, "weight of the comparison loss: at the positions that predict the answer, the "
+                                    "state after the layer following mention_layer must predict the first named "
+                                    "object's properties minus the second's (questions naming two objects; 0: off)")
     llm_aux_layer: int = _f(-1, "also apply position heads to this language-model layer's image tokens (-1: off)")
     rope_theta: float | None = _f(None, "language-model RoPE base (None: the tiny model's 1e6)")
     mrope_section: list[int] | None = _f(None, "language-model mRoPE split (t, h, w) of head_dim / 2 (None: default)")
@@ -178,7 +187,13 @@ class PretrainConfig:
                 bad(name, "must be > 0")
         if self.mention_layer < 0:
             bad("mention_layer", "must be >= 0 (0: off)")
-        for name in ("weight_decay", "dense_weight_late", "mention_weight", "attend_weight", "answer_attend_weight"):
+        if self.init and not (Path(self.init) / "config.json").is_file():
+            bad("init", "is not a checkpoint directory (no config.json); give a directory spatialrl pretrain wrote, "
+                "or leave it empty for a fresh model")
+        if self.answer_attend_mode not in ANSWER_ATTEND_MODES:
+            bad("answer_attend_mode", f"must be one of {ANSWER_ATTEND_MODES}")
+        for name in ("weight_decay", "dense_weight_late", "mention_weight", "attend_weight", "answer_attend_weight",
+                     "compare_weight"):
             if getattr(self, name) < 0:
                 bad(name, "must be >= 0")
         from spatialrl.world.questions import QUESTION_TYPES
@@ -292,6 +307,16 @@ def build_model(cfg: PretrainConfig) -> tuple[Any, Any]:
     return model, processor
 
 
+def _load_init(path: str) -> tuple[Any, Any]:
+    """``(model, processor)`` of a checkpoint to continue from, in float32 (as training needs)."""
+    import torch
+
+    from spatialrl.models import load_model_and_processor
+
+    model, processor = load_model_and_processor(path, dtype=torch.float32)
+    return model, processor
+
+
 class AuxHeads:
     """Factory of the auxiliary heads (a ``torch.nn.Module``; built lazily so that importing this
     module does not import torch)."""
@@ -322,6 +347,8 @@ class AuxHeads:
                 self.llm = nn.Linear(llm_hidden, 4 * 10) if llm_hidden else None
                 # grounding of object mentions: 8 object properties + 1 count, from a language-model layer
                 self.mention = nn.Linear(mention_hidden, 9) if mention_hidden else None
+                # comparison of the two objects a question names: differences of their 8 properties
+                self.compare = nn.Linear(mention_hidden, 8) if mention_hidden else None
 
             def forward(self, tokens: torch.Tensor) -> dict[str, torch.Tensor]:
                 # tokens: (n_images * 16, hidden) -> per sub-patch predictions (n_images * 64, ...)
@@ -462,6 +489,9 @@ class Batch:
     answer_seq: Any | None = None  # (n,) sequence of each answer-predicting position with mentions
     answer_pos: Any | None = None  # (n,) the position
     answer_targets: Any | None = None  # (n, L) bool: the mentions of its question
+    answer_named: Any | None = None  # (n, 2) position of the first / second distinct object named (-1: none)
+    compare_target: Any | None = None  # (n, 8) first named object's properties minus the second's
+    compare_mask: Any | None = None  # (n,) bool: the first two things named are objects
 
 
 def _collate(bank: Bank, model: Any, mean: Any, std: Any, views: list[int],
@@ -507,8 +537,12 @@ def _collate(bank: Bank, model: Any, mean: Any, std: Any, views: list[int],
         batch.mention_where = torch.from_numpy(np.stack([r[4] for r in rows]))
         batch.image_start = bank.image_start
         mentions_of: dict[int, list[int]] = {}
-        for r in rows:
+        # distinct things named (objects, counted categories) in text order: (position, kind, target)
+        named: dict[int, list[tuple[int, int, Any]]] = {}
+        for r in sorted(rows, key=lambda r: (r[0], r[1])):
             mentions_of.setdefault(r[0], []).append(r[1])
+            if all(k != r[2] or not np.array_equal(r[3], v) for _, k, v in named.get(r[0], [])):
+                named.setdefault(r[0], []).append((r[1], r[2], r[3]))
         answer_rows = []
         for i, (s, st) in enumerate(zip(seqs, starts)):
             if i not in mentions_of:
@@ -519,8 +553,17 @@ def _collate(bank: Bank, model: Any, mean: Any, std: Any, views: list[int],
             batch.answer_seq = torch.tensor([r[0] for r in answer_rows])
             batch.answer_pos = torch.tensor([r[1] for r in answer_rows])
             batch.answer_targets = torch.zeros((len(answer_rows), L), dtype=torch.bool)
+            batch.answer_named = torch.full((len(answer_rows), 2), -1, dtype=torch.long)
+            batch.compare_target = torch.zeros((len(answer_rows), 8))
+            batch.compare_mask = torch.zeros(len(answer_rows), dtype=torch.bool)
             for j, (i, _) in enumerate(answer_rows):
                 batch.answer_targets[j, mentions_of[i]] = True
+                first_two = named.get(i, [])[:2]
+                for k, (p, _, _) in enumerate(first_two):
+                    batch.answer_named[j, k] = p
+                if len(first_two) == 2 and first_two[0][1] == first_two[1][1] == 0:  # two objects
+                    batch.compare_target[j] = torch.from_numpy(first_two[0][2] - first_two[1][2])
+                    batch.compare_mask[j] = True
     return batch
 
 
@@ -652,7 +695,8 @@ def _answer_loss(logits_fn: Any, hidden: Any, labels: Any, reduce: bool = True) 
 def _forward(model: Any, heads: Any, batch: Batch, obj_scale: Any, image_perm: Any = None,
              llm_aux_layer: int = -1, n_chunks: int = 2, extras: dict[str, Any] | None = None,
              keep_per_seq: bool = False, mention_layer: int = 0, attn_weight: float = 0.0,
-             answer_attn_weight: float = 0.0) -> dict[str, Any]:
+             answer_attn_weight: float = 0.0, answer_attn_mode: str = "union",
+             compare: bool = False) -> dict[str, Any]:
     """Losses of one batch. ``image_perm`` permutes which image each question sees (diagnostics);
     ``extras`` (a dict, filled in place) receives the image tokens and per-family answer losses."""
     extras = {} if extras is None else extras
@@ -672,6 +716,7 @@ def _forward(model: Any, heads: Any, batch: Batch, obj_scale: Any, image_perm: A
     order = torch.argsort(lengths)
     chunks = [c for c in order.chunk(max(1, min(n_chunks, len(order)))) if len(c)]
     nll_sum, n_tokens, aux_terms, mention_terms, attn_terms, answer_terms = 0.0, 0, [], [], [], []
+    compare_terms = []
     layers = model.model.language_model.layers
     fam_sum: dict[str, float] = {}
     fam_n: dict[str, int] = {}
@@ -695,7 +740,7 @@ def _forward(model: Any, heads: Any, batch: Batch, obj_scale: Any, image_perm: A
         try:
             out = model.model.language_model(inputs_embeds=embeds, attention_mask=batch.attention_mask[idx_c, :L],
                                              position_ids=batch.position_ids[:, idx_c, :L], use_cache=False,
-                                             output_hidden_states=llm_aux_layer >= 0 or mention_layer > 0)
+                                             output_hidden_states=llm_aux_layer >= 0 or mention_layer > 0 or compare)
         finally:
             for hook in hooks:
                 hook.remove()
@@ -704,11 +749,26 @@ def _forward(model: Any, heads: Any, batch: Batch, obj_scale: Any, image_perm: A
             local[idx_c] = torch.arange(len(idx_c))
             rows = local[batch.answer_seq]
             keep = rows >= 0
-            if keep.any():
+            if keep.any() and answer_attn_mode == "union":
                 logp = _attention_logprobs(layers[mention_layer].self_attn, answer_captured, rows[keep],
                                            batch.answer_pos[keep])
                 target = batch.answer_targets[keep][:, : logp.shape[1]]
                 answer_terms.append(-torch.logsumexp(logp.masked_fill(~target, float("-inf")), dim=-1))
+            elif keep.any():  # ordered: head k looks at the k-th distinct object named
+                for k in range(2):
+                    sel = keep & (batch.answer_named[:, k] >= 0)
+                    if sel.any():
+                        logp = _attention_logprobs(layers[mention_layer].self_attn, answer_captured, rows[sel],
+                                                   batch.answer_pos[sel], head=ATTEND_HEAD + k)
+                        answer_terms.append(-logp.gather(1, batch.answer_named[sel, k:k + 1]).squeeze(1))
+        if compare and batch.answer_seq is not None and heads.compare is not None:
+            local = torch.full((len(order),), -1, dtype=torch.long)
+            local[idx_c] = torch.arange(len(idx_c))
+            rows = local[batch.answer_seq]
+            sel = (rows >= 0) & batch.compare_mask
+            if sel.any():
+                h = out.hidden_states[mention_layer + 1][rows[sel], batch.answer_pos[sel]]
+                compare_terms.append((heads.compare(h), batch.compare_target[sel]))
         if mention_layer > 0 and heads.mention is not None and batch.mention_seq is not None:
             local = torch.full((len(order),), -1, dtype=torch.long)
             local[idx_c] = torch.arange(len(idx_c))
@@ -752,6 +812,10 @@ def _forward(model: Any, heads: Any, batch: Batch, obj_scale: Any, image_perm: A
         losses["attend"] = torch.cat(attn_terms).mean()
     if answer_terms:
         losses["answer_attend"] = torch.cat(answer_terms).mean()
+    if compare_terms:
+        pred = torch.cat([t[0] for t in compare_terms])
+        target = torch.cat([t[1] for t in compare_terms]) / obj_scale[1][:8]  # differences of standardised values
+        losses["compare"] = (pred - target).pow(2).mean()
     if per_seq_all is not None:
         extras["per_seq"] = per_seq_all.tolist()
     extras.update({f"answer_{f}": fam_sum[f] / max(1, fam_n[f]) for f in fam_sum})
@@ -763,7 +827,7 @@ def _forward(model: Any, heads: Any, batch: Batch, obj_scale: Any, image_perm: A
 #: The head of the mention layer whose attention is supervised (``attend_weight``).
 ATTEND_HEAD = 0
 #: Losses of :func:`_forward` that are not dense-truth losses of the vision tower.
-NON_DENSE_LOSSES = ("answer", "llm_aux", "mention", "attend", "answer_attend")
+NON_DENSE_LOSSES = ("answer", "llm_aux", "mention", "attend", "answer_attend", "compare")
 
 
 def _capture_into(store: dict[str, Any]) -> Any:
@@ -788,8 +852,8 @@ def _attention_supervision(attn: Any, captured: dict[str, Any], rows: Any, pos: 
     return -(where * logp[:, image_start:image_start + n_img]).sum(-1)
 
 
-def _attention_logprobs(attn: Any, captured: dict[str, Any], rows: Any, pos: Any) -> Any:
-    """Log attention probabilities (n, L) of head :data:`ATTEND_HEAD` of ``attn`` from position
+def _attention_logprobs(attn: Any, captured: dict[str, Any], rows: Any, pos: Any, head: int = ATTEND_HEAD) -> Any:
+    """Log attention probabilities (n, L) of ``head`` of ``attn`` from position
     ``pos[i]`` of sequence ``rows[i]`` to every position (causal: later ones get -inf), recomputed
     from the captured layer input exactly as the layer computes them (a test checks it against
     eager attention)."""
@@ -801,8 +865,8 @@ def _attention_logprobs(attn: Any, captured: dict[str, Any], rows: Any, pos: Any
     cos, sin = captured["pe"]  # (b, L, head_dim)
     hd = attn.head_dim
     group = attn.num_heads // attn.num_key_value_heads
-    kv = ATTEND_HEAD // group
-    q = attn.q_proj(x[rows, pos])[:, ATTEND_HEAD * hd:(ATTEND_HEAD + 1) * hd]  # (n, hd)
+    kv = head // group
+    q = attn.q_proj(x[rows, pos])[:, head * hd:(head + 1) * hd]  # (n, hd)
     q = q * cos[rows, pos] + rotate_half(q) * sin[rows, pos]
     k = attn.k_proj(x)[..., kv * hd:(kv + 1) * hd]  # (b, L, hd)
     k = k * cos + rotate_half(k) * sin
@@ -935,11 +999,12 @@ def pretrain(cfg: PretrainConfig, progress: bool = True, log: Any = print) -> di
     torch.set_num_threads(cfg.threads)
     out = Path(cfg.out).absolute()
     t_start = time.perf_counter()
-    model, processor = build_model(cfg)
+    model, processor = build_model(cfg) if not cfg.init else _load_init(cfg.init)
     ip = processor.image_processor
     mean, std = ip.image_mean, ip.image_std
     n_params = sum(p.numel() for p in model.parameters())
-    log(f"pretrain: {cfg.size} model, {n_params:,} parameters; building {cfg.scenes} training scenes "
+    start = f"model from {cfg.init}" if cfg.init else f"{cfg.size} model"
+    log(f"pretrain: {start}, {n_params:,} parameters; building {cfg.scenes} training scenes "
         f"(world seed {cfg.world_seed}) ...")
     bank = make_bank(cfg, processor, range(cfg.scenes), progress, "scenes")
     held = make_bank(cfg, processor, range(cfg.scenes, cfg.scenes + cfg.heldout_scenes), False, "held-out")
@@ -951,7 +1016,8 @@ def pretrain(cfg: PretrainConfig, progress: bool = True, log: Any = print) -> di
                            model.config.text_config.hidden_size if cfg.llm_aux_layer >= 0 else None,
                            cfg.dense_head, cfg.scene_table,
                            model.config.text_config.hidden_size if cfg.mention_layer > 0 else None)
-    if cfg.mention_layer > model.config.text_config.num_hidden_layers:
+    n_layers = model.config.text_config.num_hidden_layers
+    if cfg.mention_layer > n_layers:
         raise ValueError(f"PretrainConfig.mention_layer must be <= the language model's "
                          f"{model.config.text_config.num_hidden_layers} layers; got {cfg.mention_layer}")
     torch.manual_seed(cfg.seed)
@@ -1030,12 +1096,15 @@ def pretrain(cfg: PretrainConfig, progress: bool = True, log: Any = print) -> di
                 extras: dict[str, Any] = {}
                 losses = _forward(model, heads, batch, scales, llm_aux_layer=cfg.llm_aux_layer, extras=extras,
                                   mention_layer=cfg.mention_layer, attn_weight=cfg.attend_weight,
-                                  answer_attn_weight=cfg.answer_attend_weight)
+                                  answer_attn_weight=cfg.answer_attend_weight,
+                                  answer_attn_mode=cfg.answer_attend_mode,
+                                  compare=cfg.compare_weight > 0 and 0 < cfg.mention_layer < n_layers)
                 dense = sum(v for k, v in losses.items() if k not in NON_DENSE_LOSSES)
                 loss = (losses["answer"] + cfg.dense_weight_late * (dense + losses.get("llm_aux", 0.0))
                         + cfg.mention_weight * losses.get("mention", 0.0)
                         + cfg.attend_weight * losses.get("attend", 0.0)
-                        + cfg.answer_attend_weight * losses.get("answer_attend", 0.0))
+                        + cfg.answer_attend_weight * losses.get("answer_attend", 0.0)
+                        + cfg.compare_weight * losses.get("compare", 0.0))
                 opt.zero_grad(set_to_none=True)
                 if (clock.step + 1) % cfg.log_every == 0:  # how much the answers pull on the image tokens
                     (g_img,) = torch.autograd.grad(losses["answer"], extras["tokens"], retain_graph=True)

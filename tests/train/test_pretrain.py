@@ -103,6 +103,9 @@ def test_grounding_texts_answer_from_the_scene(views):
     ({"think": "long"}, "think"),
     ({"dense_head": "code"}, "dense_head"),
     ({"lr_llm": 0.0}, "lr_llm"),
+    ({"answer_attend_mode": "both"}, "answer_attend_mode"),
+    ({"compare_weight": -1.0}, "compare_weight"),
+    ({"init": "/nonexistent/checkpoint"}, "init"),
 ])
 def test_config_errors_name_the_field(tmp_path, changes, field):
     with pytest.raises(ValueError, match=re.escape(f"PretrainConfig.{field}")):
@@ -233,7 +236,14 @@ def test_attention_supervision_matches_the_eager_attention_of_the_layer():
         hook.remove()
         loss = P._attention_supervision(layer, captured, batch.mention_seq, batch.mention_pos,
                                         batch.mention_where, batch.image_start)
+        rows, pos = batch.mention_seq, batch.mention_pos
+        per_head = {h: P._attention_logprobs(layer, captured, rows, pos, head=h) for h in range(2)}
     probs = out.attentions[1]
+    for h, logp in per_head.items():  # the ordered answer supervision reads heads 0 and 1 the same way
+        for i in range(len(rows)):
+            eager = probs[rows[i], h, pos[i], : pos[i] + 1]
+            assert torch.allclose(logp[i, : pos[i] + 1].exp(), eager, atol=1e-5)
+            assert bool(torch.isinf(logp[i, pos[i] + 1:]).all())
     start, n = batch.image_start, bank.n_image_tokens
     assert bool((batch.input_ids[:, start:start + n] == model.config.image_token_id).all())
     for i in range(len(batch.mention_seq)):
@@ -269,3 +279,67 @@ def test_answer_attention_targets_are_the_question_mentions_and_the_value_positi
         assert marked == expected
     assert P._answer_positions([5, 1, 7, 7, 2, 1, 9], answer_word=1, close_tag=2) == [1, 2]
     assert P._answer_positions([5, 9], answer_word=1, close_tag=2) == []
+
+
+def test_ordered_answer_attention_names_the_first_two_things_in_text_order():
+    """``answer_attend_mode='ordered'``: the answer positions of a two-object question look with head
+    0 at the first object named and with head 1 at the second (text order), and the comparison
+    target is the first object's properties minus the second's; a count question names one thing."""
+    from spatialrl.train import pretrain as P
+
+    cfg = PretrainConfig(out="unused", size="tiny", dense_head="linear", steps=1, scenes=2, tokenizer_scenes=4)
+    model, proc = P.build_model(cfg)
+    views = make_views(0, 99, 112) + make_views(1, 99, 112)
+    bank = P.Bank(views, proc, "empty", 112)
+    tok = proc.tokenizer
+    picked = [(slot, item) for slot in range(2) for item in bank.items[slot]["qa"]
+              if item[0] in ("closer_to_camera", "object_count")]
+    assert {item[0] for _, item in picked} == {"closer_to_camera", "object_count"}
+    questions = [(slot, item[1], item[2], "qa", item[3]) for slot, item in picked]
+    batch = P._collate(bank, model, proc.image_processor.image_mean, proc.image_processor.image_std, [0, 1],
+                       questions)
+    checked = 0
+    for j in range(len(batch.answer_seq)):
+        seq = int(batch.answer_seq[j])
+        slot, item = picked[seq]
+        ids = batch.input_ids[seq].tolist()
+        first, second = (int(p) for p in batch.answer_named[j])
+        question = tok.decode(item[1])
+        if item[0] == "object_count":
+            assert second == -1 and first >= 0 and not bool(batch.compare_mask[j])
+            continue
+        name_a, name_b = re.search(r"A\. (.+)\nB\. (.+)\n", question).groups()
+        assert tok.decode(ids[: first + 1]).endswith(name_a)
+        assert tok.decode(ids[: second + 1]).endswith(name_b)
+        props = views[slot].objects
+        assert bool(batch.compare_mask[j])
+        assert np.allclose(batch.compare_target[j].numpy(), props[name_a] - props[name_b], atol=1e-6)
+        checked += 1
+    assert checked >= 2
+
+
+def test_ordered_attention_and_comparison_losses_train(tmp_path):
+    """A run with the ordered answer attention and the comparison loss logs both losses."""
+    out = tmp_path / "ordered"
+    pretrain(tiny_config(out, mention_layer=1, answer_attend_mode="ordered", compare_weight=1.0, steps=2,
+                         questions_per_image=6), progress=False, log=lambda message: None)
+    records = [json.loads(line) for line in (out / "pretrain_log.jsonl").read_text().splitlines()]
+    last = [r for r in records if r["stage"] != "dense" and "loss/answer" in r][-1]
+    assert last["loss/answer_attend"] > 0 and last["loss/compare"] > 0
+
+
+def test_init_continues_from_a_checkpoint(trained, tmp_path):
+    """``init``: the run starts from the checkpoint's weights and keeps its tokenizer."""
+    import torch
+    from safetensors.torch import load_file
+
+    source, _ = trained
+    out = tmp_path / "continued"
+    logs = []
+    pretrain(tiny_config(out, init=str(source), steps=1, dense_steps=0, lr_llm=1e-9, lr_vision_late=1e-9,
+                         lr_heads=1e-9), progress=False, log=logs.append)
+    assert any(f"model from {source}" in line for line in logs)
+    assert (out / "tokenizer.json").read_text() == (source / "tokenizer.json").read_text()
+    before, after = load_file(str(source / "model.safetensors")), load_file(str(out / "model.safetensors"))
+    assert before.keys() == after.keys()
+    assert max(float((before[k].float() - after[k].float()).abs().max()) for k in before) < 1e-3
