@@ -39,6 +39,7 @@ import dataclasses
 import json
 import math
 import os
+import re
 import shutil
 import sys
 import time
@@ -132,6 +133,9 @@ class PretrainConfig:
     answer_attend_mode: str = _f("union", "what the answer attention supervision asks: 'union' (one head looks at "
                                           "any of the question's object names) or 'ordered' (head 0 at the first "
                                           "named object, head 1 at the second, so a comparison can read both apart)")
+    answer_attend_options: bool = _f(False, "with answer_attend_mode 'ordered': heads 2 and 3 of that layer also look, "
+                                            "from the answer positions, at the texts of options A and B of a "
+                                            "multiple-choice question (so the answer can map a comparison to a letter)")
     compare_weight: float = _f(0.0, "weight of the comparison loss: at the positions that predict the answer, the "
                                     "state after the layer following mention_layer must predict the first named "
                                     "object's properties minus the second's (questions naming two objects; 0: off)")
@@ -192,6 +196,8 @@ class PretrainConfig:
                 "or leave it empty for a fresh model")
         if self.answer_attend_mode not in ANSWER_ATTEND_MODES:
             bad("answer_attend_mode", f"must be one of {ANSWER_ATTEND_MODES}")
+        if self.answer_attend_options and self.answer_attend_mode != "ordered":
+            bad("answer_attend_options", "needs answer_attend_mode 'ordered' (heads 0-1 the objects, 2-3 the options)")
         for name in ("weight_decay", "dense_weight_late", "mention_weight", "attend_weight", "answer_attend_weight",
                      "compare_weight"):
             if getattr(self, name) < 0:
@@ -370,6 +376,10 @@ class AuxHeads:
 # --------------------------------------------------------------------------------------
 
 
+#: A multiple-choice option line of a question: ``A. <text>``.
+OPTION_LINE = re.compile(r"^([A-H])\. (.+)$", re.MULTILINE)
+
+
 class Bank:
     """Every view's image, dense truth and tokenised questions, ready for batching."""
 
@@ -429,7 +439,12 @@ class Bank:
                     vec = np.zeros(8, dtype=np.float32)
                     vec[: len(target)] = target
                     mentions.append((last, 0 if mkind == "object" else 1, vec, where.astype(np.float32)))
-            self.items[vi][fam].append((kind, qi, ti, mentions))
+            options = []  # the last token of each option's text ("A. <text>" lines), in order
+            for m in OPTION_LINE.finditer(questions[n]):
+                last = max((i for i, (a, b) in enumerate(offsets) if a < m.end(2) and b > m.start(2)), default=None)
+                if last is not None:
+                    options.append(last)
+            self.items[vi][fam].append((kind, qi, ti, mentions, options))
 
     def sequence(self, prompt_ids: list[int], target_ids: list[int]) -> tuple[list[int], int]:
         """Token ids of one conversation and the index where the answer starts."""
@@ -490,6 +505,7 @@ class Batch:
     answer_pos: Any | None = None  # (n,) the position
     answer_targets: Any | None = None  # (n, L) bool: the mentions of its question
     answer_named: Any | None = None  # (n, 2) position of the first / second distinct object named (-1: none)
+    answer_options: Any | None = None  # (n, 2) position of the end of option A's / B's text (-1: none)
     compare_target: Any | None = None  # (n, 8) first named object's properties minus the second's
     compare_mask: Any | None = None  # (n,) bool: the first two things named are objects
 
@@ -554,10 +570,14 @@ def _collate(bank: Bank, model: Any, mean: Any, std: Any, views: list[int],
             batch.answer_pos = torch.tensor([r[1] for r in answer_rows])
             batch.answer_targets = torch.zeros((len(answer_rows), L), dtype=torch.bool)
             batch.answer_named = torch.full((len(answer_rows), 2), -1, dtype=torch.long)
+            batch.answer_options = torch.full((len(answer_rows), 2), -1, dtype=torch.long)
             batch.compare_target = torch.zeros((len(answer_rows), 8))
             batch.compare_mask = torch.zeros(len(answer_rows), dtype=torch.bool)
             for j, (i, _) in enumerate(answer_rows):
                 batch.answer_targets[j, mentions_of[i]] = True
+                options = questions[i][5] if len(questions[i]) > 5 else []
+                for k, p in enumerate(options[:2]):
+                    batch.answer_options[j, k] = bank.prompt_offset + p
                 first_two = named.get(i, [])[:2]
                 for k, (p, _, _) in enumerate(first_two):
                     batch.answer_named[j, k] = p
@@ -611,8 +631,8 @@ class Sampler:
                     k = int(rng.choice(len(pool), p=[x / s for x in w])) if s > 0 else int(rng.integers(len(pool)))
                 else:
                     k = int(rng.integers(len(pool)))
-                kind, p, t, mentions = pool[k]
-                questions.append((slot, p, t, f"{fam}:{kind}", mentions))
+                kind, p, t, mentions, options = pool[k]
+                questions.append((slot, p, t, f"{fam}:{kind}", mentions, options))
         return views, questions
 
 
@@ -696,7 +716,7 @@ def _forward(model: Any, heads: Any, batch: Batch, obj_scale: Any, image_perm: A
              llm_aux_layer: int = -1, n_chunks: int = 2, extras: dict[str, Any] | None = None,
              keep_per_seq: bool = False, mention_layer: int = 0, attn_weight: float = 0.0,
              answer_attn_weight: float = 0.0, answer_attn_mode: str = "union",
-             compare: bool = False) -> dict[str, Any]:
+             answer_attn_options: bool = False, compare: bool = False) -> dict[str, Any]:
     """Losses of one batch. ``image_perm`` permutes which image each question sees (diagnostics);
     ``extras`` (a dict, filled in place) receives the image tokens and per-family answer losses."""
     extras = {} if extras is None else extras
@@ -754,13 +774,16 @@ def _forward(model: Any, heads: Any, batch: Batch, obj_scale: Any, image_perm: A
                                            batch.answer_pos[keep])
                 target = batch.answer_targets[keep][:, : logp.shape[1]]
                 answer_terms.append(-torch.logsumexp(logp.masked_fill(~target, float("-inf")), dim=-1))
-            elif keep.any():  # ordered: head k looks at the k-th distinct object named
-                for k in range(2):
-                    sel = keep & (batch.answer_named[:, k] >= 0)
+            elif keep.any():  # ordered: head k looks at the k-th distinct object named (k + 2: option k)
+                targets = [(ATTEND_HEAD + k, batch.answer_named[:, k]) for k in range(2)]
+                if answer_attn_options:
+                    targets += [(ATTEND_HEAD + 2 + k, batch.answer_options[:, k]) for k in range(2)]
+                for head, where in targets:
+                    sel = keep & (where >= 0)
                     if sel.any():
                         logp = _attention_logprobs(layers[mention_layer].self_attn, answer_captured, rows[sel],
-                                                   batch.answer_pos[sel], head=ATTEND_HEAD + k)
-                        answer_terms.append(-logp.gather(1, batch.answer_named[sel, k:k + 1]).squeeze(1))
+                                                   batch.answer_pos[sel], head=head)
+                        answer_terms.append(-logp.gather(1, where[sel, None]).squeeze(1))
         if compare and batch.answer_seq is not None and heads.compare is not None:
             local = torch.full((len(order),), -1, dtype=torch.long)
             local[idx_c] = torch.arange(len(idx_c))
@@ -985,8 +1008,8 @@ def _held_batch(cfg: PretrainConfig, held: Bank, model: Any, mean: Any, std: Any
     questions = []
     for slot in range(held.n):
         for fam in ("qa", "ground"):
-            for kind, p, t, mentions in held.items[slot][fam]:
-                questions.append((slot, p, t, f"{fam}:{kind}", mentions))
+            for kind, p, t, mentions, options in held.items[slot][fam]:
+                questions.append((slot, p, t, f"{fam}:{kind}", mentions, options))
     order = np.random.default_rng(cfg.seed + 1).permutation(len(questions))[: cfg.heldout_samples]
     return _collate(held, model, mean, std, list(range(held.n)), [questions[i] for i in sorted(order)])
 
@@ -1098,6 +1121,7 @@ def pretrain(cfg: PretrainConfig, progress: bool = True, log: Any = print) -> di
                                   mention_layer=cfg.mention_layer, attn_weight=cfg.attend_weight,
                                   answer_attn_weight=cfg.answer_attend_weight,
                                   answer_attn_mode=cfg.answer_attend_mode,
+                                  answer_attn_options=cfg.answer_attend_options,
                                   compare=cfg.compare_weight > 0 and 0 < cfg.mention_layer < n_layers)
                 dense = sum(v for k, v in losses.items() if k not in NON_DENSE_LOSSES)
                 loss = (losses["answer"] + cfg.dense_weight_late * (dense + losses.get("llm_aux", 0.0))

@@ -105,6 +105,7 @@ def test_grounding_texts_answer_from_the_scene(views):
     ({"lr_llm": 0.0}, "lr_llm"),
     ({"answer_attend_mode": "both"}, "answer_attend_mode"),
     ({"compare_weight": -1.0}, "compare_weight"),
+    ({"answer_attend_options": True}, "answer_attend_options"),
     ({"init": "/nonexistent/checkpoint"}, "init"),
 ])
 def test_config_errors_name_the_field(tmp_path, changes, field):
@@ -293,9 +294,9 @@ def test_ordered_answer_attention_names_the_first_two_things_in_text_order():
     bank = P.Bank(views, proc, "empty", 112)
     tok = proc.tokenizer
     picked = [(slot, item) for slot in range(2) for item in bank.items[slot]["qa"]
-              if item[0] in ("closer_to_camera", "object_count")]
-    assert {item[0] for _, item in picked} == {"closer_to_camera", "object_count"}
-    questions = [(slot, item[1], item[2], "qa", item[3]) for slot, item in picked]
+              if item[0] in ("closer_to_camera", "object_count", "rel_direction")]
+    assert {item[0] for _, item in picked} == {"closer_to_camera", "object_count", "rel_direction"}
+    questions = [(slot, item[1], item[2], "qa", item[3], item[4]) for slot, item in picked]
     batch = P._collate(bank, model, proc.image_processor.image_mean, proc.image_processor.image_std, [0, 1],
                        questions)
     checked = 0
@@ -305,10 +306,18 @@ def test_ordered_answer_attention_names_the_first_two_things_in_text_order():
         ids = batch.input_ids[seq].tolist()
         first, second = (int(p) for p in batch.answer_named[j])
         question = tok.decode(item[1])
+        option_a, option_b = re.search(r"A\. (.+)\nB\. (.+)\n", question).groups() if "A. " in question else ("", "")
+        for k, text in enumerate((option_a, option_b)):  # heads 2 and 3 look at the options' texts
+            at = int(batch.answer_options[j, k])
+            assert (at == -1) if not text else tok.decode(ids[: at + 1]).endswith(text)
         if item[0] == "object_count":
             assert second == -1 and first >= 0 and not bool(batch.compare_mask[j])
             continue
-        name_a, name_b = re.search(r"A\. (.+)\nB\. (.+)\n", question).groups()
+        if item[0] == "rel_direction":
+            names = [n for n in views[slot].objects if n in question]
+            assert second > first >= 0 and len(names) == 2 and bool(batch.compare_mask[j])
+            continue
+        name_a, name_b = option_a, option_b
         assert tok.decode(ids[: first + 1]).endswith(name_a)
         assert tok.decode(ids[: second + 1]).endswith(name_b)
         props = views[slot].objects
@@ -321,7 +330,8 @@ def test_ordered_answer_attention_names_the_first_two_things_in_text_order():
 def test_ordered_attention_and_comparison_losses_train(tmp_path):
     """A run with the ordered answer attention and the comparison loss logs both losses."""
     out = tmp_path / "ordered"
-    pretrain(tiny_config(out, mention_layer=1, answer_attend_mode="ordered", compare_weight=1.0, steps=2,
+    pretrain(tiny_config(out, mention_layer=1, answer_attend_mode="ordered", answer_attend_options=True,
+                         compare_weight=1.0, steps=2,
                          questions_per_image=6), progress=False, log=lambda message: None)
     records = [json.loads(line) for line in (out / "pretrain_log.jsonl").read_text().splitlines()]
     last = [r for r in records if r["stage"] != "dense" and "loss/answer" in r][-1]
