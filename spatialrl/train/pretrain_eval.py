@@ -209,6 +209,7 @@ def model_card(summary: dict[str, Any], evaluation: dict[str, Any] | None, comma
             f"Numeric types (mean relative accuracy): {_fmt(numeric_mean(report['per_type']))} vs "
             f"{_fmt(best_const)} for the best constant predictor.",
             "",
+            *_template_lines(report),
             f"{_CARD_MARKER} {evaluation['subset']['overall']:.2f} "
             f"({evaluation['subset']['counts']['items']} items: every question of the first {REPRO_SUBSET.scenes} "
             "test scenes).",
@@ -228,6 +229,18 @@ def model_card(summary: dict[str, Any], evaluation: dict[str, Any] | None, comma
         "",
     ]
     return "\n".join(lines)
+
+
+def _template_lines(report: dict[str, Any]) -> list[str]:
+    """Per-template scores of the types asked in several templates (``metrics.by_template``)."""
+    by_template = (report.get("metrics") or {}).get("by_template") or {}
+    if not by_template:
+        return []
+    lines = ["Per question template (accuracy, percent; rel_direction: `lateral` = left/right, `depth` = in front "
+             "of/behind, `quadrant` = both):", "", "| question type | template | this model |", "|---|---|---:|"]
+    for qt, templates in by_template.items():
+        lines += [f"| {qt} | {t} | {score:.1f} |" for t, score in templates.items()]
+    return [*lines, ""]
 
 
 def card_subset_score(card: str) -> float:

@@ -353,3 +353,25 @@ def test_init_continues_from_a_checkpoint(trained, tmp_path):
     before, after = load_file(str(source / "model.safetensors")), load_file(str(out / "model.safetensors"))
     assert before.keys() == after.keys()
     assert max(float((before[k].float() - after[k].float()).abs().max()) for k in before) < 1e-3
+
+
+def test_model_card_shows_scores_per_template_and_the_subset_line():
+    """The card lists rel_direction's templates (left/right apart from the rest) and the
+    fixed-subset line the reproduction test reads."""
+    from spatialrl.train.pretrain_eval import card_subset_score, model_card
+
+    def report(per_type, overall):
+        return {"per_type": per_type, "overall": overall, "counts": {"per_type": {t: 10 for t in per_type}}}
+
+    cfg = PretrainConfig(out="unused", steps=1).to_dict()
+    summary = {"config": cfg, "parameters": 3.9e6, "total_seconds": 600, "data_seconds": 60, "dense_seconds": 60,
+               "dense_steps": 1, "train_seconds": 480, "steps": 1, "heldout_loss_true": 0.3,
+               "heldout_loss_shuffled": 0.4, "heldout_gap": 0.1}
+    held = report({"rel_direction": 50.0, "camera_depth": 60.0}, 55.0)
+    held["metrics"] = {"by_template": {"rel_direction": {"depth": 70.0, "lateral": 82.5, "quadrant": 20.0}}}
+    base = {k: report({"rel_direction": 37.8, "camera_depth": 50.0}, 44.0)
+            for k in ("mean", "median", "best_constant", "majority")}
+    card = model_card(summary, {"heldout": held, "baselines": base, "items": 20,
+                                "subset": {"overall": 48.3, "counts": {"items": 390}}}, "spatialrl pretrain --out X")
+    assert "| rel_direction | lateral | 82.5 |" in card and "| rel_direction | quadrant | 20.0 |" in card
+    assert card_subset_score(card) == 48.3

@@ -40,7 +40,8 @@ users. In short:
   views are right or both wrong, ``both_right``, ``both_wrong``, ``mean_score_gap`` = mean
   ``|s_original - s_mirror|``; a view is "right" when its score is >= 0.5, i.e. correct for
   accuracy types and relative error <= 0.30 for MRA types), ``by_answer_type`` (mean item
-  score per answer type), ``unparsed`` (predictions given but not parsable, per answer type),
+  score per answer type), ``by_template`` (mean score per question template of the types asked
+  in several, e.g. ``rel_direction``'s ``lateral`` left/right, ``depth`` and ``quadrant``), ``unparsed`` (predictions given but not parsable, per answer type),
   ``grounding``, ``open_ended``. Percentages throughout, like ``overall``.
 """
 
@@ -265,6 +266,7 @@ class WorldBenchmark(Benchmark):
 
         by_view: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
         by_answer: dict[str, list[float]] = defaultdict(list)
+        by_template: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
         unparsed: dict[str, int] = defaultdict(int)
         pairs: dict[str, dict[str, float]] = defaultdict(dict)
         gt_zero: list[str] = []
@@ -276,6 +278,8 @@ class WorldBenchmark(Benchmark):
             view = meta.get("view") or "unknown"
             by_view[view][self.type_of(item)].append(result.score)
             by_answer[kind].append(result.score)
+            if meta.get("template"):
+                by_template[self.type_of(item)][meta["template"]].append(result.score)
             if text is not None and result.parsed is None:
                 unparsed[kind] += 1
             if meta.get("pair_id") is not None:
@@ -292,6 +296,9 @@ class WorldBenchmark(Benchmark):
         out["per_view"] = {view: 100.0 * self.aggregate({k: _mean(v) for k, v in types.items()}, {})
                            for view, types in sorted(by_view.items())}
         out["by_answer_type"] = {k: 100.0 * _mean(v) for k, v in sorted(by_answer.items())}
+        # Types asked in several templates (rel_direction: left/right, in front/behind, both) per template.
+        out["by_template"] = {qt: {t: 100.0 * _mean(v) for t, v in sorted(templates.items())}
+                              for qt, templates in sorted(by_template.items()) if len(templates) > 1}
         complete = [(p["original"], p["mirror"]) for p in pairs.values() if "original" in p and "mirror" in p]
         right = [(a >= RIGHT_THRESHOLD, b >= RIGHT_THRESHOLD) for a, b in complete]
         out["pairs"] = {

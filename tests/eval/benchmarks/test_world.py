@@ -228,6 +228,27 @@ def test_report_aggregation_views_and_pairs(bench):
     assert "open_ended" not in m
 
 
+def test_types_asked_in_several_templates_are_scored_per_template(bench):
+    """``metrics.by_template``: rel_direction's left/right (lateral), in front/behind (depth) and
+    quadrant questions separately; types asked in one template are not listed."""
+    lateral = dict(options=["left", "right"], index=0, meta={"template": "lateral"})
+    depth = dict(options=["in front of", "behind"], index=1, meta={"template": "depth"})
+    rows = [
+        row("a-o", "rel_direction", "discrete", "A", **lateral),
+        row("b-o", "rel_direction", "discrete", "A", **lateral),
+        row("c-o", "rel_direction", "discrete", "B", **depth),
+        row("d-o", "closer_to_camera", "discrete", "A", options=["chair", "table"], index=0,
+            meta={"template": "closer"}),
+    ]
+    preds = {"a-o": {"prediction": tag("A")}, "b-o": {"prediction": tag("B")}, "c-o": {"prediction": tag("B")},
+             "d-o": {"prediction": tag("A")}}
+    report = score_predictions(bench, [make_item(r) for r in rows], preds)
+    by_template = report["metrics"]["by_template"]
+    assert list(by_template) == ["rel_direction"]
+    assert by_template["rel_direction"] == pytest.approx({"depth": 100.0, "lateral": 50.0})
+    assert report["per_type"]["rel_direction"] == pytest.approx(200 / 3)
+
+
 def test_unparsed_counts_and_bleu(bench):
     items = [
         make_item(row("u1-o", "abs_distance", "numerical", "2.00", value=2.0, dimension="length")),
