@@ -16,6 +16,17 @@ budget, :class:`PretrainConfig`):
 3. ``mix``: every QA family of the world (``spatialrl data build``'s questions) mixed with
    grounding texts, dense losses still on at a lower weight.
 
+In stages 2-3 auxiliary losses tell the language model where to look (docs/pretraining.md has
+what each measured): the state at each object name must predict that object's properties
+(``mention_weight``); one head must look from each object name at the image tokens where the
+object shows (``attend_weight``); from the positions that predict the answer, heads of the next
+layer must look at the object names (``answer_attend_weight``: any of them, or with
+``answer_attend_mode='ordered'`` head 0 at the first and head 1 at the second, and with
+``answer_attend_options`` heads 2-3 at options A and B, or head 2 at the correct option);
+optionally the state there must predict
+the first object's properties minus the second's (``compare_weight``). ``init`` continues from
+a checkpoint instead of random weights.
+
 What the model needs to see at all (PLATFORM.md): the processor's ``image_mean``/``image_std``
 are the world's pixel statistics, so the grey room normalises to about 0 and objects stand out
 (saved with the checkpoint: RL and eval see the same normalisation); learning rates per part
@@ -65,6 +76,7 @@ SIZES = ("small", "base")
 CONFIG_SIZES = ("tiny", *SIZES)
 THINK_MODES = ("empty", "template")
 ANSWER_ATTEND_MODES = ("union", "ordered")
+ANSWER_ATTEND_OPTIONS = ("", "both", "correct")
 
 #: The world's pixel statistics (mean and std per RGB channel of 100 renders at 112 px, world seed
 #: 7, ``spatialrl.train.pretrain_data.make_views``): the grey room normalises to about 0.
@@ -133,9 +145,10 @@ class PretrainConfig:
     answer_attend_mode: str = _f("union", "what the answer attention supervision asks: 'union' (one head looks at "
                                           "any of the question's object names) or 'ordered' (head 0 at the first "
                                           "named object, head 1 at the second, so a comparison can read both apart)")
-    answer_attend_options: bool = _f(False, "with answer_attend_mode 'ordered': heads 2 and 3 of that layer also look, "
-                                            "from the answer positions, at the texts of options A and B of a "
-                                            "multiple-choice question (so the answer can map a comparison to a letter)")
+    answer_attend_options: str = _f("", "with answer_attend_mode 'ordered', what more heads of that layer look at from "
+                                        "the answer positions of a multiple-choice question: 'both' (heads 2 and 3 at "
+                                        "the texts of options A and B), 'correct' (head 2 at the correct option's "
+                                        "text, whose letter the answer then copies) or '' (nothing)")
     compare_weight: float = _f(0.0, "weight of the comparison loss: at the positions that predict the answer, the "
                                     "state after the layer following mention_layer must predict the first named "
                                     "object's properties minus the second's (questions naming two objects; 0: off)")
@@ -196,6 +209,8 @@ class PretrainConfig:
                 "or leave it empty for a fresh model")
         if self.answer_attend_mode not in ANSWER_ATTEND_MODES:
             bad("answer_attend_mode", f"must be one of {ANSWER_ATTEND_MODES}")
+        if self.answer_attend_options not in ANSWER_ATTEND_OPTIONS:
+            bad("answer_attend_options", f"must be one of {ANSWER_ATTEND_OPTIONS}")
         if self.answer_attend_options and self.answer_attend_mode != "ordered":
             bad("answer_attend_options", "needs answer_attend_mode 'ordered' (heads 0-1 the objects, 2-3 the options)")
         for name in ("weight_decay", "dense_weight_late", "mention_weight", "attend_weight", "answer_attend_weight",
@@ -414,16 +429,18 @@ class Bank:
         # mentions = [(token index in the prompt, 0 object | 1 count, target (8,))] (see mention_spans).
         from spatialrl.train.pretrain_data import mention_spans
 
-        questions, targets, keys = [], [], []
+        questions, targets, answers, keys = [], [], [], []
         for vi, v in enumerate(views):
             for qt, q, a in v.qa:
                 keys.append((vi, "qa", qt))
                 questions.append(prompt_text(q))
                 targets.append(target_text(a, qt, think))
+                answers.append(a)
             for kind, q, a in v.texts:
                 keys.append((vi, "ground", kind))
                 questions.append(prompt_text(q))
                 targets.append(target_text(a, None, think))
+                answers.append(a)
         enc = tok(questions, add_special_tokens=False, return_offsets_mapping=True)
         t_ids = tok(targets, add_special_tokens=False)["input_ids"]
         self.items: list[dict[str, list[tuple[str, list[int], list[int], list[Any]]]]] = [
@@ -444,7 +461,9 @@ class Bank:
                 last = max((i for i, (a, b) in enumerate(offsets) if a < m.end(2) and b > m.start(2)), default=None)
                 if last is not None:
                     options.append(last)
-            self.items[vi][fam].append((kind, qi, ti, mentions, options))
+            letter = answers[n].strip()
+            correct = "ABCDEFGH".index(letter) if len(letter) == 1 and letter in "ABCDEFGH"[:len(options)] else -1
+            self.items[vi][fam].append((kind, qi, ti, mentions, options, correct))
 
     def sequence(self, prompt_ids: list[int], target_ids: list[int]) -> tuple[list[int], int]:
         """Token ids of one conversation and the index where the answer starts."""
@@ -506,6 +525,7 @@ class Batch:
     answer_targets: Any | None = None  # (n, L) bool: the mentions of its question
     answer_named: Any | None = None  # (n, 2) position of the first / second distinct object named (-1: none)
     answer_options: Any | None = None  # (n, 2) position of the end of option A's / B's text (-1: none)
+    answer_correct: Any | None = None  # (n,) position of the end of the correct option's text (-1: none)
     compare_target: Any | None = None  # (n, 8) first named object's properties minus the second's
     compare_mask: Any | None = None  # (n,) bool: the first two things named are objects
 
@@ -571,6 +591,7 @@ def _collate(bank: Bank, model: Any, mean: Any, std: Any, views: list[int],
             batch.answer_targets = torch.zeros((len(answer_rows), L), dtype=torch.bool)
             batch.answer_named = torch.full((len(answer_rows), 2), -1, dtype=torch.long)
             batch.answer_options = torch.full((len(answer_rows), 2), -1, dtype=torch.long)
+            batch.answer_correct = torch.full((len(answer_rows),), -1, dtype=torch.long)
             batch.compare_target = torch.zeros((len(answer_rows), 8))
             batch.compare_mask = torch.zeros(len(answer_rows), dtype=torch.bool)
             for j, (i, _) in enumerate(answer_rows):
@@ -578,6 +599,9 @@ def _collate(bank: Bank, model: Any, mean: Any, std: Any, views: list[int],
                 options = questions[i][5] if len(questions[i]) > 5 else []
                 for k, p in enumerate(options[:2]):
                     batch.answer_options[j, k] = bank.prompt_offset + p
+                correct = questions[i][6] if len(questions[i]) > 6 else -1
+                if correct >= 0:
+                    batch.answer_correct[j] = bank.prompt_offset + options[correct]
                 first_two = named.get(i, [])[:2]
                 for k, (p, _, _) in enumerate(first_two):
                     batch.answer_named[j, k] = p
@@ -631,8 +655,8 @@ class Sampler:
                     k = int(rng.choice(len(pool), p=[x / s for x in w])) if s > 0 else int(rng.integers(len(pool)))
                 else:
                     k = int(rng.integers(len(pool)))
-                kind, p, t, mentions, options = pool[k]
-                questions.append((slot, p, t, f"{fam}:{kind}", mentions, options))
+                kind, p, t, mentions, options, correct = pool[k]
+                questions.append((slot, p, t, f"{fam}:{kind}", mentions, options, correct))
         return views, questions
 
 
@@ -716,7 +740,7 @@ def _forward(model: Any, heads: Any, batch: Batch, obj_scale: Any, image_perm: A
              llm_aux_layer: int = -1, n_chunks: int = 2, extras: dict[str, Any] | None = None,
              keep_per_seq: bool = False, mention_layer: int = 0, attn_weight: float = 0.0,
              answer_attn_weight: float = 0.0, answer_attn_mode: str = "union",
-             answer_attn_options: bool = False, compare: bool = False) -> dict[str, Any]:
+             answer_attn_options: str = "", compare: bool = False) -> dict[str, Any]:
     """Losses of one batch. ``image_perm`` permutes which image each question sees (diagnostics);
     ``extras`` (a dict, filled in place) receives the image tokens and per-family answer losses."""
     extras = {} if extras is None else extras
@@ -776,8 +800,10 @@ def _forward(model: Any, heads: Any, batch: Batch, obj_scale: Any, image_perm: A
                 answer_terms.append(-torch.logsumexp(logp.masked_fill(~target, float("-inf")), dim=-1))
             elif keep.any():  # ordered: head k looks at the k-th distinct object named (k + 2: option k)
                 targets = [(ATTEND_HEAD + k, batch.answer_named[:, k]) for k in range(2)]
-                if answer_attn_options:
+                if answer_attn_options == "both":
                     targets += [(ATTEND_HEAD + 2 + k, batch.answer_options[:, k]) for k in range(2)]
+                elif answer_attn_options == "correct":
+                    targets.append((ATTEND_HEAD + 2, batch.answer_correct))
                 for head, where in targets:
                     sel = keep & (where >= 0)
                     if sel.any():
@@ -1008,8 +1034,8 @@ def _held_batch(cfg: PretrainConfig, held: Bank, model: Any, mean: Any, std: Any
     questions = []
     for slot in range(held.n):
         for fam in ("qa", "ground"):
-            for kind, p, t, mentions, options in held.items[slot][fam]:
-                questions.append((slot, p, t, f"{fam}:{kind}", mentions, options))
+            for kind, p, t, mentions, options, correct in held.items[slot][fam]:
+                questions.append((slot, p, t, f"{fam}:{kind}", mentions, options, correct))
     order = np.random.default_rng(cfg.seed + 1).permutation(len(questions))[: cfg.heldout_samples]
     return _collate(held, model, mean, std, list(range(held.n)), [questions[i] for i in sorted(order)])
 
@@ -1040,6 +1066,11 @@ def pretrain(cfg: PretrainConfig, progress: bool = True, log: Any = print) -> di
                            cfg.dense_head, cfg.scene_table,
                            model.config.text_config.hidden_size if cfg.mention_layer > 0 else None)
     n_layers = model.config.text_config.num_hidden_layers
+    heads_needed = ({"union": 1, "ordered": 2}[cfg.answer_attend_mode]
+                    + {"": 0, "correct": 1, "both": 2}[cfg.answer_attend_options])
+    if cfg.answer_attend_weight > 0 and model.config.text_config.num_attention_heads < ATTEND_HEAD + heads_needed:
+        raise ValueError(f"PretrainConfig.answer_attend_mode / answer_attend_options supervise {heads_needed} "
+                         f"attention heads; the language model has {model.config.text_config.num_attention_heads}")
     if cfg.mention_layer > n_layers:
         raise ValueError(f"PretrainConfig.mention_layer must be <= the language model's "
                          f"{model.config.text_config.num_hidden_layers} layers; got {cfg.mention_layer}")

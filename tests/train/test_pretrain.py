@@ -105,7 +105,8 @@ def test_grounding_texts_answer_from_the_scene(views):
     ({"lr_llm": 0.0}, "lr_llm"),
     ({"answer_attend_mode": "both"}, "answer_attend_mode"),
     ({"compare_weight": -1.0}, "compare_weight"),
-    ({"answer_attend_options": True}, "answer_attend_options"),
+    ({"answer_attend_options": "both"}, "answer_attend_options"),
+    ({"answer_attend_mode": "ordered", "answer_attend_options": "all"}, "answer_attend_options"),
     ({"init": "/nonexistent/checkpoint"}, "init"),
 ])
 def test_config_errors_name_the_field(tmp_path, changes, field):
@@ -296,7 +297,7 @@ def test_ordered_answer_attention_names_the_first_two_things_in_text_order():
     picked = [(slot, item) for slot in range(2) for item in bank.items[slot]["qa"]
               if item[0] in ("closer_to_camera", "object_count", "rel_direction")]
     assert {item[0] for _, item in picked} == {"closer_to_camera", "object_count", "rel_direction"}
-    questions = [(slot, item[1], item[2], "qa", item[3], item[4]) for slot, item in picked]
+    questions = [(slot, item[1], item[2], "qa", *item[3:]) for slot, item in picked]
     batch = P._collate(bank, model, proc.image_processor.image_mean, proc.image_processor.image_std, [0, 1],
                        questions)
     checked = 0
@@ -310,6 +311,13 @@ def test_ordered_answer_attention_names_the_first_two_things_in_text_order():
         for k, text in enumerate((option_a, option_b)):  # heads 2 and 3 look at the options' texts
             at = int(batch.answer_options[j, k])
             assert (at == -1) if not text else tok.decode(ids[: at + 1]).endswith(text)
+        answer = tok.decode(item[2]).split("<answer>")[1].split("</answer>")[0]
+        correct = int(batch.answer_correct[j])  # or head 2 looks at the correct option's text
+        if option_a:
+            text = re.search(rf"^{answer}\. (.+)$", question, re.MULTILINE).group(1)
+            assert tok.decode(ids[: correct + 1]).endswith(f"{answer}. {text}")
+        else:
+            assert correct == -1
         if item[0] == "object_count":
             assert second == -1 and first >= 0 and not bool(batch.compare_mask[j])
             continue
@@ -327,10 +335,11 @@ def test_ordered_answer_attention_names_the_first_two_things_in_text_order():
     assert checked >= 2
 
 
-def test_ordered_attention_and_comparison_losses_train(tmp_path):
+@pytest.mark.parametrize("options", ["both", "correct"])
+def test_ordered_attention_and_comparison_losses_train(tmp_path, options):
     """A run with the ordered answer attention and the comparison loss logs both losses."""
     out = tmp_path / "ordered"
-    pretrain(tiny_config(out, mention_layer=1, answer_attend_mode="ordered", answer_attend_options=True,
+    pretrain(tiny_config(out, mention_layer=1, answer_attend_mode="ordered", answer_attend_options=options,
                          compare_weight=1.0, steps=2,
                          questions_per_image=6), progress=False, log=lambda message: None)
     records = [json.loads(line) for line in (out / "pretrain_log.jsonl").read_text().splitlines()]
