@@ -7,7 +7,8 @@ card's held-out set); TYPES: comma-separated question types (e.g.
 ``object_count,rel_direction,closer_to_camera``). For each checkpoint it prints the world
 scorer's score per type and per template (``metrics.by_template``: rel_direction's left/right,
 in front/behind and quadrant questions apart), then per type the most frequent
-(truth, answer) pairs, which show a model that always gives one answer.
+(truth, answer) pairs, which show a model that always gives one answer. Both are cut at the
+first comma, so an open-ended left/right sentence counts as its "Yes" / "No".
 """
 import collections
 import sys
@@ -30,6 +31,6 @@ for path in paths:
     print(path, {k: round(v, 1) for k, v in report["per_type"].items()},
           {qt: {t: round(v, 1) for t, v in by.items()} for qt, by in report["metrics"].get("by_template", {}).items()})
     for qt in types:
-        pairs = collections.Counter((str(it.answer), (extract_answer(preds[it.id]) or "?").strip())
+        pairs = collections.Counter((str(it.answer).split(",")[0], (extract_answer(preds[it.id]) or "?").split(",")[0].strip())
                                     for it in items if bench.type_of(it) == qt)
         print(f"  {qt} (truth, answer): n", *(f"{t}->{a}: {n}" for (t, a), n in pairs.most_common(12)))
