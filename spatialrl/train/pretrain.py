@@ -328,16 +328,6 @@ def build_model(cfg: PretrainConfig) -> tuple[Any, Any]:
     return model, processor
 
 
-def _load_init(path: str) -> tuple[Any, Any]:
-    """``(model, processor)`` of a checkpoint to continue from, in float32 (as training needs)."""
-    import torch
-
-    from spatialrl.models import load_model_and_processor
-
-    model, processor = load_model_and_processor(path, dtype=torch.float32)
-    return model, processor
-
-
 class AuxHeads:
     """Factory of the auxiliary heads (a ``torch.nn.Module``; built lazily so that importing this
     module does not import torch)."""
@@ -772,6 +762,8 @@ def _forward(model: Any, heads: Any, batch: Batch, obj_scale: Any, image_perm: A
         mask = ids == model.config.image_token_id
         feats = per_image[which[idx_c]].reshape(-1, per_image.shape[-1]).to(embeds.dtype)
         embeds = embeds.masked_scatter(mask.unsqueeze(-1), feats)
+        local = torch.full((len(order),), -1, dtype=torch.long)  # batch row -> row within this chunk
+        local[idx_c] = torch.arange(len(idx_c))
         captured: dict[str, Any] = {}
         answer_captured: dict[str, Any] = {}
         hooks = []
@@ -789,8 +781,6 @@ def _forward(model: Any, heads: Any, batch: Batch, obj_scale: Any, image_perm: A
             for hook in hooks:
                 hook.remove()
         if "x" in answer_captured:
-            local = torch.full((len(order),), -1, dtype=torch.long)
-            local[idx_c] = torch.arange(len(idx_c))
             rows = local[batch.answer_seq]
             keep = rows >= 0
             if keep.any() and answer_attn_mode == "union":
@@ -811,16 +801,12 @@ def _forward(model: Any, heads: Any, batch: Batch, obj_scale: Any, image_perm: A
                                                    batch.answer_pos[sel], head=head)
                         answer_terms.append(-logp.gather(1, where[sel, None]).squeeze(1))
         if compare and batch.answer_seq is not None and heads.compare is not None:
-            local = torch.full((len(order),), -1, dtype=torch.long)
-            local[idx_c] = torch.arange(len(idx_c))
             rows = local[batch.answer_seq]
             sel = (rows >= 0) & batch.compare_mask
             if sel.any():
                 h = out.hidden_states[mention_layer + 1][rows[sel], batch.answer_pos[sel]]
                 compare_terms.append((heads.compare(h), batch.compare_target[sel]))
         if mention_layer > 0 and heads.mention is not None and batch.mention_seq is not None:
-            local = torch.full((len(order),), -1, dtype=torch.long)
-            local[idx_c] = torch.arange(len(idx_c))
             rows = local[batch.mention_seq]
             keep = rows >= 0
             if keep.any():
@@ -1048,7 +1034,12 @@ def pretrain(cfg: PretrainConfig, progress: bool = True, log: Any = print) -> di
     torch.set_num_threads(cfg.threads)
     out = Path(cfg.out).absolute()
     t_start = time.perf_counter()
-    model, processor = build_model(cfg) if not cfg.init else _load_init(cfg.init)
+    if cfg.init:  # continue from a checkpoint, in float32 as training needs
+        from spatialrl.models import load_model_and_processor
+
+        model, processor = load_model_and_processor(cfg.init, dtype=torch.float32)
+    else:
+        model, processor = build_model(cfg)
     ip = processor.image_processor
     mean, std = ip.image_mean, ip.image_std
     n_params = sum(p.numel() for p in model.parameters())
