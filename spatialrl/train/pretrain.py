@@ -161,7 +161,7 @@ class PretrainConfig:
     heldout_samples: int = _f(128, "held-out questions for the true-vs-shuffled loss diagnostic")
     ignore_check: float = _f(0.6, "share of the budget after which a small image gap stops the run")
     min_image_gap: float = _f(0.01, "minimum held-out loss gap (shuffled - true, nats/token) at ignore_check (negative: no check)")
-    threads: int = _f(1, "torch CPU threads (1 is steadiest on a shared machine)")
+    threads: int = _f(2, "torch CPU threads (2 use both cores here: 1.68x faster per step than 1 on an idle machine)")
     save_dtype: str = _f("float16", "dtype of the saved weights: float16 or float32")
     log_every: int = _f(10, "steps between log lines in pretrain_log.jsonl")
 
@@ -1331,4 +1331,4 @@ def write_card(summary: dict[str, Any], evaluation: dict[str, Any] | None, comma
 
 
 #: Default step counts per size (fit the 60-minute budget on a 2-core CPU; docs/pretraining.md).
-DEFAULT_STEPS = {"small": 2000, "base": 1000}
+DEFAULT_STEPS = {"small": 3000, "base": 1000}

@@ -134,6 +134,11 @@ def _fmt(x: Any, nd: int = 1) -> str:
     return "" if x is None else f"{x:.{nd}f}"
 
 
+def _threads(cfg: dict[str, Any]) -> str:
+    threads = int(cfg.get("threads", 1))
+    return "one torch thread" if threads == 1 else f"{threads} torch threads"
+
+
 def model_card(summary: dict[str, Any], evaluation: dict[str, Any] | None, command: str) -> str:
     """README.md of a pretrained checkpoint: how it was made, its held-out scores beside the
     no-perception baselines, and the true-vs-shuffled image loss gap."""
@@ -172,7 +177,7 @@ def model_card(summary: dict[str, Any], evaluation: dict[str, Any] | None, comma
         "",
         f"Seed {cfg['seed']} (weights, tokenizer corpus, batch order), world seed {cfg['world_seed']} "
         f"({cfg['scenes']} training scenes, each with its mirrored view). Training time on this machine "
-        f"(2 CPU cores, one torch thread): {minutes:.1f} min in all -- data {summary['data_seconds'] / 60:.1f} min, "
+        f"(2 CPU cores, {_threads(cfg)}): {minutes:.1f} min in all -- data {summary['data_seconds'] / 60:.1f} min, "
         f"stage 1 (vision tower on dense truth, {summary['dense_steps']} steps) {summary['dense_seconds'] / 60:.1f} min, "
         f"stages 2-3 (language, {summary['steps']} steps of {cfg['images_per_step']} images x "
         f"{cfg['questions_per_image']} questions) {summary['train_seconds'] / 60:.1f} min.",

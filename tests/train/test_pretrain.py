@@ -384,3 +384,6 @@ def test_model_card_shows_scores_per_template_and_the_subset_line():
                                 "subset": {"overall": 48.3, "counts": {"items": 390}}}, "spatialrl pretrain --out X")
     assert "| rel_direction | lateral | 82.5 |" in card and "| rel_direction | quadrant | 20.0 |" in card
     assert card_subset_score(card) == 48.3
+    assert "(2 CPU cores, 2 torch threads)" in card  # the card names the threads the run used
+    cfg["threads"] = 1
+    assert "(2 CPU cores, one torch thread)" in model_card(summary, None, "spatialrl pretrain --out X")
