@@ -1,0 +1,73 @@
+"""What a pretrained checkpoint answers to the pretraining's grounding texts on unseen scenes.
+
+    .venv/bin/python benchmarks/pretraining/grounding_answers.py CKPT [SCENES] [WORLD_SEED]
+
+Draws SCENES (default 60) scenes of world seed WORLD_SEED (default 11, which no pretraining run
+uses), asks every grounding text of both views (objects left to right and near to far, colours,
+kinds, the largest object, an object's centre, the number of visible objects; see
+``spatialrl.train.pretrain_data.grounding_texts``) and prints, per kind, the share answered
+exactly, then for ``count_all`` the (truth, answer) pairs. It separates "cannot count at all"
+from "cannot count one category" (the world's object_count questions), docs/pretraining.md.
+"""
+
+from __future__ import annotations
+
+import collections
+import sys
+
+import torch
+from PIL import Image
+
+from spatialrl.answers import extract_answer
+from spatialrl.data.export import prompt_text
+from spatialrl.eval.benchmarks.base import EvalItem
+from spatialrl.train.pretrain_data import make_views
+from spatialrl.train.pretrain_eval import _generate
+
+if len(sys.argv) < 2:
+    sys.exit(__doc__)
+torch.set_num_threads(1)
+ckpt = sys.argv[1]
+scenes = int(sys.argv[2]) if len(sys.argv) > 2 else 60
+world_seed = int(sys.argv[3]) if len(sys.argv) > 3 else 11
+
+items, truth = [], {}
+for index in range(scenes):
+    for view in make_views(index, world_seed):
+        image = Image.fromarray(view.image)
+        for k, (kind, question, answer) in enumerate(view.texts):
+            item_id = f"{index}-{view.view}-{k}"
+            items.append(EvalItem(id=item_id, question_type=kind, prompt=prompt_text(question), answer=answer,
+                                  images=[image], options=[], meta={}))
+            truth[item_id] = (kind, answer)
+predictions = _generate(ckpt, items)
+
+def pairs_in_order(answer: str, said: str) -> tuple[int, int]:
+    """(pairs in the true order, pairs of names that both answers list once)."""
+    true_names, said_names = answer.split(", "), said.split(", ")
+    shared = [n for n in true_names if true_names.count(n) == 1 and said_names.count(n) == 1]
+    rank = {n: said_names.index(n) for n in shared}
+    pairs = [(a, b) for i, a in enumerate(shared) for b in shared[i + 1:]]
+    return sum(1 for a, b in pairs if rank[a] < rank[b]), len(pairs)
+
+
+exact: dict[str, list[int]] = collections.defaultdict(list)
+ordered: dict[str, list[int]] = collections.defaultdict(lambda: [0, 0])
+count_pairs: collections.Counter = collections.Counter()
+for item_id, (kind, answer) in truth.items():
+    said = (extract_answer(predictions.get(item_id)) or "").strip()
+    exact[kind].append(int(said == answer))
+    if kind in ("left_to_right", "near_to_far"):
+        right, total = pairs_in_order(answer, said)
+        ordered[kind][0] += right
+        ordered[kind][1] += total
+    if kind == "count_all":
+        count_pairs[(answer, said)] += 1
+print(f"{ckpt}: grounding texts of {scenes} scenes of world seed {world_seed} (both views), exact answers")
+for kind in sorted(exact):
+    print(f"  {kind:14s} n={len(exact[kind]):4d}  {100 * sum(exact[kind]) / len(exact[kind]):5.1f} %")
+for kind, (right, total) in sorted(ordered.items()):
+    print(f"  {kind:14s} {total:4d} object pairs named in both, {100 * right / max(total, 1):5.1f} % in the true order")
+print("count_all (truth, answer): count")
+for (answer, said), n in sorted(count_pairs.items(), key=lambda kv: (int(kv[0][0]), -kv[1])):
+    print(f"  {answer:>3s} -> {said[:12]:12s} {n}")
