@@ -121,6 +121,8 @@ class PretrainConfig:
     ground_qa_share: float = _f(0.3, "share of QA among the questions of stage 2")
     mix_ground_share: float = _f(0.25, "share of grounding texts among the questions of stage 3")
     type_weights: dict[str, float] = _f({}, "relative sampling weight per QA question type in stages 2-3 (default 1)")
+    ground_weights: dict[str, float] = _f({}, "relative sampling weight per grounding text kind in stages 2-3 "
+                                              "(default 1), e.g. {\"count_all\": 10}")
     lr_vision: float = _f(2e-3, "peak learning rate of the vision tower and merger in stage 1")
     lr_vision_late: float = _f(3e-4, "peak learning rate of the vision tower and merger in stages 2-3")
     lr_llm: float = _f(1e-3, "peak learning rate of the language model (stages 2-3)")
@@ -224,6 +226,13 @@ class PretrainConfig:
             bad("type_weights", f"has unknown question type(s) {unknown}; use some of {', '.join(QUESTION_TYPES)}")
         if any(v < 0 for v in self.type_weights.values()):
             bad("type_weights", "must map to weights >= 0")
+        from spatialrl.train.pretrain_data import GROUNDING_KINDS
+
+        unknown = [k for k in self.ground_weights if k not in GROUNDING_KINDS]
+        if unknown:
+            bad("ground_weights", f"has unknown grounding kind(s) {unknown}; use some of {', '.join(GROUNDING_KINDS)}")
+        if any(v < 0 for v in self.ground_weights.values()):
+            bad("ground_weights", "must map to weights >= 0")
         if self.dense_head not in ("linear", "code"):
             bad("dense_head", "must be 'linear' or 'code'")
         if self.dense_head == "code" and self.size == "tiny":
@@ -639,8 +648,9 @@ class Sampler:
             for _ in range(cfg.questions_per_image):
                 fam = "ground" if (rng.random() < ground_share and pools["ground"]) or not pools["qa"] else "qa"
                 pool = pools[fam]
-                if fam == "qa" and cfg.type_weights:
-                    w = [cfg.type_weights.get(item[0], 1.0) for item in pool]
+                weights = cfg.type_weights if fam == "qa" else cfg.ground_weights
+                if weights:
+                    w = [weights.get(item[0], 1.0) for item in pool]
                     s = sum(w)
                     k = int(rng.choice(len(pool), p=[x / s for x in w])) if s > 0 else int(rng.integers(len(pool)))
                 else:

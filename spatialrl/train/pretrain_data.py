@@ -51,6 +51,7 @@ __all__ = [
     "CLASS_NAMES",
     "COLOR_NAMES",
     "DENSE_FIELDS",
+    "GROUNDING_KINDS",
     "OBJECT_MIN_FRACTION",
     "SceneView",
     "dense_targets",
@@ -303,6 +304,10 @@ _LARGEST = ("Which object takes up the most space in the image?",
             "Which object covers the largest part of the image?")
 _COUNT = ("How many objects can you see in the image? Answer with a number.",
           "Count all the objects in the image. Answer with a number.")
+
+
+#: The kinds of grounding texts :func:`grounding_texts` writes (recipe field ``ground_weights``).
+GROUNDING_KINDS = ("colors", "kinds", "largest", "left_to_right", "near_to_far", "center", "count_all")
 
 
 def grounding_texts(ctx: Any, rng: np.random.Generator, visible_pixels: Any = None) -> list[tuple[str, str, str]]:

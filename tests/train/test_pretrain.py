@@ -100,6 +100,8 @@ def test_grounding_texts_answer_from_the_scene(views):
     ({"image_size": 100}, "image_size"),
     ({"ground_frac": 1.5}, "ground_frac"),
     ({"type_weights": {"nope": 1.0}}, "type_weights"),
+    ({"ground_weights": {"count": 1.0}}, "ground_weights"),
+    ({"ground_weights": {"count_all": -1.0}}, "ground_weights"),
     ({"think": "long"}, "think"),
     ({"dense_head": "code"}, "dense_head"),
     ({"lr_llm": 0.0}, "lr_llm"),
@@ -387,3 +389,34 @@ def test_model_card_shows_scores_per_template_and_the_subset_line():
     assert "(2 CPU cores, 2 torch threads)" in card  # the card names the threads the run used
     cfg["threads"] = 1
     assert "(2 CPU cores, one torch thread)" in model_card(summary, None, "spatialrl pretrain --out X")
+
+
+def test_sampler_weights_question_types_and_grounding_kinds():
+    """``type_weights`` / ``ground_weights`` set how often each QA type / grounding kind is drawn
+    (weight 0: never); without them every question of a view is equally likely."""
+    import collections
+    from types import SimpleNamespace
+
+    from spatialrl.train.pretrain import Sampler
+    from spatialrl.train.pretrain_data import GROUNDING_KINDS
+
+    def item(kind):
+        return (kind, [1], [2], [], [], -1)
+
+    pools = {"qa": [item("object_count"), item("rel_direction")], "ground": [item(k) for k in GROUNDING_KINDS]}
+    bank = SimpleNamespace(n=4, items=[pools] * 4)
+
+    def kinds(**weights):
+        cfg = PretrainConfig(out="unused", steps=1, images_per_step=4, questions_per_image=50, **weights)
+        drawn = collections.Counter()
+        for _ in range(10):
+            drawn.update(q[3] for q in Sampler(bank, cfg, seed=len(drawn)).draw("mix")[1])
+        return drawn
+
+    plain = kinds()
+    assert plain["ground:count_all"] > 0 and plain["ground:colors"] > 0 and plain["qa:rel_direction"] > 0
+    only_counts = kinds(type_weights={"rel_direction": 0.0},
+                        ground_weights={k: 0.0 for k in GROUNDING_KINDS if k != "count_all"})
+    assert set(only_counts) == {"qa:object_count", "ground:count_all"}
+    heavy = kinds(ground_weights={"count_all": 20.0})
+    assert heavy["ground:count_all"] > 5 * heavy["ground:colors"]
