@@ -74,7 +74,7 @@ __all__ = [
 SIZES = ("small", "base")
 #: ``tiny`` (~0.2 M parameters, hidden 64) exists for tests only: too narrow for the feature code.
 CONFIG_SIZES = ("tiny", *SIZES)
-THINK_MODES = ("empty", "template")
+THINK_MODES = ("empty", "template", "option")
 ANSWER_ATTEND_MODES = ("union", "ordered")
 ANSWER_ATTEND_OPTIONS = ("", "both", "correct")
 
@@ -157,7 +157,8 @@ class PretrainConfig:
     llm_aux_layer: int = _f(-1, "also apply position heads to this language-model layer's image tokens (-1: off)")
     rope_theta: float | None = _f(None, "language-model RoPE base (None: the tiny model's 1e6)")
     mrope_section: list[int] | None = _f(None, "language-model mRoPE split (t, h, w) of head_dim / 2 (None: default)")
-    think: str = _f("empty", "<think> block of targets: empty ('<think></think>') or template (sft's rationale)")
+    think: str = _f("empty", "<think> block of targets: empty ('<think></think>'), template (sft's rationale) or "
+                             "option (a multiple-choice answer's option text, then its letter)")
     normalize: str = _f("world", "processor normalisation: world (room ~ 0) or clip (Qwen's CLIP mean/std)")
     eval_every: int = _f(100, "steps between held-out diagnostics")
     heldout_samples: int = _f(128, "held-out questions for the true-vs-shuffled loss diagnostic")
@@ -433,7 +434,7 @@ class Bank:
             for qt, q, a in v.qa:
                 keys.append((vi, "qa", qt))
                 questions.append(prompt_text(q))
-                targets.append(target_text(a, qt, think))
+                targets.append(target_text(a, qt, think, q))
                 answers.append(a)
             for kind, q, a in v.texts:
                 keys.append((vi, "ground", kind))
@@ -472,11 +473,17 @@ class Bank:
         return ids + target_ids + [self.eos], start
 
 
-def target_text(answer: str, question_type: str | None, think: str) -> str:
+def target_text(answer: str, question_type: str | None, think: str, question: str = "") -> str:
     """``<think>...</think><answer>{answer}</answer>``: the format the format reward checks. With
-    ``think='template'`` the rationale is ``spatialrl.train.sft``'s per question type."""
+    ``think='template'`` the rationale is ``spatialrl.train.sft``'s per question type; with
+    ``think='option'`` it is the text of the option whose letter ``answer`` is (read from the
+    ``A. text`` lines of ``question``; empty for questions without options), so the model says
+    the answer in words before it copies that option's letter."""
     rationale = ""
-    if think == "template":
+    if think == "option":
+        options = {m.group(1): m.group(2).strip() for m in OPTION_LINE.finditer(question)}
+        rationale = options.get(answer.strip(), "")
+    elif think == "template":
         try:
             from spatialrl.train.sft import think_text
 

@@ -420,3 +420,16 @@ def test_sampler_weights_question_types_and_grounding_kinds():
     assert set(only_counts) == {"qa:object_count", "ground:count_all"}
     heavy = kinds(ground_weights={"count_all": 20.0})
     assert heavy["ground:count_all"] > 5 * heavy["ground:colors"]
+
+
+def test_option_think_says_the_correct_option_in_words_before_its_letter():
+    from spatialrl.train.pretrain import target_text
+
+    question = ("How is the black ball positioned relative to the green box?\nA. left\nB. right\n"
+                "Answer with the option's letter.")
+    assert target_text("B", "rel_direction", "option", question) == "<think>right</think><answer>B</answer>"
+    assert target_text("A", "rel_direction", "option", question) == "<think>left</think><answer>A</answer>"
+    # no options (a number) or a letter that is not an option: nothing to say
+    assert target_text("3", "object_count", "option", "How many lamps?") == "<think></think><answer>3</answer>"
+    assert target_text("C", "rel_direction", "option", question) == "<think></think><answer>C</answer>"
+    assert target_text("B", "rel_direction", "empty", question) == "<think></think><answer>B</answer>"
