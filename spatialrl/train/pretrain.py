@@ -1256,7 +1256,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, metavar="DIR", help="checkpoint directory to write")
     parser.add_argument("--size", choices=SIZES, default="small", help="model size (default small, ~3.9 M parameters)")
     budget = parser.add_mutually_exclusive_group()
-    budget.add_argument("--steps", type=int, default=None, metavar="N", help="optimizer steps (reproducible)")
+    budget.add_argument("--steps", type=int, default=None, metavar="N", help="language-stage optimizer steps (reproducible; default "
+                        + ", ".join(f"{n} for {size}" for size, n in DEFAULT_STEPS.items())
+                        + "; small's default takes ~57 min on a 2-core CPU)")
     budget.add_argument("--minutes", type=float, default=None, metavar="M", help="training wall-clock budget")
     parser.add_argument("--seed", type=int, default=0, metavar="S", help="seed of weights, tokenizer corpus, batches")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
