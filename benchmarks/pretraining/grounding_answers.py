@@ -1,12 +1,14 @@
 """What a pretrained checkpoint answers to the pretraining's grounding texts on unseen scenes.
 
-    .venv/bin/python benchmarks/pretraining/grounding_answers.py CKPT [SCENES] [WORLD_SEED]
+    .venv/bin/python benchmarks/pretraining/grounding_answers.py CKPT [SCENES] [WORLD_SEED] [EXTRA_KINDS]
 
 Draws SCENES (default 60) scenes of world seed WORLD_SEED (default 11, which no pretraining run
 uses), asks every grounding text of both views (objects left to right and near to far, colours,
 kinds, the largest object, an object's centre, the number of visible objects; see
 ``spatialrl.train.pretrain_data.grounding_texts``) and prints, per kind, the share answered
-exactly, then for ``count_all`` the (truth, answer) pairs. It separates "cannot count at all"
+exactly, then for ``count_all`` and ``count_each`` the (truth, answer) pairs. EXTRA_KINDS
+(comma-separated, default all of ``EXTRA_GROUNDING_KINDS``; ``none`` for none) adds the opt-in
+kinds (direction words, balanced per-category counts). It separates "cannot count at all"
 from "cannot count one category" (the world's object_count questions), docs/pretraining.md.
 """
 
@@ -21,7 +23,7 @@ from PIL import Image
 from spatialrl.answers import extract_answer
 from spatialrl.data.export import prompt_text
 from spatialrl.eval.benchmarks.base import EvalItem
-from spatialrl.train.pretrain_data import make_views
+from spatialrl.train.pretrain_data import EXTRA_GROUNDING_KINDS, make_views
 from spatialrl.train.pretrain_eval import _generate
 
 if len(sys.argv) < 2:
@@ -30,10 +32,11 @@ torch.set_num_threads(1)
 ckpt = sys.argv[1]
 scenes = int(sys.argv[2]) if len(sys.argv) > 2 else 60
 world_seed = int(sys.argv[3]) if len(sys.argv) > 3 else 11
+extra = EXTRA_GROUNDING_KINDS if len(sys.argv) <= 4 else tuple(k for k in sys.argv[4].split(",") if k != "none")
 
 items, truth = [], {}
 for index in range(scenes):
-    for view in make_views(index, world_seed):
+    for view in make_views(index, world_seed, 112, extra):
         image = Image.fromarray(view.image)
         for k, (kind, question, answer) in enumerate(view.texts):
             item_id = f"{index}-{view.view}-{k}"
@@ -53,7 +56,7 @@ def pairs_in_order(answer: str, said: str) -> tuple[int, int]:
 
 exact: dict[str, list[int]] = collections.defaultdict(list)
 ordered: dict[str, list[int]] = collections.defaultdict(lambda: [0, 0])
-count_pairs: collections.Counter = collections.Counter()
+count_pairs: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
 for item_id, (kind, answer) in truth.items():
     said = (extract_answer(predictions.get(item_id)) or "").strip()
     exact[kind].append(int(said == answer))
@@ -61,13 +64,14 @@ for item_id, (kind, answer) in truth.items():
         right, total = pairs_in_order(answer, said)
         ordered[kind][0] += right
         ordered[kind][1] += total
-    if kind == "count_all":
-        count_pairs[(answer, said)] += 1
+    if kind in ("count_all", "count_each"):
+        count_pairs[kind][(answer, said)] += 1
 print(f"{ckpt}: grounding texts of {scenes} scenes of world seed {world_seed} (both views), exact answers")
 for kind in sorted(exact):
     print(f"  {kind:14s} n={len(exact[kind]):4d}  {100 * sum(exact[kind]) / len(exact[kind]):5.1f} %")
 for kind, (right, total) in sorted(ordered.items()):
     print(f"  {kind:14s} {total:4d} object pairs named in both, {100 * right / max(total, 1):5.1f} % in the true order")
-print("count_all (truth, answer): count")
-for (answer, said), n in sorted(count_pairs.items(), key=lambda kv: (int(kv[0][0]), -kv[1])):
-    print(f"  {answer:>3s} -> {said[:12]:12s} {n}")
+for kind, pairs in sorted(count_pairs.items()):
+    print(f"{kind} (truth, answer): count")
+    for (answer, said), n in sorted(pairs.items(), key=lambda kv: (int(kv[0][0]), -kv[1])):
+        print(f"  {answer:>3s} -> {said[:12]:12s} {n}")

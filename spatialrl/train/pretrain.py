@@ -123,6 +123,9 @@ class PretrainConfig:
     type_weights: dict[str, float] = _f({}, "relative sampling weight per QA question type in stages 2-3 (default 1)")
     ground_weights: dict[str, float] = _f({}, "relative sampling weight per grounding text kind in stages 2-3 "
                                               "(default 1), e.g. {\"count_all\": 10}")
+    ground_extra: list[str] = _f([], "opt-in grounding text kinds to add to stages 2-3: left_or_right / "
+                                  "front_or_behind (the direction word of one named object relative to another, "
+                                  "both orders) and count_each (per-category counts, balanced between 1 and more)")
     lr_vision: float = _f(2e-3, "peak learning rate of the vision tower and merger in stage 1")
     lr_vision_late: float = _f(3e-4, "peak learning rate of the vision tower and merger in stages 2-3")
     lr_llm: float = _f(1e-3, "peak learning rate of the language model (stages 2-3)")
@@ -227,11 +230,16 @@ class PretrainConfig:
             bad("type_weights", f"has unknown question type(s) {unknown}; use some of {', '.join(QUESTION_TYPES)}")
         if any(v < 0 for v in self.type_weights.values()):
             bad("type_weights", "must map to weights >= 0")
-        from spatialrl.train.pretrain_data import GROUNDING_KINDS
+        from spatialrl.train.pretrain_data import EXTRA_GROUNDING_KINDS, GROUNDING_KINDS
 
-        unknown = [k for k in self.ground_weights if k not in GROUNDING_KINDS]
+        unknown = [k for k in self.ground_extra if k not in EXTRA_GROUNDING_KINDS]
         if unknown:
-            bad("ground_weights", f"has unknown grounding kind(s) {unknown}; use some of {', '.join(GROUNDING_KINDS)}")
+            bad("ground_extra", f"has unknown grounding kind(s) {unknown}; use some of {', '.join(EXTRA_GROUNDING_KINDS)}")
+        kinds = GROUNDING_KINDS + tuple(self.ground_extra)
+        unknown = [k for k in self.ground_weights if k not in kinds]
+        if unknown:
+            bad("ground_weights", f"has unknown grounding kind(s) {unknown}; use some of {', '.join(kinds)} "
+                "(add an opt-in kind to ground_extra first)")
         if any(v < 0 for v in self.ground_weights.values()):
             bad("ground_weights", "must map to weights >= 0")
         if self.dense_head not in ("linear", "code"):
@@ -293,7 +301,7 @@ def _tokenizer_corpus(cfg: PretrainConfig) -> Any:
 
     def grounding() -> Any:
         for i in range(max(1, cfg.tokenizer_scenes // 2)):
-            for view in make_views(10_000_000 + i, cfg.world_seed, cfg.image_size):
+            for view in make_views(10_000_000 + i, cfg.world_seed, cfg.image_size, tuple(cfg.ground_extra)):
                 for _, q, a in view.texts:
                     yield q
                     yield a
@@ -500,7 +508,7 @@ def make_bank(cfg: PretrainConfig, processor: Any, indices: range, progress: boo
 
     views = []
     for i in tqdm(indices, desc=desc, unit="scene", disable=not progress, dynamic_ncols=True, file=sys.stderr):
-        views.extend(make_views(i, cfg.world_seed, cfg.image_size))
+        views.extend(make_views(i, cfg.world_seed, cfg.image_size, tuple(cfg.ground_extra)))
     return Bank(views, processor, cfg.think, cfg.image_size)
 
 

@@ -52,6 +52,7 @@ __all__ = [
     "COLOR_NAMES",
     "DENSE_FIELDS",
     "GROUNDING_KINDS",
+    "EXTRA_GROUNDING_KINDS",
     "OBJECT_MIN_FRACTION",
     "SceneView",
     "dense_targets",
@@ -306,8 +307,18 @@ _COUNT = ("How many objects can you see in the image? Answer with a number.",
           "Count all the objects in the image. Answer with a number.")
 
 
+_LEFT_OR_RIGHT = "From the camera's viewpoint, is the {a} to the left or to the right of the {b}? Answer left or right."
+_FRONT_OR_BEHIND = ("From the camera's viewpoint, is the {a} in front of or behind the {b}? "
+                    "Answer in front of or behind.")
+_COUNT_EACH = "How many {p} are there in the image? Answer with a number."
+
 #: The kinds of grounding texts :func:`grounding_texts` writes (recipe field ``ground_weights``).
 GROUNDING_KINDS = ("colors", "kinds", "largest", "left_to_right", "near_to_far", "center", "count_all")
+#: Kinds written only when a recipe asks for them (recipe field ``ground_extra``), see
+#: :func:`extra_grounding_texts`.
+EXTRA_GROUNDING_KINDS = ("left_or_right", "front_or_behind", "count_each")
+#: At most this many object pairs per view for each direction-word kind (each asked in both orders).
+DIRECTION_PAIRS = 3
 
 
 def grounding_texts(ctx: Any, rng: np.random.Generator, visible_pixels: Any = None) -> list[tuple[str, str, str]]:
@@ -347,15 +358,62 @@ def grounding_texts(ctx: Any, rng: np.random.Generator, visible_pixels: Any = No
     return out
 
 
+def extra_grounding_texts(ctx: Any, rng: np.random.Generator, kinds: tuple[str, ...]) -> list[tuple[str, str, str]]:
+    """``(kind, question, answer)`` of the opt-in grounding kinds ``kinds`` (some of
+    :data:`EXTRA_GROUNDING_KINDS`) for one view:
+
+    - ``left_or_right`` / ``front_or_behind``: the direction *word* of one named object relative
+      to another ("left" / "right", "in front of" / "behind"), by the world's own rules
+      (``spatialrl.world.questions``), for up to :data:`DIRECTION_PAIRS` pairs, each asked in both
+      orders so the word never follows from the names;
+    - ``count_each``: "How many Xs ...?" for every category shown two or more times, plus as many
+      categories shown once, so "1" (three quarters of the QA counts) is not the best guess.
+    """
+    from spatialrl.world.questions import _front, _lateral, plural
+
+    out: list[tuple[str, str, str]] = []
+    askable = list(ctx.askable_indices())
+    pairs = [(a, b) for i, a in enumerate(askable) for b in askable[i + 1:]]
+    rng.shuffle(pairs)
+    for kind, rule, template, words in (
+        ("left_or_right", _lateral, _LEFT_OR_RIGHT, {"left": "left", "right": "right"}),
+        ("front_or_behind", _front, _FRONT_OR_BEHIND, {"front": "in front of", "behind": "behind"}),
+    ):
+        if kind not in kinds:
+            continue
+        used = 0
+        for a, b in pairs:
+            if used == DIRECTION_PAIRS:
+                break
+            side = rule(ctx, a, b)
+            if side is None:
+                continue
+            used += 1
+            other = {"left": "right", "right": "left", "front": "behind", "behind": "front"}[side]
+            out.append((kind, template.format(a=ctx.names[a], b=ctx.names[b]), words[side]))
+            out.append((kind, template.format(a=ctx.names[b], b=ctx.names[a]), words[other]))
+    if "count_each" in kinds:
+        counts = {c: ctx.count(c) for c in ctx.countable_categories()}
+        many = [c for c, n in counts.items() if n >= 2]
+        once = [c for c, n in counts.items() if n == 1]
+        rng.shuffle(once)
+        for c in many + once[: len(many)]:
+            out.append(("count_each", _COUNT_EACH.format(p=plural(c)), str(counts[c])))
+    return out
+
+
 # --------------------------------------------------------------------------------------
 # One scene -> two views
 # --------------------------------------------------------------------------------------
 
 
-def make_views(index: int, world_seed: int, image_size: int = 112) -> list[SceneView]:
+def make_views(index: int, world_seed: int, image_size: int = 112,
+               ground_extra: tuple[str, ...] = ()) -> list[SceneView]:
     """The original and mirrored :class:`SceneView` of scene ``index`` of world seed
     ``world_seed``: the same scene, questions and answers ``spatialrl data build --seed
-    world_seed`` writes for that index, plus the dense truth and grounding texts."""
+    world_seed`` writes for that index, plus the dense truth and grounding texts (and the opt-in
+    kinds ``ground_extra``, drawn with their own random stream so the default texts stay the
+    same)."""
     from spatialrl.data.build import BuildConfig, scene_id_for
     from spatialrl.world import questions as Q
     from spatialrl.world.mirror import mirror_scene
@@ -375,6 +433,7 @@ def make_views(index: int, world_seed: int, image_size: int = 112) -> list[Scene
     pairs = Q.generate_pairs(views[0][3], views[1][3], np.random.default_rng(question_ss), cfg.types,
                              balance_offset=index)
     text_rng = np.random.default_rng(np.random.SeedSequence(cfg.seed, spawn_key=(index, 1)))
+    extra_rng = np.random.default_rng(np.random.SeedSequence(cfg.seed, spawn_key=(index, 2)))
     out = []
     for k, (name, s, r, ctx) in enumerate(views):
         qa = [(p[k].question_type, p[k].question, p[k].answer) for p in pairs]
@@ -385,6 +444,9 @@ def make_views(index: int, world_seed: int, image_size: int = 112) -> list[Scene
         object_tokens = {ctx.names[i]: token_shares(r.instance, [i]) for i in ctx.askable_indices()}
         count_tokens = {c: token_shares(r.instance, [i for i in range(ctx.n) if ctx.categories[i] == c and ctx.clear[i]])
                         for c in counts}
-        out.append(SceneView(index, name, r.image, dense, grounding_texts(ctx, text_rng, r.visible_pixels), qa,
+        texts = grounding_texts(ctx, text_rng, r.visible_pixels)
+        if ground_extra:
+            texts += extra_grounding_texts(ctx, extra_rng, tuple(ground_extra))
+        out.append(SceneView(index, name, r.image, dense, texts, qa,
                              objects, counts, object_tokens, count_tokens))
     return out

@@ -56,6 +56,55 @@ def test_patch_order_is_merged_blocks_then_their_patches():
     assert patch_order(4, 4).tolist() == [0, 1, 4, 5, 2, 3, 6, 7, 8, 9, 12, 13, 10, 11, 14, 15]
 
 
+def test_opt_in_grounding_texts_follow_the_world_rules_and_leave_the_default_texts_alone():
+    """``ground_extra`` adds direction-word and balanced counting texts: each direction pair is
+    asked in both orders with opposite words, the mirrored view flips left/right but not in
+    front/behind, the counts are the view's own and at least as many are >= 2 as are 1; the
+    default texts are unchanged (their own random stream)."""
+    import collections
+
+    from spatialrl.train.pretrain_data import EXTRA_GROUNDING_KINDS
+    from spatialrl.world.questions import plural
+
+    plain = [make_views(i, 7, 112) for i in range(6)]
+    extra = [make_views(i, 7, 112, EXTRA_GROUNDING_KINDS) for i in range(6)]
+    answers: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
+    flips = 0
+    for pv, ev in zip(plain, extra):
+        for p, e in zip(pv, ev):
+            assert e.texts[: len(p.texts)] == p.texts
+            added = e.texts[len(p.texts):]
+            by_question = {}
+            for kind, question, answer in added:
+                answers[kind][answer] += 1
+                by_question[question] = (kind, answer)
+                if kind == "count_each":
+                    said = question.split("How many ")[1].split(" are there")[0]
+                    assert int(answer) == next(n for c, n in e.counts.items() if plural(c) == said)
+            for question, (kind, answer) in by_question.items():
+                if kind == "count_each":
+                    continue
+                m = re.match(r".* is the (.+?) (?:to the left or to the right of|in front of or behind) the (.+?)\?",
+                             question)
+                swapped = question.replace(m.group(1), "\0").replace(m.group(2), m.group(1)).replace("\0", m.group(2))
+                opposite = {"left": "right", "right": "left", "in front of": "behind", "behind": "in front of"}
+                assert by_question[swapped] == (kind, opposite[answer])
+        # the same pair in the mirrored view: left/right flips, in front/behind stays
+        original = {q: a for k, q, a in ev[0].texts[len(pv[0].texts):] if k != "count_each"}
+        mirrored = {q: a for k, q, a in ev[1].texts[len(pv[1].texts):] if k != "count_each"}
+        for q in original.keys() & mirrored.keys():
+            if "left or to the right" in q:
+                assert original[q] != mirrored[q]
+                flips += 1
+            else:
+                assert original[q] == mirrored[q]
+    assert flips > 0
+    assert answers["left_or_right"]["left"] == answers["left_or_right"]["right"] > 0
+    assert answers["front_or_behind"]["in front of"] == answers["front_or_behind"]["behind"] > 0
+    counts = answers["count_each"]
+    assert sum(n for a, n in counts.items() if a != "1") >= counts["1"] > 0
+
+
 def test_dense_truth_is_consistent_and_mirrors(views):
     original, mirror = views
     d = original.dense
@@ -102,6 +151,8 @@ def test_grounding_texts_answer_from_the_scene(views):
     ({"type_weights": {"nope": 1.0}}, "type_weights"),
     ({"ground_weights": {"count": 1.0}}, "ground_weights"),
     ({"ground_weights": {"count_all": -1.0}}, "ground_weights"),
+    ({"ground_weights": {"left_or_right": 2.0}}, "ground_weights"),
+    ({"ground_extra": ["left_right"]}, "ground_extra"),
     ({"think": "long"}, "think"),
     ({"dense_head": "code"}, "dense_head"),
     ({"lr_llm": 0.0}, "lr_llm"),
