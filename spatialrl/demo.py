@@ -146,8 +146,10 @@ class DemoConfig(_JobConfig):
                                                  f"2e-3 cost it 8 points), {SFT_LR_FALLBACK:g} from the fallback "
                                                  "random-weight model (it needs ~1e-3 or more to learn the format "
                                                  "in a minute)")
-    sft_think: str = _opt("empty", "<think> block of the SFT targets: empty (shortest completions, fastest GRPO) "
-                                   "or template (a generic rationale per question type)")
+    sft_think: str | None = _opt(None, "<think> block of the SFT targets: empty (shortest completions, fastest "
+                                       "GRPO), template (a generic rationale per question type) or option (a "
+                                       "multiple-choice question's correct option text); null: the start model's "
+                                       "own (option for a checkpoint pretrained with think=option, else empty)")
 
     # -- GRPO
     grpo_steps: int = _opt(55, "optimiser steps of the GRPO stage, also T of the sharpness schedule (budget ~3 min)")
@@ -246,7 +248,7 @@ def sft_job(cfg: DemoConfig, model: str, dataset: str, output_dir: str, **change
 
     fields = dict(
         model=model, dataset=dataset, output_dir=output_dir, train_split="train", max_samples=None,
-        question_types=None, think=cfg.sft_think, weight_decay=0.0,
+        question_types=None, think=cfg.sft_think or "empty", weight_decay=0.0,
         learning_rate=SFT_LR_PRETRAINED if cfg.sft_learning_rate is None else cfg.sft_learning_rate,
         max_steps=cfg.sft_steps, max_seconds=cfg.sft_max_seconds, per_device_train_batch_size=cfg.sft_batch_size,
         gradient_accumulation_steps=1, max_length=512, seed=cfg.seed, logging_steps=5, save_steps=500,
@@ -476,6 +478,19 @@ def resolve_start_model(model: str | None) -> tuple[str, Path | None]:
     return "fallback", None
 
 
+def start_model_think(path: Path | str | None) -> str:
+    """The <think> format a start model answers in: ``option`` for a checkpoint ``spatialrl
+    pretrain --set think=option`` wrote (its ``pretrain_summary.json``), else ``empty``."""
+    summary = Path(path) / "pretrain_summary.json" if path is not None else None
+    if summary is None or not summary.is_file():
+        return "empty"
+    try:
+        think = json.loads(summary.read_text()).get("config", {}).get("think", "empty")
+    except (OSError, ValueError, AttributeError):
+        return "empty"
+    return "option" if think == "option" else "empty"
+
+
 FALLBACK_WARNING = """\
 !!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!
 WARNING: no pretrained tiny spatial VLM is shipped ({shipped} is missing) and no --model
@@ -545,6 +560,8 @@ def run_demo(cfg: DemoConfig, log: Callable[[str], None] = print, force: bool = 
 
     if cfg.sft_learning_rate is None:
         cfg = dataclasses.replace(cfg, sft_learning_rate=SFT_LR_FALLBACK if kind == "fallback" else SFT_LR_PRETRAINED)
+    if cfg.sft_think is None:
+        cfg = dataclasses.replace(cfg, sft_think=start_model_think(model.path))
 
     sft_final = out / "sft"
     job = sft_job(cfg, str(model.path), str(data.path), str(sft_final))

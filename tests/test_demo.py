@@ -189,6 +189,24 @@ def test_the_start_model_is_given_then_shipped_then_built(tmp_path, monkeypatch)
     assert demo.shipped_model_dir().parts[-3:] == ("spatialrl", "assets", "tiny-spatial-vlm")
 
 
+def test_the_sft_think_format_follows_the_start_model(tmp_path):
+    """A start model pretrained with think=option is fine-tuned in that format; anything else
+    (no summary, another think mode, an unreadable summary) gets the empty block."""
+    import json
+
+    assert demo.start_model_think(None) == "empty"
+    assert demo.start_model_think(tmp_path) == "empty"
+    summary = tmp_path / "pretrain_summary.json"
+    summary.write_text(json.dumps({"config": {"think": "option"}}))
+    assert demo.start_model_think(tmp_path) == "option"
+    summary.write_text(json.dumps({"config": {"think": "template"}}))
+    assert demo.start_model_think(tmp_path) == "empty"
+    summary.write_text("{not json")
+    assert demo.start_model_think(tmp_path) == "empty"
+    assert demo.DemoConfig().sft_think is None
+    assert demo.sft_job(demo.DemoConfig(), "m", "d", "o").think == "empty"
+
+
 def test_eval_subset_is_stratified_in_whole_pairs_and_deterministic():
     items = []
     for t, n_pairs in (("count", 30), ("depth", 3), ("left", 10)):

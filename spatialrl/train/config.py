@@ -65,7 +65,7 @@ REWARD_COMPONENTS = ("accuracy", "format", "semantic", "iou")
 #: ``GRPOConfig.loss_type`` values of trl 1.16.
 GRPO_LOSS_TYPES = ("grpo", "dr_grpo", "dapo", "bnpo", "cispo", "sapo", "luspo", "vespo")
 #: What the <think> block of an SFT target holds.
-THINK_MODES = ("template", "empty")
+THINK_MODES = ("template", "empty", "option")
 ERROR_MODES = ("absolute", "relative")
 
 
@@ -646,7 +646,9 @@ class SFTJobConfig(_JobConfig):
     max_samples: int | None = _opt(None, "use at most this many rows (a seeded random subset); null: all")
     question_types: list[str] | None = _opt(None, "train only on these question types; null: all")
     think: str = _opt("template", "content of the <think> block of the targets: template (a short generic "
-                                  "rationale per question type, never the answer) or empty (<think></think>)")
+                                  "rationale per question type, never the answer), empty (<think></think>) or "
+                                  "option (a multiple-choice question's correct option text, as a checkpoint "
+                                  "pretrained with think=option answers)")
 
     learning_rate: float = _opt(1e-4, "AdamW learning rate. 1e-4 suits LoRA on real checkpoints; use ~1e-5 for "
                                       "full fine-tuning of a 3B model; the random-init tiny CPU models learn much "

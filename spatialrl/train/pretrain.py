@@ -50,7 +50,6 @@ import dataclasses
 import json
 import math
 import os
-import re
 import shutil
 import sys
 import time
@@ -59,6 +58,7 @@ from pathlib import Path
 from typing import Any
 
 from spatialrl._fs import replace_dir
+from spatialrl.train.sft import OPTION_LINE  # a multiple-choice option line: ``A. <text>``
 
 HELP = "pretrain a tiny Qwen2.5-VL on the world's dense truth, grounding texts and QA (a start for RL)"
 
@@ -399,8 +399,6 @@ class AuxHeads:
 # --------------------------------------------------------------------------------------
 
 
-#: A multiple-choice option line of a question: ``A. <text>``.
-OPTION_LINE = re.compile(r"^([A-H])\. (.+)$", re.MULTILINE)
 
 
 class Bank:
@@ -487,17 +485,9 @@ def target_text(answer: str, question_type: str | None, think: str, question: st
     ``think='option'`` it is the text of the option whose letter ``answer`` is (read from the
     ``A. text`` lines of ``question``; empty for questions without options), so the model says
     the answer in words before it copies that option's letter."""
-    rationale = ""
-    if think == "option":
-        options = {m.group(1): m.group(2).strip() for m in OPTION_LINE.finditer(question)}
-        rationale = options.get(answer.strip(), "")
-    elif think == "template":
-        try:
-            from spatialrl.train.sft import think_text
+    from spatialrl.train.sft import think_text
 
-            rationale = think_text(question_type, "template")
-        except Exception:  # pragma: no cover - sft is optional here
-            rationale = "I look at the image."
+    rationale = think_text(question_type, think, question, answer)
     return f"<think>{rationale}</think><answer>{answer}</answer>"
 
 

@@ -27,7 +27,10 @@ masks every label that follows an end-of-turn token.
 The <think> block (``think``): ``template`` (default) holds a short generic rationale chosen by
 question type (:data:`THINK_TEMPLATES`): it names what to look at, never the answer, so the
 policy learns to write a non-empty reasoning block without being taught invented reasoning;
-``empty`` gives ``<think></think>`` (shortest completions; the format reward accepts it).
+``empty`` gives ``<think></think>`` (shortest completions; the format reward accepts it);
+``option`` holds, for a multiple-choice question, the text of the correct option (then its letter
+is the answer; empty for other questions), the format a checkpoint pretrained with
+``spatialrl pretrain --set think=option`` answers in (docs/pretraining.md).
 
 The final model and processor go to ``output_dir`` (LoRA adapters are merged first), loadable by
 :func:`spatialrl.models.load_model_and_processor`; the resolved config goes to
@@ -39,6 +42,8 @@ budget as an RL run.
 """
 
 from __future__ import annotations
+
+import re
 
 import argparse
 import json
@@ -95,18 +100,32 @@ DEFAULT_THINK = "I look at the image."
 # --------------------------------------------------------------------------------------
 
 
-def think_text(question_type: str | None, mode: str = "template") -> str:
-    """What goes between <think> and </think> for ``mode`` (``template`` or ``empty``)."""
+#: An option line of a multiple-choice question: ``A. text``.
+OPTION_LINE = re.compile(r"^([A-H])\. (.+)$", re.MULTILINE)
+
+
+def option_text(question: str, answer: str) -> str:
+    """The text of the option whose letter ``answer`` is (from the ``A. text`` lines of
+    ``question``); empty when the question has no such option."""
+    options = {m.group(1): m.group(2).strip() for m in OPTION_LINE.finditer(question)}
+    return options.get(answer.strip(), "")
+
+
+def think_text(question_type: str | None, mode: str = "template", question: str = "", answer: str = "") -> str:
+    """What goes between <think> and </think> for ``mode`` (``template``, ``empty`` or
+    ``option``; ``option`` reads ``question`` and ``answer``)."""
     if mode == "empty":
         return ""
+    if mode == "option":
+        return option_text(question, answer)
     if mode != "template":
-        raise ValueError(f"think mode must be 'template' or 'empty', got {mode!r}")
+        raise ValueError(f"think mode must be 'template', 'empty' or 'option', got {mode!r}")
     return THINK_TEMPLATES.get(question_type or "", DEFAULT_THINK)
 
 
-def target_text(answer: str, question_type: str | None = None, think: str = "template") -> str:
+def target_text(answer: str, question_type: str | None = None, think: str = "template", question: str = "") -> str:
     """The SFT target: ``<think>{rationale}</think><answer>{answer}</answer>``."""
-    return f"<think>{think_text(question_type, think)}</think><answer>{answer}</answer>"
+    return f"<think>{think_text(question_type, think, question, answer)}</think><answer>{answer}</answer>"
 
 
 def sft_example(row: dict[str, Any], think: str = "template") -> dict[str, Any]:
@@ -115,7 +134,8 @@ def sft_example(row: dict[str, Any], think: str = "template") -> dict[str, Any]:
 
     prompt = trl_row({"question": row["question"]})["prompt"]
     completion = [{"role": "assistant",
-                   "content": [{"type": "text", "text": target_text(row["answer"], row.get("question_type"), think)}]}]
+                   "content": [{"type": "text", "text": target_text(row["answer"], row.get("question_type"), think,
+                                                                   row["question"])}]}]
     return {"prompt": prompt, "completion": completion, "image": row.get("image")}
 
 

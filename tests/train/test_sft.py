@@ -42,6 +42,17 @@ def test_targets_follow_the_answer_format(think):
     assert not any(ch.isdigit() for ch in "".join(sft.THINK_TEMPLATES.values())), "rationales never hold numbers"
 
 
+def test_option_think_says_the_correct_options_text_then_its_letter():
+    question = "Is the A to the left or to the right of the B?\nA. right\nB. left\nAnswer with the option's letter."
+    text = sft.target_text("B", "rel_direction", "option", question)
+    assert text == "<think>left</think><answer>B</answer>"
+    assert format_reward(text) == 1.0 and extract_answer(text) == "B"
+    # a question without options (or a letter that is not one) leaves the block empty
+    assert sft.target_text("2.35", "object_height", "option", "How tall is the lamp?") == \
+        "<think></think><answer>2.35</answer>"
+    assert sft.target_text("C", "rel_direction", "option", question).startswith("<think></think>")
+
+
 def test_examples_are_conversational_prompt_completion(world_dataset_dir):
     from spatialrl.data.export import prompt_text
 
@@ -167,7 +178,7 @@ def test_cli_errors_name_the_field_and_resume_without_checkpoint(tiny_model_dir,
     config = tmp_path / "sft.yaml"
     config.write_text(f"job: sft\nmodel: {tiny_model_dir}\ndataset: {world_dataset_dir}\noutput_dir: {tmp_path}/o\n")
     assert _run_cli(["--config", str(config), "think=verbose"]) == 2
-    assert "SFTJobConfig.think must be one of ['template', 'empty']; got 'verbose'" in capsys.readouterr().err
+    assert "SFTJobConfig.think must be one of ['template', 'empty', 'option']; got 'verbose'" in capsys.readouterr().err
     assert _run_cli(["--config", str(config), "learnin_rate=1e-3"]) == 2
     assert "did you mean 'learning_rate'" in capsys.readouterr().err
     assert _run_cli(["--config", str(config), "--resume", "max_steps=1", "torch_threads=1", "save_steps=1"]) == 0
