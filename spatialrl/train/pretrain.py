@@ -144,6 +144,10 @@ class PretrainConfig:
     mention_weight: float = _f(1.0, "weight of the mention-grounding loss")
     attend_weight: float = _f(1.0, "weight of the attention supervision: one head of layer mention_layer must look, "
                                    "from each object name, at the image tokens where that object shows (0: off)")
+    count_sink: bool = _f(False, "the attention supervision of a counted category's word also puts 1/(n+1) on the "
+                                 "sequence's first token (a sink), leaving n/(n+1) on the category's image tokens: "
+                                 "softmax attention averages the n objects, so without a sink the share that "
+                                 "carries n is fixed at 1")
     answer_attend_weight: float = _f(1.0, "weight of the second attention supervision: one head of the layer after "
                                           "mention_layer must look, from the positions that predict the answer, at "
                                           "the object names of the question (0: off)")
@@ -744,7 +748,7 @@ def _answer_loss(logits_fn: Any, hidden: Any, labels: Any, reduce: bool = True) 
 def _forward(model: Any, heads: Any, batch: Batch, obj_scale: Any, image_perm: Any = None,
              llm_aux_layer: int = -1, n_chunks: int = 2, extras: dict[str, Any] | None = None,
              keep_per_seq: bool = False, mention_layer: int = 0, attn_weight: float = 0.0,
-             answer_attn_weight: float = 0.0, answer_attn_mode: str = "union",
+             answer_attn_weight: float = 0.0, answer_attn_mode: str = "union", count_sink: bool = False,
              answer_attn_options: str = "", compare: bool = False) -> dict[str, Any]:
     """Losses of one batch. ``image_perm`` permutes which image each question sees (diagnostics);
     ``extras`` (a dict, filled in place) receives the image tokens and per-family answer losses."""
@@ -828,9 +832,11 @@ def _forward(model: Any, heads: Any, batch: Batch, obj_scale: Any, image_perm: A
                 h = out.hidden_states[mention_layer][rows[keep], batch.mention_pos[keep]]
                 mention_terms.append((heads.mention(h), batch.mention_kind[keep], batch.mention_target[keep]))
                 if "x" in captured:
+                    sink = (count_sink_share(batch.mention_kind[keep], batch.mention_target[keep][:, 0])
+                            if count_sink else None)
                     attn_terms.append(_attention_supervision(
                         model.model.language_model.layers[mention_layer - 1].self_attn, captured, rows[keep],
-                        batch.mention_pos[keep], batch.mention_where[keep], batch.image_start))
+                        batch.mention_pos[keep], batch.mention_where[keep], batch.image_start, sink))
         labels = batch.labels[idx_c, :L]
         nll = _answer_loss(model.lm_head, out.last_hidden_state, labels, reduce=False)
         nll_sum = nll_sum + nll.sum()
@@ -891,15 +897,29 @@ def _capture_into(store: dict[str, Any]) -> Any:
     return grab
 
 
+def count_sink_share(kind: Any, count: Any) -> Any:
+    """Share of a mention's supervised attention on the sink (the sequence's first token):
+    ``1 / (n + 1)`` for a counted category's word (``kind`` 1, ``count`` n), 0 for an object name.
+    What stays on the image tokens, ``n / (n + 1)``, then differs with n (recipe field
+    ``count_sink``)."""
+    import torch
+
+    return torch.where(kind == 1, 1.0 / (count.clamp(min=0) + 1.0), torch.zeros_like(count))
+
+
 def _attention_supervision(attn: Any, captured: dict[str, Any], rows: Any, pos: Any, where: Any,
-                           image_start: int) -> Any:
+                           image_start: int, sink: Any = None) -> Any:
     """Cross-entropy between where a mention's query (head :data:`ATTEND_HEAD` of ``attn``) looks
     and where the mentioned object shows: ``-sum_j where_j log p_j`` over the image tokens ``j``,
     ``p`` the head's causal softmax over every earlier position (so the head learns both to look at
-    the image and where)."""
+    the image and where). With ``sink`` (a share per mention, :func:`count_sink_share`) the target
+    puts that share on position 0 and scales the image shares by the rest."""
     logp = _attention_logprobs(attn, captured, rows, pos)
     n_img = where.shape[1]
-    return -(where * logp[:, image_start:image_start + n_img]).sum(-1)
+    image_term = (where * logp[:, image_start:image_start + n_img]).sum(-1)
+    if sink is None:
+        return -image_term
+    return -((1.0 - sink) * image_term + sink * logp[:, 0])
 
 
 def _attention_logprobs(attn: Any, captured: dict[str, Any], rows: Any, pos: Any, head: int = ATTEND_HEAD) -> Any:
@@ -1156,7 +1176,7 @@ def pretrain(cfg: PretrainConfig, progress: bool = True, log: Any = print) -> di
                 extras: dict[str, Any] = {}
                 losses = _forward(model, heads, batch, scales, llm_aux_layer=cfg.llm_aux_layer, extras=extras,
                                   mention_layer=cfg.mention_layer, attn_weight=cfg.attend_weight,
-                                  answer_attn_weight=cfg.answer_attend_weight,
+                                  answer_attn_weight=cfg.answer_attend_weight, count_sink=cfg.count_sink,
                                   answer_attn_mode=cfg.answer_attend_mode,
                                   answer_attn_options=cfg.answer_attend_options,
                                   compare=cfg.compare_weight > 0 and 0 < cfg.mention_layer < n_layers)

@@ -271,8 +271,11 @@ def test_attention_supervision_matches_the_eager_attention_of_the_layer():
     bank = P.Bank(make_views(0, 99, 112) + make_views(1, 99, 112), proc, "empty", 112)
     ip = proc.image_processor
     questions = [(s, *bank.items[s]["qa"][k][1:3], "qa", bank.items[s]["qa"][k][3]) for s in range(2) for k in range(4)]
+    questions += [(s, *item[1:3], "qa", item[3]) for s in range(2) for item in bank.items[s]["qa"]
+                  if item[0] == "object_count"][:2]  # counted categories, for count_sink below
     batch = P._collate(bank, model, ip.image_mean, ip.image_std, [0, 1], questions)
     assert batch.mention_seq is not None and len(batch.mention_seq) >= 2
+    assert bool((batch.mention_kind == 1).any()) and bool((batch.mention_kind == 0).any())
     layer = model.model.language_model.layers[1].self_attn
     captured = {}
 
@@ -306,6 +309,28 @@ def test_attention_supervision_matches_the_eager_attention_of_the_layer():
         expected = -(batch.mention_where[i] * p.clamp_min(1e-30).log()).sum()
         assert float(loss[i]) == pytest.approx(float(expected), rel=1e-4)
         assert float(batch.mention_where[i].sum()) == pytest.approx(1.0, abs=1e-5)
+    # count_sink: a counted category's word puts 1/(n+1) on the first token, n/(n+1) on its objects
+    with torch.no_grad():
+        sink = P.count_sink_share(batch.mention_kind, batch.mention_target[:, 0])
+        sunk = P._attention_supervision(layer, captured, batch.mention_seq, batch.mention_pos,
+                                        batch.mention_where, batch.image_start, sink)
+    for i in range(len(batch.mention_seq)):
+        n_obj = float(batch.mention_target[i, 0])
+        expected_share = 1.0 / (n_obj + 1.0) if int(batch.mention_kind[i]) == 1 else 0.0
+        assert float(sink[i]) == pytest.approx(expected_share)
+        p = probs[batch.mention_seq[i], P.ATTEND_HEAD, batch.mention_pos[i]]
+        image = (batch.mention_where[i] * p[start:start + n].clamp_min(1e-30).log()).sum()
+        expected = -((1 - expected_share) * image + expected_share * p[0].log())
+        assert float(sunk[i]) == pytest.approx(float(expected), rel=1e-4)
+
+
+def test_count_sink_leaves_a_share_on_the_objects_that_grows_with_the_count():
+    import torch
+
+    from spatialrl.train.pretrain import count_sink_share
+
+    share = count_sink_share(torch.tensor([1, 1, 1, 0]), torch.tensor([1.0, 2.0, 3.0, 4.0]))
+    assert share.tolist() == pytest.approx([1 / 2, 1 / 3, 1 / 4, 0.0])
 
 
 def test_answer_attention_targets_are_the_question_mentions_and_the_value_positions():
