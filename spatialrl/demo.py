@@ -11,7 +11,8 @@ Stages, in order; each writes one directory under ``OUT`` (default ``runs/demo``
    VLM shipped in the package (``spatialrl/assets/tiny-spatial-vlm``); else, with a loud
    warning, a tiny Qwen2.5-VL built from random weights into ``OUT/model/`` (no perception
    pretraining: RL gains are not expected from it). ``metrics.json`` records which.
-3. ``sft``: a short SFT on the answer format (``<think></think><answer>...</answer>``), so
+3. ``sft``: a short SFT on the answer format (``<think></think><answer>...</answer>``, or the
+   correct option's text in ``<think>`` for a start model pretrained with ``think=option``), so
    that GRPO's groups have reward variance. Writes the model RL starts from to ``OUT/sft/``
    (the *start* of the report).
 4. ``grpo``: AP-GRPO (Smooth Operator eq. 8) with the SNRA accuracy reward under the sigmoid
@@ -148,8 +149,9 @@ class DemoConfig(_JobConfig):
                                                  "in a minute)")
     sft_think: str | None = _opt(None, "<think> block of the SFT targets: empty (shortest completions, fastest "
                                        "GRPO), template (a generic rationale per question type) or option (a "
-                                       "multiple-choice question's correct option text); null: the start model's "
-                                       "own (option for a checkpoint pretrained with think=option, else empty)")
+                                       "multiple-choice question's correct option text); null: option when the "
+                                       "start model's pretrain_summary.json says it was pretrained with "
+                                       "think=option, else empty")
 
     # -- GRPO
     grpo_steps: int = _opt(55, "optimiser steps of the GRPO stage, also T of the sharpness schedule (budget ~3 min)")
@@ -248,7 +250,7 @@ def sft_job(cfg: DemoConfig, model: str, dataset: str, output_dir: str, **change
 
     fields = dict(
         model=model, dataset=dataset, output_dir=output_dir, train_split="train", max_samples=None,
-        question_types=None, think=cfg.sft_think or "empty", weight_decay=0.0,
+        question_types=None, think="empty" if cfg.sft_think is None else cfg.sft_think, weight_decay=0.0,
         learning_rate=SFT_LR_PRETRAINED if cfg.sft_learning_rate is None else cfg.sft_learning_rate,
         max_steps=cfg.sft_steps, max_seconds=cfg.sft_max_seconds, per_device_train_batch_size=cfg.sft_batch_size,
         gradient_accumulation_steps=1, max_length=512, seed=cfg.seed, logging_steps=5, save_steps=500,

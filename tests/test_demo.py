@@ -71,6 +71,7 @@ def test_end_to_end_writes_metrics_in_the_report_schema_and_the_report(mini_run)
     assert metrics["seed"] == 0 and metrics["seconds"] > 0
     assert metrics["start_model"]["source"] == "fallback" and not metrics["start_model"]["perception_pretraining"]
     assert any("NO perception" in line for line in lines), "the fallback model is announced loudly"
+    assert metrics["config"]["sft_think"] == "empty", "the fallback model has no think format of its own"
 
     inputs = load_inputs(out)  # the report's own reader: raises on a schema error
     assert set(inputs.metrics.models) == {"sft", "control", "rl", "baseline"}
@@ -205,6 +206,27 @@ def test_the_sft_think_format_follows_the_start_model(tmp_path):
     assert demo.start_model_think(tmp_path) == "empty"
     assert demo.DemoConfig().sft_think is None
     assert demo.sft_job(demo.DemoConfig(), "m", "d", "o").think == "empty"
+
+
+def test_a_start_model_pretrained_with_option_think_is_fine_tuned_in_that_format(run_copy, tmp_path, monkeypatch):
+    import spatialrl.train.sft as sft_module
+
+    given = tmp_path / "given"
+    shutil.copytree(run_copy / "model", given)
+    (given / "pretrain_summary.json").write_text(json.dumps({"config": {"think": "option"}}))
+    seen = {}
+
+    class Stop(Exception):
+        pass
+
+    def capture(job, progress=None):
+        seen["think"] = job.think
+        raise Stop
+
+    monkeypatch.setattr(sft_module, "train_sft", capture)
+    with pytest.raises(Stop):
+        demo.run_demo(DemoConfig(out=str(run_copy), model=str(given), **MINI), log=lambda line: None)
+    assert seen == {"think": "option"}
 
 
 def test_eval_subset_is_stratified_in_whole_pairs_and_deterministic():

@@ -33,6 +33,9 @@ ckpt = sys.argv[1]
 scenes = int(sys.argv[2]) if len(sys.argv) > 2 else 60
 world_seed = int(sys.argv[3]) if len(sys.argv) > 3 else 11
 extra = EXTRA_GROUNDING_KINDS if len(sys.argv) <= 4 else tuple(k for k in sys.argv[4].split(",") if k != "none")
+if set(extra) - set(EXTRA_GROUNDING_KINDS):
+    sys.exit(f"EXTRA_KINDS: unknown kind(s) {sorted(set(extra) - set(EXTRA_GROUNDING_KINDS))}; use some of "
+             f"{', '.join(EXTRA_GROUNDING_KINDS)} (comma-separated) or none")
 
 items, truth = [], {}
 for index in range(scenes):

@@ -58,7 +58,7 @@ from pathlib import Path
 from typing import Any
 
 from spatialrl._fs import replace_dir
-from spatialrl.train.sft import OPTION_LINE  # a multiple-choice option line: ``A. <text>``
+from spatialrl.train.sft import OPTION_LINE
 
 HELP = "pretrain a tiny Qwen2.5-VL on the world's dense truth, grounding texts and QA (a start for RL)"
 
@@ -123,9 +123,13 @@ class PretrainConfig:
     type_weights: dict[str, float] = _f({}, "relative sampling weight per QA question type in stages 2-3 (default 1)")
     ground_weights: dict[str, float] = _f({}, "relative sampling weight per grounding text kind in stages 2-3 "
                                               "(default 1), e.g. {\"count_all\": 10}")
-    ground_extra: list[str] = _f([], "opt-in grounding text kinds to add to stages 2-3: left_or_right / "
-                                  "front_or_behind (the direction word of one named object relative to another, "
-                                  "both orders) and count_each (per-category counts, balanced between 1 and more)")
+    ground_extra: list[str] = _f([], "opt-in grounding text kinds to add to stages 2-3 (a list, or comma-separated): "
+                                  "left_or_right / front_or_behind (the direction word of one named object "
+                                  "relative to another, both orders; ~5 texts per view each) and count_each "
+                                  "(per-category counts, balanced between 1 and more; the world's object_count "
+                                  "wording). Texts are drawn uniformly, so all three about halve the share of "
+                                  "each default kind (ground_weights rebalances); they also enter the tokenizer "
+                                  "corpus and the held-out diagnostic batch")
     lr_vision: float = _f(2e-3, "peak learning rate of the vision tower and merger in stage 1")
     lr_vision_late: float = _f(3e-4, "peak learning rate of the vision tower and merger in stages 2-3")
     lr_llm: float = _f(1e-3, "peak learning rate of the language model (stages 2-3)")
@@ -221,6 +225,10 @@ class PretrainConfig:
             bad("answer_attend_mode", f"must be one of {ANSWER_ATTEND_MODES}")
         if self.answer_attend_options not in ANSWER_ATTEND_OPTIONS:
             bad("answer_attend_options", f"must be one of {ANSWER_ATTEND_OPTIONS}")
+        if not isinstance(self.count_sink, bool):
+            bad("count_sink", "must be true or false")
+        if self.count_sink and not (self.attend_weight > 0 and self.mention_layer > 0):
+            bad("count_sink", "needs the attention supervision it shapes: attend_weight > 0 and mention_layer > 0")
         if self.answer_attend_options and self.answer_attend_mode != "ordered":
             bad("answer_attend_options", "needs answer_attend_mode 'ordered' (heads 0-1 the objects, 2-3 the options)")
         for name in ("weight_decay", "dense_weight_late", "mention_weight", "attend_weight", "answer_attend_weight",
@@ -236,6 +244,8 @@ class PretrainConfig:
             bad("type_weights", "must map to weights >= 0")
         from spatialrl.train.pretrain_data import EXTRA_GROUNDING_KINDS, GROUNDING_KINDS
 
+        if isinstance(self.ground_extra, str):  # --set ground_extra=left_or_right,count_each
+            self.ground_extra = [k.strip() for k in self.ground_extra.split(",") if k.strip()]
         unknown = [k for k in self.ground_extra if k not in EXTRA_GROUNDING_KINDS]
         if unknown:
             bad("ground_extra", f"has unknown grounding kind(s) {unknown}; use some of {', '.join(EXTRA_GROUNDING_KINDS)}")
@@ -401,9 +411,6 @@ class AuxHeads:
 # --------------------------------------------------------------------------------------
 # Data bank
 # --------------------------------------------------------------------------------------
-
-
-
 
 class Bank:
     """Every view's image, dense truth and tokenised questions, ready for batching."""

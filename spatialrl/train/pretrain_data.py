@@ -52,7 +52,9 @@ __all__ = [
     "COLOR_NAMES",
     "DENSE_FIELDS",
     "GROUNDING_KINDS",
+    "DIRECTION_PAIRS",
     "EXTRA_GROUNDING_KINDS",
+    "extra_grounding_texts",
     "OBJECT_MIN_FRACTION",
     "SceneView",
     "dense_targets",
@@ -312,7 +314,8 @@ _FRONT_OR_BEHIND = ("From the camera's viewpoint, is the {a} in front of or behi
                     "Answer in front of or behind.")
 _COUNT_EACH = "How many {p} are there in the image? Answer with a number."
 
-#: The kinds of grounding texts :func:`grounding_texts` writes (recipe field ``ground_weights``).
+#: The kinds of grounding texts :func:`grounding_texts` writes (recipe field ``ground_weights`` weights
+#: them and the opt-in kinds).
 GROUNDING_KINDS = ("colors", "kinds", "largest", "left_to_right", "near_to_far", "center", "count_all")
 #: Kinds written only when a recipe asks for them (recipe field ``ground_extra``), see
 #: :func:`extra_grounding_texts`.

@@ -43,10 +43,9 @@ budget as an RL run.
 
 from __future__ import annotations
 
-import re
-
 import argparse
 import json
+import re
 import sys
 import time
 from pathlib import Path
@@ -59,6 +58,7 @@ HELP = "supervised cold start: learn the <think>/<answer> format on the dataset'
 
 __all__ = [
     "HELP",
+    "OPTION_LINE",
     "THINK_TEMPLATES",
     "add_arguments",
     "build_sft_dataset",
@@ -69,6 +69,7 @@ __all__ = [
     "run",
     "sft_example",
     "target_text",
+    "option_text",
     "think_text",
     "train_sft",
 ]

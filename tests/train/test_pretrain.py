@@ -56,6 +56,12 @@ def test_patch_order_is_merged_blocks_then_their_patches():
     assert patch_order(4, 4).tolist() == [0, 1, 4, 5, 2, 3, 6, 7, 8, 9, 12, 13, 10, 11, 14, 15]
 
 
+def test_opt_in_grounding_kinds_may_be_given_comma_separated():
+    cfg = PretrainConfig(out="unused", steps=1, ground_extra="left_or_right, count_each",
+                         ground_weights={"count_each": 3.0})
+    assert cfg.ground_extra == ["left_or_right", "count_each"]
+
+
 def test_opt_in_grounding_texts_follow_the_world_rules_and_leave_the_default_texts_alone():
     """``ground_extra`` adds direction-word and balanced counting texts: each direction pair is
     asked in both orders with opposite words, the mirrored view flips left/right but not in
@@ -69,7 +75,7 @@ def test_opt_in_grounding_texts_follow_the_world_rules_and_leave_the_default_tex
     plain = [make_views(i, 7, 112) for i in range(6)]
     extra = [make_views(i, 7, 112, EXTRA_GROUNDING_KINDS) for i in range(6)]
     answers: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
-    flips = 0
+    flips = stays = 0
     for pv, ev in zip(plain, extra):
         for p, e in zip(pv, ev):
             assert e.texts[: len(p.texts)] == p.texts
@@ -98,7 +104,8 @@ def test_opt_in_grounding_texts_follow_the_world_rules_and_leave_the_default_tex
                 flips += 1
             else:
                 assert original[q] == mirrored[q]
-    assert flips > 0
+                stays += 1
+    assert flips > 0 and stays > 0
     assert answers["left_or_right"]["left"] == answers["left_or_right"]["right"] > 0
     assert answers["front_or_behind"]["in front of"] == answers["front_or_behind"]["behind"] > 0
     counts = answers["count_each"]
@@ -153,6 +160,9 @@ def test_grounding_texts_answer_from_the_scene(views):
     ({"ground_weights": {"count_all": -1.0}}, "ground_weights"),
     ({"ground_weights": {"left_or_right": 2.0}}, "ground_weights"),
     ({"ground_extra": ["left_right"]}, "ground_extra"),
+    ({"ground_extra": "count_each,left_right"}, "ground_extra"),
+    ({"count_sink": True, "attend_weight": 0.0}, "count_sink"),
+    ({"count_sink": "yes"}, "count_sink"),
     ({"think": "long"}, "think"),
     ({"dense_head": "code"}, "dense_head"),
     ({"lr_llm": 0.0}, "lr_llm"),
