@@ -65,7 +65,7 @@ REWARD_COMPONENTS = ("accuracy", "format", "semantic", "iou")
 #: ``GRPOConfig.loss_type`` values of trl 1.16.
 GRPO_LOSS_TYPES = ("grpo", "dr_grpo", "dapo", "bnpo", "cispo", "sapo", "luspo", "vespo")
 #: What the <think> block of an SFT target holds.
-THINK_MODES = ("template", "empty", "option")
+THINK_MODES = ("template", "empty", "option", "option_text")
 ERROR_MODES = ("absolute", "relative")
 
 

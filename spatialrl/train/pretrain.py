@@ -74,7 +74,7 @@ __all__ = [
 SIZES = ("small", "base")
 #: ``tiny`` (~0.2 M parameters, hidden 64) exists for tests only: too narrow for the feature code.
 CONFIG_SIZES = ("tiny", *SIZES)
-THINK_MODES = ("empty", "template", "option")
+THINK_MODES = ("empty", "template", "option", "option_text")
 ANSWER_ATTEND_MODES = ("union", "ordered")
 ANSWER_ATTEND_OPTIONS = ("", "both", "correct")
 
@@ -168,8 +168,9 @@ class PretrainConfig:
     llm_aux_layer: int = _f(-1, "also apply position heads to this language-model layer's image tokens (-1: off)")
     rope_theta: float | None = _f(None, "language-model RoPE base (None: the tiny model's 1e6)")
     mrope_section: list[int] | None = _f(None, "language-model mRoPE split (t, h, w) of head_dim / 2 (None: default)")
-    think: str = _f("empty", "<think> block of targets: empty ('<think></think>'), template (sft's rationale) or "
-                             "option (a multiple-choice answer's option text, then its letter)")
+    think: str = _f("empty", "<think> block of targets: empty ('<think></think>'), template (sft's rationale), "
+                             "option (a multiple-choice answer's option text, then its letter) or option_text "
+                             "(that text in both blocks: the answer names the option by its text)")
     normalize: str = _f("world", "processor normalisation: world (room ~ 0) or clip (Qwen's CLIP mean/std)")
     eval_every: int = _f(100, "steps between held-out diagnostics")
     heldout_samples: int = _f(128, "held-out questions for the true-vs-shuffled loss diagnostic")
@@ -491,15 +492,15 @@ class Bank:
 
 
 def target_text(answer: str, question_type: str | None, think: str, question: str = "") -> str:
-    """``<think>...</think><answer>{answer}</answer>``: the format the format reward checks. With
-    ``think='template'`` the rationale is ``spatialrl.train.sft``'s per question type; with
-    ``think='option'`` it is the text of the option whose letter ``answer`` is (read from the
-    ``A. text`` lines of ``question``; empty for questions without options), so the model says
-    the answer in words before it copies that option's letter."""
-    from spatialrl.train.sft import think_text
+    """``<think>...</think><answer>{answer}</answer>``: the format the format reward checks,
+    exactly as ``spatialrl sft`` writes it (:func:`spatialrl.train.sft.target_text`). ``think``:
+    ``empty``; ``template`` (sft's rationale per question type); ``option`` (the text of the option
+    whose letter ``answer`` is, read from the ``A. text`` lines of ``question``, so the model says
+    the answer in words before it copies that option's letter); ``option_text`` (that text in
+    both blocks: the answer names the option by its text)."""
+    from spatialrl.train.sft import target_text as sft_target_text
 
-    rationale = think_text(question_type, think, question, answer)
-    return f"<think>{rationale}</think><answer>{answer}</answer>"
+    return sft_target_text(answer, question_type, think, question)
 
 
 def make_bank(cfg: PretrainConfig, processor: Any, indices: range, progress: bool, desc: str) -> Bank:

@@ -30,7 +30,9 @@ policy learns to write a non-empty reasoning block without being taught invented
 ``empty`` gives ``<think></think>`` (shortest completions; the format reward accepts it);
 ``option`` holds, for a multiple-choice question, the text of the correct option (then its letter
 is the answer; empty for other questions), the format a checkpoint pretrained with
-``spatialrl pretrain --set think=option`` answers in (docs/pretraining.md).
+``spatialrl pretrain --set think=option`` answers in (docs/pretraining.md); ``option_text``
+also answers with that text instead of the letter (the scorers accept an option named by its
+text, ``spatialrl.answers.parse_choice``).
 
 The final model and processor go to ``output_dir`` (LoRA adapters are merged first), loadable by
 :func:`spatialrl.models.load_model_and_processor`; the resolved config goes to
@@ -117,15 +119,21 @@ def think_text(question_type: str | None, mode: str = "template", question: str 
     ``option``; ``option`` reads ``question`` and ``answer``)."""
     if mode == "empty":
         return ""
-    if mode == "option":
+    if mode in ("option", "option_text"):
         return option_text(question, answer)
     if mode != "template":
-        raise ValueError(f"think mode must be 'template', 'empty' or 'option', got {mode!r}")
+        raise ValueError(f"think mode must be 'template', 'empty', 'option' or 'option_text', got {mode!r}")
     return THINK_TEMPLATES.get(question_type or "", DEFAULT_THINK)
 
 
 def target_text(answer: str, question_type: str | None = None, think: str = "template", question: str = "") -> str:
-    """The SFT target: ``<think>{rationale}</think><answer>{answer}</answer>``."""
+    """The SFT target: ``<think>{rationale}</think><answer>{answer}</answer>``. With
+    ``think='option_text'`` a multiple-choice answer names its option by the text in both blocks
+    (``<think>left</think><answer>left</answer>``), which the scorers' ``parse_choice`` reads as
+    that option; other questions keep an empty block and their answer."""
+    if think == "option_text":
+        text = option_text(question, answer)
+        return f"<think>{text}</think><answer>{text or answer}</answer>"
     return f"<think>{think_text(question_type, think, question, answer)}</think><answer>{answer}</answer>"
 
 

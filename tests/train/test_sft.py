@@ -53,6 +53,23 @@ def test_option_think_says_the_correct_options_text_then_its_letter():
     assert sft.target_text("C", "rel_direction", "option", question).startswith("<think></think>")
 
 
+def test_option_text_answers_name_the_option_the_scorer_reads():
+    """``option_text`` answers a multiple-choice question with its option's text; the world
+    scorer's ``parse_choice`` reads that text as the same option."""
+    from spatialrl.answers import parse_choice
+
+    question = ("As seen from the camera, how is the ball positioned relative to the box?\n"
+                "A. left and closer to the camera\nB. left and farther from the camera\n"
+                "C. right and closer to the camera\nD. right and farther from the camera\n"
+                "Answer with the option's letter.")
+    options = [line[3:] for line in question.splitlines()[1:5]]
+    for index, letter in enumerate("ABCD"):
+        text = sft.target_text(letter, "rel_direction", "option_text", question)
+        assert text == f"<think>{options[index]}</think><answer>{options[index]}</answer>"
+        assert format_reward(text) == 1.0 and parse_choice(extract_answer(text), options) == index
+    assert sft.target_text("3", "object_count", "option_text", "How many chairs?") == "<think></think><answer>3</answer>"
+
+
 def test_examples_are_conversational_prompt_completion(world_dataset_dir):
     from spatialrl.data.export import prompt_text
 
