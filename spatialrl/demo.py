@@ -149,9 +149,9 @@ class DemoConfig(_JobConfig):
                                                  "in a minute)")
     sft_think: str | None = _opt(None, "<think> block of the SFT targets: empty (shortest completions, fastest "
                                        "GRPO), template (a generic rationale per question type) or option (a "
-                                       "multiple-choice question's correct option text); null: option when the "
-                                       "start model's pretrain_summary.json says it was pretrained with "
-                                       "think=option, else empty")
+                                       "multiple-choice question's correct option text), option_text (that text "
+                                       "as the answer too); null: the start model's think mode when its "
+                                       "pretrain_summary.json says option or option_text, else empty")
 
     # -- GRPO
     grpo_steps: int = _opt(55, "optimiser steps of the GRPO stage, also T of the sharpness schedule (budget ~3 min)")
@@ -481,8 +481,9 @@ def resolve_start_model(model: str | None) -> tuple[str, Path | None]:
 
 
 def start_model_think(path: Path | str | None) -> str:
-    """The <think> format a start model answers in: ``option`` for a checkpoint ``spatialrl
-    pretrain --set think=option`` wrote (its ``pretrain_summary.json``), else ``empty``."""
+    """The <think> format a start model answers in: ``option`` / ``option_text`` for a checkpoint
+    ``spatialrl pretrain --set think=option`` (``option_text``) wrote (its
+    ``pretrain_summary.json``), else ``empty``."""
     summary = Path(path) / "pretrain_summary.json" if path is not None else None
     if summary is None or not summary.is_file():
         return "empty"
@@ -490,7 +491,7 @@ def start_model_think(path: Path | str | None) -> str:
         think = json.loads(summary.read_text()).get("config", {}).get("think", "empty")
     except (OSError, ValueError, AttributeError):
         return "empty"
-    return "option" if think == "option" else "empty"
+    return think if think in ("option", "option_text") else "empty"
 
 
 FALLBACK_WARNING = """\

@@ -200,6 +200,8 @@ def test_the_sft_think_format_follows_the_start_model(tmp_path):
     summary = tmp_path / "pretrain_summary.json"
     summary.write_text(json.dumps({"config": {"think": "option"}}))
     assert demo.start_model_think(tmp_path) == "option"
+    summary.write_text(json.dumps({"config": {"think": "option_text"}}))
+    assert demo.start_model_think(tmp_path) == "option_text"
     summary.write_text(json.dumps({"config": {"think": "template"}}))
     assert demo.start_model_think(tmp_path) == "empty"
     summary.write_text("{not json")
