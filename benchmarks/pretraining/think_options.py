@@ -7,8 +7,9 @@ card's held-out set); TYPES: comma-separated question types with options (defaul
 ``rel_direction,closer_to_camera``). A checkpoint pretrained with ``--set think=option`` writes
 the text of the option it picks inside ``<think>`` and then a letter. Per type and template
 this prints how often the think text is one of the options, how often it is the correct one,
-how often the letter is the letter of the option it wrote, and how often the letter is right:
-which of the two hops (the comparison in words, the word to its letter) fails.
+how often the answer picks the option it wrote (its letter, or with ``think=option_text`` its
+text; read with the scorer's ``parse_choice``), and how often the answer is right: which of the
+two hops (the comparison in words, the word to its answer) fails.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import sys
 
 import torch
 
-from spatialrl.answers import extract_answer
+from spatialrl.answers import extract_answer, parse_choice
 from spatialrl.eval.benchmarks import get_benchmark
 from spatialrl.train.pretrain_eval import _generate
 
@@ -39,15 +40,15 @@ for item in items:
     text = predictions.get(item.id) or ""
     match = THINK.search(text)
     think = match.group(1).strip() if match else ""
-    letter = (extract_answer(text) or "").strip()
+    chosen = parse_choice(extract_answer(text) or "", item.options)
     row = tally[f"{benchmark.type_of(item)}/{item.meta.get('template')}"]
     row["n"] += 1
     row["think is an option"] += think in item.options
     row["think right"] += think == item.options[item.meta["answer_index"]]
-    row["letter of its think"] += think in item.options and letter == "ABCDEFGH"[item.options.index(think)]
-    row["letter right"] += letter == item.answer
+    row["answer is its think"] += think in item.options and chosen == item.options.index(think)
+    row["answer right"] += chosen is not None and chosen == item.meta["answer_index"]
 print(f"{ckpt} on {len(items)} held-out items of {data}")
 for key in sorted(tally):
     row = tally[key]
     print(f"  {key:30s} n={row['n']:4d}  " + "  ".join(
-        f"{name} {row[name]}" for name in ("think is an option", "think right", "letter of its think", "letter right")))
+        f"{name} {row[name]}" for name in ("think is an option", "think right", "answer is its think", "answer right")))
