@@ -195,7 +195,9 @@ def test_cli_errors_name_the_field_and_resume_without_checkpoint(tiny_model_dir,
     config = tmp_path / "sft.yaml"
     config.write_text(f"job: sft\nmodel: {tiny_model_dir}\ndataset: {world_dataset_dir}\noutput_dir: {tmp_path}/o\n")
     assert _run_cli(["--config", str(config), "think=verbose"]) == 2
-    assert "SFTJobConfig.think must be one of ['template', 'empty', 'option']; got 'verbose'" in capsys.readouterr().err
+    from spatialrl.train.config import THINK_MODES
+
+    assert f"SFTJobConfig.think must be one of {list(THINK_MODES)}; got 'verbose'" in capsys.readouterr().err
     assert _run_cli(["--config", str(config), "learnin_rate=1e-3"]) == 2
     assert "did you mean 'learning_rate'" in capsys.readouterr().err
     assert _run_cli(["--config", str(config), "--resume", "max_steps=1", "torch_threads=1", "save_steps=1"]) == 0
