@@ -148,6 +148,9 @@ class PretrainConfig:
     mention_weight: float = _f(1.0, "weight of the mention-grounding loss")
     attend_weight: float = _f(1.0, "weight of the attention supervision: one head of layer mention_layer must look, "
                                    "from each object name, at the image tokens where that object shows (0: off)")
+    answer_attend_think: bool = _f(False, "the answer attention supervision also covers the positions that write "
+                                          "the <think> text (with think option / option_text the answer is decided "
+                                          "there, where it is otherwise unsupervised)")
     count_sink: bool = _f(False, "the attention supervision of a counted category's word also puts 1/(n+1) on the "
                                  "sequence's first token (a sink), leaving n/(n+1) on the category's image tokens: "
                                  "softmax attention averages the n objects, so without a sink the share that "
@@ -226,6 +229,9 @@ class PretrainConfig:
             bad("answer_attend_mode", f"must be one of {ANSWER_ATTEND_MODES}")
         if self.answer_attend_options not in ANSWER_ATTEND_OPTIONS:
             bad("answer_attend_options", f"must be one of {ANSWER_ATTEND_OPTIONS}")
+        if self.answer_attend_think and not (self.answer_attend_weight > 0 and self.think in ("option", "option_text")):
+            bad("answer_attend_think", "needs answer_attend_weight > 0 and think 'option' or 'option_text' (otherwise "
+                "the <think> block holds no answer)")
         if not isinstance(self.count_sink, bool):
             bad("count_sink", "must be true or false")
         if self.count_sink and not (self.attend_weight > 0 and self.mention_layer > 0):
@@ -441,6 +447,7 @@ class Bank:
         self.eos = tok.convert_tokens_to_ids("<|im_end|>")
         self.pad = tok.pad_token_id
         # The answer value sits between the tokens "answer" (of "<answer>") and the last "</".
+        self.attend_think = False  # answer attention also from the <think> text (recipe answer_attend_think)
         self.answer_word_id = tok.convert_tokens_to_ids("answer")
         self.close_tag_id = tok.convert_tokens_to_ids("</")
         # Tokenise every question once: items[view][family] = [(kind, prompt ids, target ids, mentions)],
@@ -511,7 +518,9 @@ def make_bank(cfg: PretrainConfig, processor: Any, indices: range, progress: boo
     views = []
     for i in tqdm(indices, desc=desc, unit="scene", disable=not progress, dynamic_ncols=True, file=sys.stderr):
         views.extend(make_views(i, cfg.world_seed, cfg.image_size, tuple(cfg.ground_extra)))
-    return Bank(views, processor, cfg.think, cfg.image_size)
+    bank = Bank(views, processor, cfg.think, cfg.image_size)
+    bank.attend_think = cfg.answer_attend_think
+    return bank
 
 
 # --------------------------------------------------------------------------------------
@@ -599,7 +608,7 @@ def _collate(bank: Bank, model: Any, mean: Any, std: Any, views: list[int],
         for i, (s, st) in enumerate(zip(seqs, starts)):
             if i not in mentions_of:
                 continue
-            for p in _answer_positions(s[st:], bank.answer_word_id, bank.close_tag_id):
+            for p in _answer_positions(s[st:], bank.answer_word_id, bank.close_tag_id, bank.attend_think):
                 answer_rows.append((i, st + p))
         if answer_rows:
             batch.answer_seq = torch.tensor([r[0] for r in answer_rows])
@@ -631,16 +640,22 @@ def _collate(bank: Bank, model: Any, mean: Any, std: Any, views: list[int],
 ANSWER_POSITIONS = 4
 
 
-def _answer_positions(target: list[int], answer_word: int, close_tag: int) -> list[int]:
+def _answer_positions(target: list[int], answer_word: int, close_tag: int, think: bool = False) -> list[int]:
     """Indices into ``target`` (``<think>..</think><answer>VALUE</answer><|im_end|>``) of the
     positions that predict the value's tokens: from the token ``answer`` of ``<answer>`` up to the
-    one before the value's last token (at most :data:`ANSWER_POSITIONS`)."""
+    one before the value's last token (at most :data:`ANSWER_POSITIONS`). With ``think``, first
+    the positions that predict the think text's tokens (from the ``>`` of ``<think>``, index 1,
+    up to the one before the first ``</``; at most :data:`ANSWER_POSITIONS`)."""
+    out = []
+    if think:
+        first_close = next((i for i, t in enumerate(target) if t == close_tag), -1)
+        out = list(range(1, min(first_close - 1, 1 + ANSWER_POSITIONS))) if first_close - 1 > 1 else []
     try:
         first = target.index(answer_word)
     except ValueError:
-        return []
+        return out
     close = max((i for i, t in enumerate(target) if t == close_tag), default=-1)
-    return list(range(first, min(close - 1, first + ANSWER_POSITIONS))) if close - 1 > first else []
+    return out + (list(range(first, min(close - 1, first + ANSWER_POSITIONS))) if close - 1 > first else [])
 
 
 class Sampler:

@@ -163,6 +163,7 @@ def test_grounding_texts_answer_from_the_scene(views):
     ({"ground_extra": "count_each,left_right"}, "ground_extra"),
     ({"count_sink": True, "attend_weight": 0.0}, "count_sink"),
     ({"count_sink": "yes"}, "count_sink"),
+    ({"answer_attend_think": True}, "answer_attend_think"),
     ({"think": "long"}, "think"),
     ({"dense_head": "code"}, "dense_head"),
     ({"lr_llm": 0.0}, "lr_llm"),
@@ -369,6 +370,12 @@ def test_answer_attention_targets_are_the_question_mentions_and_the_value_positi
         assert marked == expected
     assert P._answer_positions([5, 1, 7, 7, 2, 1, 9], answer_word=1, close_tag=2) == [1, 2]
     assert P._answer_positions([5, 9], answer_word=1, close_tag=2) == []
+    # answer_attend_think: also the positions that write the think text ("<think" ">" w w "</" ...)
+    target = [3, 4, 7, 8, 2, 6, 5, 1, 9, 2, 6]
+    assert P._answer_positions(target, answer_word=1, close_tag=2) == [7]
+    assert P._answer_positions(target, answer_word=1, close_tag=2, think=True) == [1, 2, 7]
+    assert P._answer_positions([3, 4, 2, 6, 5, 1, 9, 2], answer_word=1, close_tag=2, think=True) == [5], \
+        "an empty think block adds nothing"
 
 
 def test_ordered_answer_attention_names_the_first_two_things_in_text_order():
