@@ -646,9 +646,10 @@ class SFTJobConfig(_JobConfig):
     max_samples: int | None = _opt(None, "use at most this many rows (a seeded random subset); null: all")
     question_types: list[str] | None = _opt(None, "train only on these question types; null: all")
     think: str = _opt("template", "content of the <think> block of the targets: template (a short generic "
-                                  "rationale per question type, never the answer), empty (<think></think>) or "
+                                  "rationale per question type, never the answer), empty (<think></think>), "
                                   "option (a multiple-choice question's correct option text, as a checkpoint "
-                                  "pretrained with think=option answers)")
+                                  "pretrained with think=option answers) or option_text (that text as the "
+                                  "answer too, which parse_choice reads as the option)")
 
     learning_rate: float = _opt(1e-4, "AdamW learning rate. 1e-4 suits LoRA on real checkpoints; use ~1e-5 for "
                                       "full fine-tuning of a 3B model; the random-init tiny CPU models learn much "

@@ -446,8 +446,8 @@ class Bank:
         self.suffix = tok(after, add_special_tokens=False)["input_ids"]
         self.eos = tok.convert_tokens_to_ids("<|im_end|>")
         self.pad = tok.pad_token_id
-        # The answer value sits between the tokens "answer" (of "<answer>") and the last "</".
         self.attend_think = False  # answer attention also from the <think> text (recipe answer_attend_think)
+        # The answer value sits between the tokens "answer" (of "<answer>") and the last "</".
         self.answer_word_id = tok.convert_tokens_to_ids("answer")
         self.close_tag_id = tok.convert_tokens_to_ids("</")
         # Tokenise every question once: items[view][family] = [(kind, prompt ids, target ids, mentions)],

@@ -312,7 +312,6 @@ _COUNT = ("How many objects can you see in the image? Answer with a number.",
 _LEFT_OR_RIGHT = "From the camera's viewpoint, is the {a} to the left or to the right of the {b}? Answer left or right."
 _FRONT_OR_BEHIND = ("From the camera's viewpoint, is the {a} in front of or behind the {b}? "
                     "Answer in front of or behind.")
-_COUNT_EACH = "How many {p} are there in the image? Answer with a number."
 
 #: The kinds of grounding texts :func:`grounding_texts` writes (recipe field ``ground_weights`` weights
 #: them and the opt-in kinds).
@@ -372,7 +371,7 @@ def extra_grounding_texts(ctx: Any, rng: np.random.Generator, kinds: tuple[str, 
     - ``count_each``: "How many Xs ...?" for every category shown two or more times, plus as many
       categories shown once, so "1" (three quarters of the QA counts) is not the best guess.
     """
-    from spatialrl.world.questions import _front, _lateral, plural
+    from spatialrl.world.questions import _NUMERIC_TEXT, _front, _lateral, plural
 
     out: list[tuple[str, str, str]] = []
     askable = list(ctx.askable_indices())
@@ -401,7 +400,7 @@ def extra_grounding_texts(ctx: Any, rng: np.random.Generator, kinds: tuple[str, 
         once = [c for c, n in counts.items() if n == 1]
         rng.shuffle(once)
         for c in many + once[: len(many)]:
-            out.append(("count_each", _COUNT_EACH.format(p=plural(c)), str(counts[c])))
+            out.append(("count_each", _NUMERIC_TEXT["object_count"][0].format(p=plural(c)), str(counts[c])))
     return out
 
 
