@@ -481,8 +481,8 @@ def resolve_start_model(model: str | None) -> tuple[str, Path | None]:
 
 
 def start_model_think(path: Path | str | None) -> str:
-    """The <think> format a start model answers in: ``option`` / ``option_text`` for a checkpoint
-    ``spatialrl pretrain --set think=option`` (``option_text``) wrote (its
+    """The <think> format a start model answers in: ``option`` / ``option_text`` /
+    ``direction_text`` for a checkpoint ``spatialrl pretrain --set think=...`` wrote (its
     ``pretrain_summary.json``), else ``empty``."""
     summary = Path(path) / "pretrain_summary.json" if path is not None else None
     if summary is None or not summary.is_file():
@@ -491,7 +491,7 @@ def start_model_think(path: Path | str | None) -> str:
         think = json.loads(summary.read_text()).get("config", {}).get("think", "empty")
     except (OSError, ValueError, AttributeError):
         return "empty"
-    return think if think in ("option", "option_text") else "empty"
+    return think if think in ("option", "option_text", "direction_text") else "empty"
 
 
 FALLBACK_WARNING = """\

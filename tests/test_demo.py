@@ -202,6 +202,8 @@ def test_the_sft_think_format_follows_the_start_model(tmp_path):
     assert demo.start_model_think(tmp_path) == "option"
     summary.write_text(json.dumps({"config": {"think": "option_text"}}))
     assert demo.start_model_think(tmp_path) == "option_text"
+    summary.write_text(json.dumps({"config": {"think": "direction_text"}}))
+    assert demo.start_model_think(tmp_path) == "direction_text"
     summary.write_text(json.dumps({"config": {"think": "template"}}))
     assert demo.start_model_think(tmp_path) == "empty"
     summary.write_text("{not json")

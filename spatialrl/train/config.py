@@ -65,7 +65,7 @@ REWARD_COMPONENTS = ("accuracy", "format", "semantic", "iou")
 #: ``GRPOConfig.loss_type`` values of trl 1.16.
 GRPO_LOSS_TYPES = ("grpo", "dr_grpo", "dapo", "bnpo", "cispo", "sapo", "luspo", "vespo")
 #: What the <think> block of an SFT target holds.
-THINK_MODES = ("template", "empty", "option", "option_text")
+THINK_MODES = ("template", "empty", "option", "option_text", "direction_text")
 ERROR_MODES = ("absolute", "relative")
 
 
@@ -649,7 +649,8 @@ class SFTJobConfig(_JobConfig):
                                   "rationale per question type, never the answer), empty (<think></think>), "
                                   "option (a multiple-choice question's correct option text, as a checkpoint "
                                   "pretrained with think=option answers) or option_text (that text as the "
-                                  "answer too, which parse_choice reads as the option)")
+                                  "answer too, which parse_choice reads as the option) or direction_text (only "
+                                  "rel_direction / rel_direction_allocentric answer by the option's text)")
 
     learning_rate: float = _opt(1e-4, "AdamW learning rate. 1e-4 suits LoRA on real checkpoints; use ~1e-5 for "
                                       "full fine-tuning of a 3B model; the random-init tiny CPU models learn much "

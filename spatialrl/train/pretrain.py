@@ -74,7 +74,7 @@ __all__ = [
 SIZES = ("small", "base")
 #: ``tiny`` (~0.2 M parameters, hidden 64) exists for tests only: too narrow for the feature code.
 CONFIG_SIZES = ("tiny", *SIZES)
-THINK_MODES = ("empty", "template", "option", "option_text")
+THINK_MODES = ("empty", "template", "option", "option_text", "direction_text")
 ANSWER_ATTEND_MODES = ("union", "ordered")
 ANSWER_ATTEND_OPTIONS = ("", "both", "correct")
 
@@ -172,8 +172,10 @@ class PretrainConfig:
     rope_theta: float | None = _f(None, "language-model RoPE base (None: the tiny model's 1e6)")
     mrope_section: list[int] | None = _f(None, "language-model mRoPE split (t, h, w) of head_dim / 2 (None: default)")
     think: str = _f("empty", "<think> block of targets: empty ('<think></think>'), template (sft's rationale), "
-                             "option (a multiple-choice answer's option text, then its letter) or option_text "
-                             "(that text in both blocks: the answer names the option by its text)")
+                             "option (a multiple-choice answer's option text, then its letter), option_text "
+                             "(that text in both blocks: the answer names the option by its text) or "
+                             "direction_text (only rel_direction / rel_direction_allocentric answer by the option's "
+                             "text, with an empty think; the rest as empty)")
     normalize: str = _f("world", "processor normalisation: world (room ~ 0) or clip (Qwen's CLIP mean/std)")
     eval_every: int = _f(100, "steps between held-out diagnostics")
     heldout_samples: int = _f(128, "held-out questions for the true-vs-shuffled loss diagnostic")

@@ -59,6 +59,7 @@ from spatialrl.train.cli import add_job_arguments, is_main_process, load_job_con
 HELP = "supervised cold start: learn the <think>/<answer> format on the dataset's canonical answers"
 
 __all__ = [
+    "DIRECTION_TEXT_TYPES",
     "HELP",
     "OPTION_LINE",
     "THINK_TEMPLATES",
@@ -114,15 +115,21 @@ def option_text(question: str, answer: str) -> str:
     return options.get(answer.strip(), "")
 
 
+#: Question types whose options are direction words ("left", "in front of", "left and closer to
+#: the camera"), answered by the option's text under ``think='direction_text'``.
+DIRECTION_TEXT_TYPES = ("rel_direction", "rel_direction_allocentric")
+
+
 def think_text(question_type: str | None, mode: str = "template", question: str = "", answer: str = "") -> str:
     """What goes between <think> and </think> for ``mode`` (``template``, ``empty`` or
     ``option``; ``option`` reads ``question`` and ``answer``)."""
-    if mode == "empty":
+    if mode in ("empty", "direction_text"):
         return ""
     if mode in ("option", "option_text"):
         return option_text(question, answer)
     if mode != "template":
-        raise ValueError(f"think mode must be 'template', 'empty', 'option' or 'option_text', got {mode!r}")
+        raise ValueError("think mode must be 'template', 'empty', 'option', 'option_text' or 'direction_text', "
+                         f"got {mode!r}")
     return THINK_TEMPLATES.get(question_type or "", DEFAULT_THINK)
 
 
@@ -130,7 +137,13 @@ def target_text(answer: str, question_type: str | None = None, think: str = "tem
     """The SFT target: ``<think>{rationale}</think><answer>{answer}</answer>``. With
     ``think='option_text'`` a multiple-choice answer names its option by the text in both blocks
     (``<think>left</think><answer>left</answer>``), which the scorers' ``parse_choice`` reads as
-    that option; other questions keep an empty block and their answer."""
+    that option; other questions keep an empty block and their answer. With
+    ``think='direction_text'`` only the types of :data:`DIRECTION_TEXT_TYPES` answer by the
+    option's text (``<think></think><answer>left</answer>``: the direction word is the decision,
+    with no letter lookup after it); names and everything else keep ``empty``'s bare answer."""
+    if think == "direction_text":
+        text = option_text(question, answer) if question_type in DIRECTION_TEXT_TYPES else ""
+        return f"<think></think><answer>{text or answer}</answer>"
     if think == "option_text":
         text = option_text(question, answer)
         return f"<think>{text}</think><answer>{text or answer}</answer>"

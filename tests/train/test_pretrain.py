@@ -527,3 +527,4 @@ def test_option_think_says_the_correct_option_in_words_before_its_letter():
     assert target_text("C", "rel_direction", "option", question) == "<think></think><answer>C</answer>"
     assert target_text("B", "rel_direction", "empty", question) == "<think></think><answer>B</answer>"
     assert target_text("B", "rel_direction", "option_text", question) == "<think>right</think><answer>right</answer>"
+    assert target_text("B", "rel_direction", "direction_text", question) == "<think></think><answer>right</answer>"

@@ -70,6 +70,26 @@ def test_option_text_answers_name_the_option_the_scorer_reads():
     assert sft.target_text("3", "object_count", "option_text", "How many chairs?") == "<think></think><answer>3</answer>"
 
 
+def test_direction_text_answers_direction_words_and_keeps_letters_for_names():
+    """``direction_text``: rel_direction / rel_direction_allocentric answer with the option's
+    text (read back as that option by ``parse_choice``); options that are names keep the letter."""
+    from spatialrl.answers import parse_choice
+
+    question = ("As seen from the camera, how is the ball positioned relative to the box?\n"
+                "A. left and closer to the camera\nB. right and farther from the camera\n"
+                "Answer with the option's letter.")
+    options = [line[3:] for line in question.splitlines()[1:3]]
+    for index, letter in enumerate("AB"):
+        for qt in sft.DIRECTION_TEXT_TYPES:
+            text = sft.target_text(letter, qt, "direction_text", question)
+            assert text == f"<think></think><answer>{options[index]}</answer>"
+            assert format_reward(text) == 1.0 and parse_choice(extract_answer(text), options) == index
+    names = "Which is nearer to the camera?\nA. red box\nB. blue tv\nAnswer with the option's letter."
+    assert sft.target_text("B", "closer_to_camera", "direction_text", names) == "<think></think><answer>B</answer>"
+    assert sft.target_text("3", "object_count", "direction_text", "How many?") == "<think></think><answer>3</answer>"
+    assert sft.target_text("left", None, "direction_text") == "<think></think><answer>left</answer>"
+
+
 def test_examples_are_conversational_prompt_completion(world_dataset_dir):
     from spatialrl.data.export import prompt_text
 
