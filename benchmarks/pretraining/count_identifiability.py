@@ -17,6 +17,7 @@ error of that standard deviation (0.1 is about 10 %; seeded), as a model that es
 does: how precise the size perception must be for a given counting accuracy.
 """
 
+import glob
 import json
 import sys
 
@@ -31,7 +32,10 @@ if len(sys.argv) < 2:
     sys.exit(__doc__)
 data, split = sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else "test"
 noises = [float(x) for x in (sys.argv[3] if len(sys.argv) > 3 else "0.05,0.1,0.2").split(",")]
-frame = pd.concat([pd.read_parquet(p) for p in sorted(__import__("glob").glob(f"{data}/data/{split}-*.parquet"))])
+files = sorted(glob.glob(f"{data}/data/{split}-*.parquet"))
+if not files:
+    sys.exit(f"count_identifiability: no {data}/data/{split}-*.parquet; build one with `spatialrl data build --out DIR`")
+frame = pd.concat([pd.read_parquet(p) for p in files])
 items = frame[frame.question_type == "object_count"]
 
 
