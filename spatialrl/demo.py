@@ -173,6 +173,9 @@ class DemoConfig(_JobConfig):
                                  "the same for every model; ~70 per question type, so a 5-point change is ~3.5 "
                                  "items); ~30 s per model")
     eval_batch_size: int = _opt(32, "items per generate() call")
+    eval_threads: int = _opt(2, "torch CPU threads of the evaluation stages (run one at a time after training, so "
+                                "they can use both cores here; greedy answers can differ from a 1-thread run only "
+                                "at exact near-ties of two tokens)")
     eval_max_new_tokens: int = _opt(40, "greedy generation budget per item")
     baseline: str = _opt("best_constant", "no-perception predictor of spatialrl.eval.baselines: best_constant, "
                                           "mean, median or majority")
@@ -190,6 +193,7 @@ class DemoConfig(_JobConfig):
         for name in ("seed", "data_seed"):
             self._check_at_least(name, 0)
         self._check_at_least("threads", 1)
+        self._check_at_least("eval_threads", 1)
         if self.model is not None:
             path = Path(self.model)
             if not path.is_dir():
@@ -650,6 +654,7 @@ def run_demo(cfg: DemoConfig, log: Callable[[str], None] = print, force: bool = 
     results = {"baseline": stages.run("eval/baseline", f"the {cfg.baseline} no-perception predictor on {what_items}",
                                       {**subset_settings, "kind": cfg.baseline}, [data], run_baseline)}
     device = "cuda" if torch.cuda.is_available() else "cpu"
+    torch.set_num_threads(cfg.eval_threads)
     for key, stage in (("sft", sft), ("rl", grpo), ("control", control)):
         model_dir = stage.path / "final" if key == "rl" else stage.path
 
@@ -666,6 +671,8 @@ def run_demo(cfg: DemoConfig, log: Callable[[str], None] = print, force: bool = 
         results[key] = stages.run(f"eval/{key}", f"{SCORED[key]}: greedy answers on {what_items}",
                                   {**subset_settings, "max_new_tokens": cfg.eval_max_new_tokens,
                                    "batch_size": cfg.eval_batch_size}, [data, stage], run_eval)
+
+    torch.set_num_threads(cfg.threads)
 
     # 7. metrics.json and the report
     from spatialrl.eval.baselines import numeric_mean

@@ -170,6 +170,8 @@ def test_invalid_settings_are_reported_by_name():
         DemoConfig(grpo_batch_size=12)
     with pytest.raises(ConfigError, match="test_fraction"):
         DemoConfig(test_fraction=0.0)
+    with pytest.raises(ConfigError, match="eval_threads"):
+        DemoConfig(eval_threads=0)
     cfg = demo.apply_settings(DemoConfig(), ["grpo_steps=30", "control_seconds=12.5"])
     assert (cfg.grpo_steps, cfg.control_seconds) == (30, 12.5)
 
