@@ -171,11 +171,12 @@ class PretrainConfig:
     llm_aux_layer: int = _f(-1, "also apply position heads to this language-model layer's image tokens (-1: off)")
     rope_theta: float | None = _f(None, "language-model RoPE base (None: the tiny model's 1e6)")
     mrope_section: list[int] | None = _f(None, "language-model mRoPE split (t, h, w) of head_dim / 2 (None: default)")
-    think: str = _f("empty", "<think> block of targets: empty ('<think></think>'), template (sft's rationale), "
-                             "option (a multiple-choice answer's option text, then its letter), option_text "
-                             "(that text in both blocks: the answer names the option by its text) or "
-                             "direction_text (only rel_direction / rel_direction_allocentric answer by the option's "
-                             "text, with an empty think; the rest as empty)")
+    think: str = _f("direction_text",
+                    "<think> block of targets: empty ('<think></think>'), template (sft's rationale), option (a "
+                    "multiple-choice answer's option text, then its letter), option_text (that text in both blocks: "
+                    "the answer names the option by its text) or direction_text (only rel_direction / "
+                    "rel_direction_allocentric answer by the option's text, with an empty think; the rest as empty: "
+                    "the shipped checkpoint's format, docs/pretraining.md)")
     normalize: str = _f("world", "processor normalisation: world (room ~ 0) or clip (Qwen's CLIP mean/std)")
     eval_every: int = _f(100, "steps between held-out diagnostics")
     heldout_samples: int = _f(128, "held-out questions for the true-vs-shuffled loss diagnostic")
