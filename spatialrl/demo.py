@@ -173,9 +173,9 @@ class DemoConfig(_JobConfig):
                                  "the same for every model; ~70 per question type, so a 5-point change is ~3.5 "
                                  "items); ~30 s per model")
     eval_batch_size: int = _opt(32, "items per generate() call")
-    eval_threads: int = _opt(2, "torch CPU threads of the evaluation stages (run one at a time after training, so "
-                                "they can use both cores here; greedy answers can differ from a 1-thread run only "
-                                "at exact near-ties of two tokens)")
+    eval_threads: int = _opt(1, "torch CPU threads of the evaluation stages (2 can use both cores of an otherwise "
+                                "idle machine; with another job on the machine more threads than free cores made "
+                                "greedy decoding ~15x slower here, docs/demo.md)")
     eval_max_new_tokens: int = _opt(40, "greedy generation budget per item")
     baseline: str = _opt("best_constant", "no-perception predictor of spatialrl.eval.baselines: best_constant, "
                                           "mean, median or majority")
