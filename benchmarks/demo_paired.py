@@ -2,8 +2,9 @@
 
 For a ``spatialrl demo`` run directory: per question type, the number of held-out items, the
 mean per-item score difference ``A - B`` in points (default: RL minus its start), its paired
-standard error (the standard deviation of the per-item differences over sqrt(n)) and the share
-of items whose score changed. A fall of 5 points with a standard error of 4 is within the
+standard error (the standard deviation of the per-item differences over sqrt(n)), the same with
+each mirror pair as one cluster (its two views' mean difference; larger than the first when the
+two views of a question change together) and the share of items whose score changed. A fall of 5 points with a standard error of 4 is within the
 noise of ~70 items; a fall with most items changed on a yes/no type is a flipped prior.
 
 ``--model DIR`` instead scores another checkpoint (e.g. the pretrained start before the demo's
@@ -42,19 +43,34 @@ def item_scores(run: Path, name: str, items: dict, benchmark) -> dict[str, tuple
     return out
 
 
-def paired_table(a: dict, b: dict) -> list[tuple[str, int, float, float, float]]:
-    """``(type, n, mean difference, standard error, share changed)`` per type, in points."""
-    per: dict[str, list[float]] = collections.defaultdict(list)
+def _standard_error(values: list[float]) -> float:
+    n = len(values)
+    if n < 2:
+        return 0.0
+    mean = sum(values) / n
+    return math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1) / n)
+
+
+def pair_key(item_id: str) -> str:
+    """The mirror pair of a world item id: ``syn0-000005-q03-o`` and ``...-q03-m`` share ``syn0-000005-q03``."""
+    stem, _, view = item_id.rpartition("-")
+    return stem if view in ("o", "m") else item_id
+
+
+def paired_table(a: dict, b: dict) -> list[tuple[str, int, float, float, float, float]]:
+    """``(type, n, mean difference, standard error, pair-clustered standard error, share changed)``
+    per type, in points."""
+    per: dict[str, dict[str, list[float]]] = collections.defaultdict(lambda: collections.defaultdict(list))
     for key, (qtype, score) in a.items():
         if key in b:
-            per[qtype].append(100.0 * (score - b[key][1]))
+            per[qtype][pair_key(key)].append(100.0 * (score - b[key][1]))
     rows = []
     for qtype in sorted(per):
-        diffs = per[qtype]
+        diffs = [d for pair in per[qtype].values() for d in pair]
+        pair_means = [sum(pair) / len(pair) for pair in per[qtype].values()]
         n = len(diffs)
-        mean = sum(diffs) / n
-        sd = math.sqrt(sum((d - mean) ** 2 for d in diffs) / (n - 1)) if n > 1 else 0.0
-        rows.append((qtype, n, mean, sd / math.sqrt(n), sum(1 for d in diffs if abs(d) > 1e-9) / n))
+        rows.append((qtype, n, sum(diffs) / n, _standard_error(diffs), _standard_error(pair_means),
+                     sum(1 for d in diffs if abs(d) > 1e-9) / n))
     return rows
 
 
@@ -91,10 +107,11 @@ def main() -> None:
     items = {item.id: item for item in benchmark.load(str(args.run / "data"), split="test", with_images=False)}
     a = item_scores(args.run, args.a, items, benchmark)
     b = item_scores(args.run, args.b, items, benchmark)
-    print(f"{args.run}: {args.a} - {args.b}, points per type (paired standard error; share of items changed)")
-    for qtype, n, mean, se, changed in paired_table(a, b):
+    print(f"{args.run}: {args.a} - {args.b}, points per type (paired standard error; the same with mirror "
+          f"pairs as clusters; share of items changed)")
+    for qtype, n, mean, se, pair_se, changed in paired_table(a, b):
         flag = "  < -5" if mean < -5 else ""
-        print(f"  {qtype:28s} n={n:4d}  {mean:+6.1f} ± {se:4.1f}  changed {changed:4.0%}{flag}")
+        print(f"  {qtype:28s} n={n:4d}  {mean:+6.1f} ± {se:4.1f} (pairs ± {pair_se:4.1f})  changed {changed:4.0%}{flag}")
 
 
 if __name__ == "__main__":
