@@ -385,6 +385,9 @@ class GRPOJobConfig(_JobConfig):
     # -- Spatial-GRPO (SVQA-R1 sec. 3.3) -----------------------------------------------------------
     mirror_pairs: bool = _opt(False, "sample each prompt and its mirrored twin in the same generation batch and "
                                      "process (needed by the consistency penalty)")
+    stratify_pairs_by: str | None = _opt(None, "dataset column (e.g. question_type) whose values the mirror pairs' "
+                                               "order cycles through, so a short run sees each value about equally "
+                                               "often (our addition); requires mirror_pairs; null: one random order")
     consistency_reward: str | None = _opt(None, "component the view-consistency penalty acts on (SVQA-R1 eq. 2-4): "
                                                 "semantic (the paper) or accuracy (combined); requires mirror_pairs "
                                                 "and must be in `rewards`; null: no penalty")
@@ -573,6 +576,9 @@ class GRPOJobConfig(_JobConfig):
                        f"completions per generation must be a multiple of num_generations ({self.num_generations}) "
                        "so that every prompt's group is complete (TRL's rule); e.g. set per_device_train_batch_size "
                        f"to {self.num_generations}")
+        if self.stratify_pairs_by is not None and not self.mirror_pairs:
+            self._fail("stratify_pairs_by", f"is {self.stratify_pairs_by!r} but mirror_pairs is false: the stratified "
+                       "order is an order of mirror pairs; set mirror_pairs: true (or stratify_pairs_by: null)")
         if self.mirror_pairs:
             if local % self.num_generations:
                 self._fail("per_device_train_batch_size", f"x steps per generation = {local} completions per process "

@@ -51,15 +51,18 @@ class SpatialGRPOTrainer(CheckpointWeightsMixin, SharedPromptLogpsMixin, GRPOTra
         advantage_settings: how rewards become advantages (estimator, alpha, clip, penalty).
         pairs: ``(original, mirror)`` dataset index pairs; when given, generation batches hold
             whole pairs (``PairRepeatSampler``).
+        pair_strata: a label per pair (e.g. its question type) for a stratified pair order.
         share_prompt: score each group on one pass over its shared prompt
             (:mod:`spatialrl.train.shared_prompt`).
     """
 
     def __init__(self, *args: Any, advantage_settings: AdvantageSettings | None = None,
-                 pairs: list[tuple[int, int]] | None = None, share_prompt: bool = False, **kwargs: Any) -> None:
+                 pairs: list[tuple[int, int]] | None = None, pair_strata: list[str] | None = None,
+                 share_prompt: bool = False, **kwargs: Any) -> None:
         self.advantage_settings = advantage_settings or AdvantageSettings()
         self.share_prompt = share_prompt
         self.pairs = pairs
+        self.pair_strata = pair_strata
         self._captured_rewards: torch.Tensor | None = None
         left_pad(kwargs.get("processing_class"))
         super().__init__(*args, **kwargs)
@@ -83,6 +86,7 @@ class SpatialGRPOTrainer(CheckpointWeightsMixin, SharedPromptLogpsMixin, GRPOTra
             repeat_count=self.num_iterations * self.args.steps_per_generation,
             shuffle=self.shuffle_dataset,
             seed=self.args.seed,
+            strata=self.pair_strata,
         )
 
     # -- rewards -> advantages ---------------------------------------------------------
@@ -266,6 +270,14 @@ def train_grpo(cfg: Any, resume: bool = False, callbacks: list[Any] | None = Non
     dtype = torch.bfloat16 if cfg.bf16 and not cfg.resolved_use_cpu() else torch.float32
     model, processor = load_model_and_processor(cfg.model, dtype=dtype)
     dataset, pairs = prepare_dataset(cfg, log=log)
+    pair_strata = None
+    if pairs is not None and cfg.stratify_pairs_by is not None:
+        if cfg.stratify_pairs_by not in dataset.column_names:
+            raise ValueError(f"stratify_pairs_by: the training split has no column {cfg.stratify_pairs_by!r}; "
+                             f"its columns are {dataset.column_names}")
+        column = dataset[cfg.stratify_pairs_by]
+        pair_strata = [str(column[original]) for original, _ in pairs]
+        log(f"stratify_pairs_by={cfg.stratify_pairs_by}: {len(set(pair_strata))} strata over {len(pairs)} pairs")
     funcs, weights = build_reward_functions(cfg)
     grpo_args = cfg.to_grpo_args()
     grpo_args["generation_kwargs"] = {**vision_token_suppression(model.config), **(grpo_args.get("generation_kwargs") or {})}
@@ -284,7 +296,7 @@ def train_grpo(cfg: Any, resume: bool = False, callbacks: list[Any] | None = Non
     trainer = SpatialGRPOTrainer(
         model=model, reward_funcs=funcs, args=args, train_dataset=dataset, processing_class=processor,
         peft_config=peft_config, callbacks=callbacks or None, advantage_settings=settings, pairs=pairs,
-        share_prompt=cfg.share_prompt_pass,
+        pair_strata=pair_strata, share_prompt=cfg.share_prompt_pass,
     )
     if progress is not None:
         from spatialrl.train.sft import replace_progress

@@ -123,6 +123,7 @@ INVALID = [
     ({"mirror_pairs": True, "per_device_train_batch_size": 8, "gradient_accumulation_steps": 1},
      ["GRPOJobConfig.gradient_accumulation_steps", "must be even", "pairs are never split"]),
     ({"consistency_reward": "accuracy"}, ["GRPOJobConfig.consistency_reward", "mirror_pairs: true"]),
+    ({"stratify_pairs_by": "question_type"}, ["GRPOJobConfig.stratify_pairs_by", "mirror_pairs: true"]),
     ({"mirror_pairs": True, "gradient_accumulation_steps": 2, "consistency_reward": "semantic"},
      ["GRPOJobConfig.consistency_reward", "not in rewards"]),
     ({"k_min": 10.0, "k_max": 5.0}, ["GRPOJobConfig.k_max", "must be >= k_min"]),
@@ -274,7 +275,7 @@ def test_to_trl_args_build_trl_configs(tmp_path):
     assert args["bf16"] is False and args["use_cpu"] is True, "bf16 is forced off on CPU"
     assert args["warmup_steps"] == 0.1
     grpo = GRPOConfig(**args)
-    assert (grpo.num_generations, grpo.beta, grpo.loss_type, grpo.gradient_checkpointing) == (8, 0.02, "grpo", False)
+    assert (grpo.num_generations, grpo.beta, grpo.loss_type, grpo.gradient_checkpointing) == (8, 1.0, "grpo", False)  # demo.yaml
     assert grpo.learning_rate == cfg.learning_rate and grpo.max_steps == cfg.max_steps
     assert cfg.lora_config() is None
     assert load_config(CONFIGS / "demo.yaml", ["lora=true"]).lora_config().r == 16

@@ -185,3 +185,28 @@ def test_sampler_order_depends_on_seed_and_epoch_only():
     assert list(a) != first
     with pytest.raises(ValueError, match="even"):
         PairRepeatSampler(pairs, 2, 3)
+
+
+def test_stratified_order_cycles_through_every_stratum():
+    """With strata, every round holds one pair of each stratum that has pairs left, and the
+    whole order is still a permutation of the pairs, fixed by (seed, epoch)."""
+    strata = ["a"] * 9 + ["b"] * 5 + ["c"] * 2 + ["d"] * 5
+    order = list(range(len(strata)))
+    random.Random(0).shuffle(order)  # strata need not be contiguous in the dataset
+    strata = [strata[i] for i in order]
+    pairs = [(2 * i, 2 * i + 1) for i in range(len(strata))]
+    sampler = PairRepeatSampler(pairs, 2, 4, seed=5, strata=strata)
+    first = sampler.pair_order()
+    assert sorted(first) == list(range(len(pairs)))
+    labels = [strata[i] for i in first]
+    assert sorted(labels[:4]) == sorted(labels[4:8]) == ["a", "b", "c", "d"]  # c runs out after round 2
+    assert sorted(labels[8:11]) == sorted(labels[11:14]) == sorted(labels[14:17]) == ["a", "b", "d"]
+    assert labels[17:] == ["a"] * 4
+    assert sampler.pair_order() == first
+    sampler.set_epoch(1)
+    assert sampler.pair_order() != first
+    # unstratified, the same seed gives an order whose first rounds are not balanced
+    plain = [strata[i] for i in PairRepeatSampler(pairs, 2, 4, seed=5).pair_order()]
+    assert any(sorted(plain[k:k + 4]) != ["a", "b", "c", "d"] for k in (0, 4))
+    with pytest.raises(ValueError, match="one label per pair"):
+        PairRepeatSampler(pairs, 2, 4, strata=strata[:-1])

@@ -1,7 +1,8 @@
 """Kill a real `spatialrl train` process part-way, resume it, and compare with an uninterrupted run.
 
 What must continue across the kill: the step counter, the sharpness k(t), the data order (the
-prompts of every generation batch, from ``generations.jsonl``), and the result. Tolerance: the
+prompts of every generation batch, from ``generations.jsonl``; stratified by question type, so
+the stratified order resumes too), and the result. Tolerance: the
 per-step metrics and the final weights of the resumed run equal the uninterrupted run's within
 1e-5 absolute (both runs are seeded; the resumed one restores the optimizer, scheduler and RNG
 state from the checkpoint, so on one CPU they match to float rounding).
@@ -46,7 +47,7 @@ def _command(model, dataset, out, *extra):
             f"model={model}", f"dataset={dataset}", f"output_dir={out}", f"max_steps={STEPS}",
             f"save_steps={SAVE_EVERY}", "save_total_limit=null", "num_generations=4",
             "per_device_train_batch_size=8", "max_completion_length=8", "logging_steps=1", "learning_rate=1e-3",
-            *extra]
+            "stratify_pairs_by=question_type", *extra]
 
 
 def _env():
