@@ -387,7 +387,9 @@ class GRPOJobConfig(_JobConfig):
                                      "process (needed by the consistency penalty)")
     stratify_pairs_by: str | None = _opt(None, "dataset column (e.g. question_type) whose values the mirror pairs' "
                                                "order cycles through, so a short run sees each value about equally "
-                                               "often (our addition); requires mirror_pairs; null: one random order")
+                                               "often (our addition); comma-separated columns nest "
+                                               "(question_type,answer: within a type its answers alternate); "
+                                               "requires mirror_pairs; null: one random order")
     consistency_reward: str | None = _opt(None, "component the view-consistency penalty acts on (SVQA-R1 eq. 2-4): "
                                                 "semantic (the paper) or accuracy (combined); requires mirror_pairs "
                                                 "and must be in `rewards`; null: no penalty")

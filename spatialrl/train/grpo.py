@@ -272,12 +272,15 @@ def train_grpo(cfg: Any, resume: bool = False, callbacks: list[Any] | None = Non
     dataset, pairs = prepare_dataset(cfg, log=log)
     pair_strata = None
     if pairs is not None and cfg.stratify_pairs_by is not None:
-        if cfg.stratify_pairs_by not in dataset.column_names:
-            raise ValueError(f"stratify_pairs_by: the training split has no column {cfg.stratify_pairs_by!r}; "
+        names = [name.strip() for name in cfg.stratify_pairs_by.split(",")]
+        missing = [name for name in names if name not in dataset.column_names]
+        if missing:
+            raise ValueError(f"stratify_pairs_by: the training split has no column {missing[0]!r}; "
                              f"its columns are {dataset.column_names}")
-        column = dataset[cfg.stratify_pairs_by]
-        pair_strata = [str(column[original]) for original, _ in pairs]
-        log(f"stratify_pairs_by={cfg.stratify_pairs_by}: {len(set(pair_strata))} strata over {len(pairs)} pairs")
+        columns = [dataset[name] for name in names]
+        pair_strata = [tuple(str(column[original]) for column in columns) for original, _ in pairs]
+        log(f"stratify_pairs_by={cfg.stratify_pairs_by}: {len({label[0] for label in pair_strata})} strata "
+            f"over {len(pairs)} pairs")
     funcs, weights = build_reward_functions(cfg)
     grpo_args = cfg.to_grpo_args()
     grpo_args["generation_kwargs"] = {**vision_token_suppression(model.config), **(grpo_args.get("generation_kwargs") or {})}

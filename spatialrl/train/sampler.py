@@ -16,7 +16,11 @@ order is stratified: rounds that each hold one pair of every stratum that has pa
 random order within the round. A short run then sees every question type about equally often
 and spread over the run, instead of what one random permutation happens to give (in a 55-step
 demo run, 2 to 15 questions per type). Each stratum still exhausts its own pairs in a random
-order; strata with more pairs go on after the smaller ones are used up.
+order; strata with more pairs go on after the smaller ones are used up. A label may be a tuple
+of levels, e.g. ``(question_type, answer)``: then the order within each first-level stratum is
+itself stratified by the second level, and so on, so a yes/no type alternates its answers
+instead of meeting five "no" in a row (a level whose values are all distinct, such as a numeric
+answer, leaves that stratum's random order as it is).
 """
 
 from __future__ import annotations
@@ -38,13 +42,13 @@ class PairRepeatSampler(Sampler[int]):
             ``num_iterations * steps_per_generation`` times).
         shuffle: shuffle pair order (per epoch, from ``seed``).
         seed: base seed.
-        strata: a label per pair (same length as ``pairs``); when given with ``shuffle``, the
-            order is stratified by label (see the module docstring).
+        strata: a label per pair (same length as ``pairs``), a string or a tuple of levels; when
+            given with ``shuffle``, the order is stratified by label (see the module docstring).
     """
 
     def __init__(self, pairs: Sequence[tuple[int, int]], mini_repeat_count: int, batch_size: int,
                  repeat_count: int = 1, shuffle: bool = True, seed: int = 0,
-                 strata: Sequence[str] | None = None) -> None:
+                 strata: Sequence[str | tuple[str, ...]] | None = None) -> None:
         if batch_size % 2:
             raise ValueError(f"batch_size (prompts per generation batch) must be even to hold whole pairs, got {batch_size}")
         if len(pairs) * 2 < batch_size:
@@ -55,7 +59,9 @@ class PairRepeatSampler(Sampler[int]):
         if strata is not None and len(strata) != len(pairs):
             raise ValueError(f"strata must hold one label per pair: {len(strata)} labels for {len(pairs)} pairs")
         self.pairs = [tuple(p) for p in pairs]
-        self.strata = None if strata is None else [str(label) for label in strata]
+        self.strata = None if strata is None else [
+            tuple(str(level) for level in label) if isinstance(label, tuple) else (str(label),) for label in strata
+        ]
         self.mini_repeat_count = mini_repeat_count
         self.batch_size = batch_size
         self.repeat_count = repeat_count
@@ -74,12 +80,19 @@ class PairRepeatSampler(Sampler[int]):
         order = torch.randperm(len(self.pairs), generator=generator).tolist()
         if self.strata is None:
             return order
-        # Each stratum keeps the random order its pairs have in ``order``; round r takes the
-        # r-th pair of every stratum that has one, in a fresh random order of the strata.
+        return self._interleave(order, 0, generator)
+
+    def _interleave(self, order: list[int], level: int, generator: torch.Generator) -> list[int]:
+        """``order`` stratified by level ``level`` of the labels (and, within, by the next levels)."""
+        # Each stratum keeps the order its pairs have in ``order`` (random, or stratified by the
+        # next level); round r takes the r-th pair of every stratum that has one, in a fresh
+        # random order of the strata.
         by_stratum: dict[str, list[int]] = {}
         for index in order:
-            by_stratum.setdefault(self.strata[index], []).append(index)
+            by_stratum.setdefault(self.strata[index][level], []).append(index)
         queues = list(by_stratum.values())
+        if level + 1 < min(len(self.strata[i]) for i in order):
+            queues = [self._interleave(q, level + 1, generator) for q in queues]
         stratified: list[int] = []
         for round_index in range(max(len(q) for q in queues)):
             in_round = [q[round_index] for q in queues if round_index < len(q)]

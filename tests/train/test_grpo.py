@@ -210,3 +210,25 @@ def test_stratified_order_cycles_through_every_stratum():
     assert any(sorted(plain[k:k + 4]) != ["a", "b", "c", "d"] for k in (0, 4))
     with pytest.raises(ValueError, match="one label per pair"):
         PairRepeatSampler(pairs, 2, 4, strata=strata[:-1])
+
+
+def test_nested_strata_alternate_the_second_level_within_the_first():
+    """(type, answer) labels: types still cycle, and within the yes/no type the answers alternate
+    (five "no" in a row is what one random order gave the demo's seed 1); a level whose values
+    are all distinct (numeric answers) leaves its type's order random."""
+    labels = [("yes_no", "no")] * 6 + [("yes_no", "yes")] * 6 + [("numeric", str(i)) for i in range(12)]
+    order = list(range(len(labels)))
+    random.Random(1).shuffle(order)
+    labels = [labels[i] for i in order]
+    pairs = [(2 * i, 2 * i + 1) for i in range(len(labels))]
+    sampler = PairRepeatSampler(pairs, 2, 4, seed=7, strata=labels)
+    nested = [labels[i] for i in sampler.pair_order()]
+    assert sorted(nested) == sorted(labels)
+    assert all({a[0], b[0]} == {"yes_no", "numeric"} for a, b in zip(nested[::2], nested[1::2]))
+    answers = [answer for qtype, answer in nested if qtype == "yes_no"]
+    assert all(answers[i] != answers[i + 1] for i in range(0, len(answers), 2))  # each round holds a yes and a no
+    assert not any(answers[i] == answers[i + 1] == answers[i + 2] for i in range(len(answers) - 2))
+    # with the type alone, the same seed's yes/no answers are not balanced in every pair of rounds
+    flat = [labels[i][1] for i in PairRepeatSampler(pairs, 2, 4, seed=7, strata=[lb[0] for lb in labels]).pair_order()
+            if labels[i][0] == "yes_no"]
+    assert any(flat[i] == flat[i + 1] for i in range(0, len(flat), 2))
