@@ -51,13 +51,14 @@ class SpatialGRPOTrainer(CheckpointWeightsMixin, SharedPromptLogpsMixin, GRPOTra
         advantage_settings: how rewards become advantages (estimator, alpha, clip, penalty).
         pairs: ``(original, mirror)`` dataset index pairs; when given, generation batches hold
             whole pairs (``PairRepeatSampler``).
-        pair_strata: a label per pair (e.g. its question type) for a stratified pair order.
+        pair_strata: a label per pair, one value per `stratify_pairs_by` column (e.g. its question
+            type), for a stratified pair order (``PairRepeatSampler``).
         share_prompt: score each group on one pass over its shared prompt
             (:mod:`spatialrl.train.shared_prompt`).
     """
 
     def __init__(self, *args: Any, advantage_settings: AdvantageSettings | None = None,
-                 pairs: list[tuple[int, int]] | None = None, pair_strata: list[str] | None = None,
+                 pairs: list[tuple[int, int]] | None = None, pair_strata: list[tuple[str, ...]] | None = None,
                  share_prompt: bool = False, **kwargs: Any) -> None:
         self.advantage_settings = advantage_settings or AdvantageSettings()
         self.share_prompt = share_prompt
