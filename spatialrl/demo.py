@@ -40,11 +40,11 @@ stage whose marker matches; a stage whose settings or inputs changed, whose dire
 marker (an interrupted run) or that a dependency redid is run again and replaces the old
 directory. So interrupting the demo and starting it again continues where it stopped.
 
-Budgets (fields of :class:`DemoConfig`, measured on a shared 2-core CPU with one thread):
+Budgets (fields of :class:`DemoConfig`, measured on a 2-core CPU, training with one thread):
 data a few seconds, the fallback model ~10 s, SFT ~1 min (``sft_steps``, capped by
 ``sft_max_seconds``), GRPO ~2-2.5 min (``grpo_steps``, capped by ``grpo_max_seconds``), the
-control the same time as GRPO (``control_seconds`` overrides it), evaluation well under a
-minute and a half (``eval_items``); 7-8.5 minutes in all. See ``docs/demo.md``.
+control the same time as GRPO (``control_seconds`` overrides it), evaluation ~45 s per model
+with two threads (``eval_items``, ``eval_threads``); 8-8.5 minutes in all. See ``docs/demo.md``.
 """
 
 from __future__ import annotations
@@ -133,10 +133,10 @@ class DemoConfig(_JobConfig):
 
     # -- data
     data_seed: int = _opt(0, "seed of `spatialrl data build` and of the evaluation subset")
-    scenes: int = _opt(400, "world scenes to build (each ~16 questions x 2 mirrored views; 400 leaves ~1,290 "
-                                 "held-out items, enough for eval_items)")
+    scenes: int = _opt(450, "world scenes to build (each ~16 questions x 2 mirrored views; 450 with test_fraction "
+                                 "0.2 trains on 360 and leaves ~2,900 held-out items, enough for eval_items)")
     image_size: int = _opt(112, "rendered image side in pixels (the tiny model's processor budgets for 112)")
-    test_fraction: float = _opt(0.1, "share of scenes held out as the test split, in (0, 1)")
+    test_fraction: float = _opt(0.2, "share of scenes held out as the test split, in (0, 1)")
 
     # -- fallback model
     model_size: str = _opt("small", "size of the fallback tiny model (spatialrl model tiny --size): tiny or small")
@@ -172,13 +172,13 @@ class DemoConfig(_JobConfig):
                                                "the GRPO stage's measured training time")
 
     # -- evaluation
-    eval_items: int = _opt(1200, "held-out items scored per model (one stratified subset of whole mirror pairs, "
-                                 "the same for every model; ~70 per question type, so a 5-point change is ~3.5 "
-                                 "items); ~30 s per model")
+    eval_items: int = _opt(2400, "held-out items scored per model (one stratified subset of whole mirror pairs, "
+                                 "the same for every model; ~140 per question type, so a 5-point change is ~7 "
+                                 "items and a type's standard error ~2-4 points); ~45 s per model")
     eval_batch_size: int = _opt(32, "items per generate() call")
-    eval_threads: int = _opt(1, "torch CPU threads of the evaluation stages (2 can use both cores of an otherwise "
-                                "idle machine; with another job on the machine more threads than free cores made "
-                                "greedy decoding ~15x slower here, docs/demo.md)")
+    eval_threads: int = _opt(2, "torch CPU threads of the evaluation stages (2 uses both cores of an otherwise "
+                                "idle machine, ~1.4x faster than 1; with another job on the machine set 1: more "
+                                "threads than free cores made greedy decoding ~15x slower here, docs/demo.md)")
     eval_max_new_tokens: int = _opt(40, "greedy generation budget per item")
     baseline: str = _opt("best_constant", "no-perception predictor of spatialrl.eval.baselines: best_constant, "
                                           "mean, median or majority")
