@@ -43,8 +43,8 @@ directory. So interrupting the demo and starting it again continues where it sto
 Budgets (fields of :class:`DemoConfig`, measured on a 2-core CPU, training with one thread):
 data a few seconds, the fallback model ~10 s, SFT ~1 min (``sft_steps``, capped by
 ``sft_max_seconds``), GRPO ~2-2.5 min (``grpo_steps``, capped by ``grpo_max_seconds``), the
-control the same time as GRPO (``control_seconds`` overrides it), evaluation ~45 s per model
-with two threads (``eval_items``, ``eval_threads``); 8-8.5 minutes in all. See ``docs/demo.md``.
+control the same time as GRPO (``control_seconds`` overrides it), evaluation ~55 s per model
+with two threads (``eval_items``, ``eval_threads``); ~8.3 minutes in all. See ``docs/demo.md``.
 """
 
 from __future__ import annotations
@@ -174,7 +174,7 @@ class DemoConfig(_JobConfig):
     # -- evaluation
     eval_items: int = _opt(2400, "held-out items scored per model (one stratified subset of whole mirror pairs, "
                                  "the same for every model; ~140 per question type, so a 5-point change is ~7 "
-                                 "items and a type's standard error ~2-4 points); ~45 s per model")
+                                 "items and a type's standard error ~1-3 points); ~55 s per model")
     eval_batch_size: int = _opt(32, "items per generate() call")
     eval_threads: int = _opt(2, "torch CPU threads of the evaluation stages (2 uses both cores of an otherwise "
                                 "idle machine, ~1.4x faster than 1; with another job on the machine set 1: more "
