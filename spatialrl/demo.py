@@ -134,7 +134,7 @@ class DemoConfig(_JobConfig):
     # -- data
     data_seed: int = _opt(0, "seed of `spatialrl data build` and of the evaluation subset")
     scenes: int = _opt(450, "world scenes to build (each ~16 questions x 2 mirrored views; 450 with test_fraction "
-                                 "0.2 trains on 360 and leaves ~2,900 held-out items, enough for eval_items)")
+                                 "0.2 trains on 360 and leaves ~2,980 held-out items, enough for eval_items)")
     image_size: int = _opt(112, "rendered image side in pixels (the tiny model's processor budgets for 112)")
     test_fraction: float = _opt(0.2, "share of scenes held out as the test split, in (0, 1)")
 
@@ -173,11 +173,11 @@ class DemoConfig(_JobConfig):
 
     # -- evaluation
     eval_items: int = _opt(2400, "held-out items scored per model (one stratified subset of whole mirror pairs, "
-                                 "the same for every model; ~140 per question type, so a 5-point change is ~7 "
+                                 "the same for every model; ~145 per question type, so a 5-point change is ~7 "
                                  "items and a type's standard error ~1-3 points); ~55 s per model")
     eval_batch_size: int = _opt(32, "items per generate() call")
     eval_threads: int = _opt(2, "torch CPU threads of the evaluation stages (2 uses both cores of an otherwise "
-                                "idle machine, ~1.4x faster than 1; with another job on the machine set 1: more "
+                                "idle machine, ~1.3x faster than 1; with another job on the machine set 1: more "
                                 "threads than free cores made greedy decoding ~15x slower here, docs/demo.md)")
     eval_max_new_tokens: int = _opt(40, "greedy generation budget per item")
     baseline: str = _opt("best_constant", "no-perception predictor of spatialrl.eval.baselines: best_constant, "
