@@ -44,7 +44,7 @@ def main() -> None:
 
     from spatialrl.demo import _scores, eval_subset
     from spatialrl.eval.benchmarks import get_benchmark, score_predictions
-    from spatialrl.eval.runner import _load_image, build_messages
+    from spatialrl.eval.runner import generate_batch
     from spatialrl.models import load_model_and_processor
 
     torch.set_num_threads(args.threads)
@@ -54,25 +54,20 @@ def main() -> None:
                         int(config.get("data_seed", 0)), benchmark.type_of)
     model, processor = load_model_and_processor(str(model_dir), dtype=torch.float32, device="cpu")
     tokenizer = getattr(processor, "tokenizer", processor)
-    tokenizer.padding_side = "left"
     max_new_tokens = int(config.get("eval_max_new_tokens", 40))
 
     def answers(sample: bool, seed: int) -> dict[str, str]:
+        # greedy: the runner's own config, as the demo scores; sampled: GRPO's (TRL's top_k 0, top_p 1)
         generation = GenerationConfig(
-            do_sample=sample, temperature=args.temperature if sample else 1.0, top_k=0, top_p=1.0, num_beams=1,
+            do_sample=True, temperature=args.temperature, top_k=0, top_p=1.0, num_beams=1,
             max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id or tokenizer.eos_token_id,
-            eos_token_id=model.generation_config.eos_token_id or tokenizer.eos_token_id)
+            eos_token_id=model.generation_config.eos_token_id or tokenizer.eos_token_id) if sample else None
         torch.manual_seed(seed)
         out: dict[str, str] = {}
         for start in range(0, len(items), 32):
             batch = items[start:start + 32]
-            prompts = [processor.apply_chat_template(build_messages(benchmark.prompt(item), len(item.images)),
-                                                     add_generation_prompt=True, tokenize=False) for item in batch]
-            images = [_load_image(im) for item in batch for im in item.images]
-            inputs = processor(text=prompts, images=images or None, padding=True, return_tensors="pt")
-            with torch.inference_mode():
-                tokens = model.generate(**inputs, generation_config=generation)
-            texts = tokenizer.batch_decode(tokens[:, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
+            texts = generate_batch(model, processor, [benchmark.prompt(item) for item in batch],
+                                   [list(item.images) for item in batch], max_new_tokens, generation_config=generation)
             out.update({item.id: text for item, text in zip(batch, texts)})
         return out
 

@@ -167,9 +167,11 @@ def _greedy_config(model: Any, tokenizer: Any, max_new_tokens: int) -> Any:
 
 
 def generate_batch(model: Any, processor: Any, texts: Sequence[str], images: Sequence[Sequence[Any]],
-                   max_new_tokens: int) -> list[str]:
+                   max_new_tokens: int, generation_config: Any = None) -> list[str]:
     """Greedy completions (raw text, special tokens removed) for a batch of user prompts, each
-    with its images (PIL images or paths), left-padded."""
+    with its images (PIL images or paths), left-padded. ``generation_config`` (a
+    ``transformers.GenerationConfig``) replaces the greedy one, e.g. to sample; it then sets
+    ``max_new_tokens`` itself."""
     import torch
 
     prompts = [
@@ -184,7 +186,8 @@ def generate_batch(model: Any, processor: Any, texts: Sequence[str], images: Seq
         kwargs["images"] = flat
     inputs = processor(**kwargs).to(model.device)
     with torch.inference_mode():
-        output = model.generate(**inputs, generation_config=_greedy_config(model, tokenizer, max_new_tokens))
+        config = generation_config or _greedy_config(model, tokenizer, max_new_tokens)
+        output = model.generate(**inputs, generation_config=config)
     new_tokens = output[:, inputs["input_ids"].shape[1]:]
     return tokenizer.batch_decode(new_tokens, skip_special_tokens=True, clean_up_tokenization_spaces=False)
 

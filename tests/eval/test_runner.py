@@ -179,6 +179,28 @@ def test_limit_variant_and_batching_match(noisy, tmp_path):
     assert outs["1"] == outs["3"]
 
 
+def test_generate_batch_takes_a_generation_config(noisy):
+    """By default greedy (the same text twice); a sampling config given as
+    ``generation_config`` is used instead, and its own ``max_new_tokens`` bounds the output."""
+    import torch
+    from transformers import GenerationConfig
+
+    from spatialrl.eval.runner import generate_batch
+    from spatialrl.models import load_model_and_processor
+
+    model, processor = load_model_and_processor(str(noisy), dtype=torch.float32, device="cpu")
+    tokenizer = processor.tokenizer
+    texts, images = ["How far is the chair?"] * 4, [[]] * 4
+    greedy = generate_batch(model, processor, texts, images, 8)
+    assert len(set(greedy)) == 1 and greedy == generate_batch(model, processor, texts, images, 8)
+    sampling = GenerationConfig(do_sample=True, temperature=5.0, top_k=0, top_p=1.0, max_new_tokens=3,
+                                pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
+    torch.manual_seed(0)
+    sampled = generate_batch(model, processor, texts, images, 8, generation_config=sampling)
+    assert len(set(sampled)) > 1  # four samples of one prompt at temperature 5 differ
+    assert all(len(tokenizer(text, add_special_tokens=False)["input_ids"]) <= 3 for text in sampled)
+
+
 def test_unknown_variant_and_missing_model(tiny, tmp_path, capsys):
     data = _data(tmp_path, 2)
     assert _cli("--model", str(tiny), "--benchmark", "runner-test", "--data", str(data), "--out", str(tmp_path / "o"),
