@@ -633,7 +633,8 @@ def run_demo(cfg: DemoConfig, log: Callable[[str], None] = print, force: bool = 
         return {"steps": summary["steps"], "seconds": summary["seconds"], "budget_seconds": budget,
                 "stopped_by_time": summary["stopped_by_time"]}
 
-    control = stages.run("control", f"SFT from the start for {budget:.0f} s (the GRPO stage's training time)",
+    why = "control_seconds" if cfg.control_seconds is not None else "the GRPO stage's training time"
+    control = stages.run("control", f"SFT from the start for {budget:.0f} s ({why})",
                          _job_settings(cjob), [data, sft, grpo], run_control)
 
     # 6. evaluation on one held-out subset

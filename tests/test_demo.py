@@ -133,6 +133,16 @@ def test_a_changed_stage_reruns_with_its_dependants_only(run_copy):
     assert metrics["training"]["control"]["budget_seconds"] == grpo["seconds"]
 
 
+def test_a_given_control_budget_reruns_the_control_only_and_says_so(run_copy):
+    before = _tokens(run_copy)
+    metrics, lines = _rerun(run_copy, control_seconds=0.5)
+    after = _tokens(run_copy)
+    assert {name for name in STAGE_DIRS if after[name] != before[name]} == {"control", "eval/control"}
+    assert any("SFT from the start for 0 s (control_seconds)" in line for line in lines), lines
+    assert not any("the GRPO stage's training time" in line for line in lines)
+    assert metrics["training"]["control"]["budget_seconds"] == 0.5
+
+
 def test_an_interrupted_stage_is_redone(run_copy):
     before = _tokens(run_copy)
     (run_copy / "eval" / "rl" / MARKER).unlink()  # killed before its marker was written
