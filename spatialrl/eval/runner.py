@@ -186,7 +186,8 @@ def generate_batch(model: Any, processor: Any, texts: Sequence[str], images: Seq
         kwargs["images"] = flat
     inputs = processor(**kwargs).to(model.device)
     with torch.inference_mode():
-        config = generation_config or _greedy_config(model, tokenizer, max_new_tokens)
+        config = generation_config if generation_config is not None else _greedy_config(model, tokenizer,
+                                                                                        max_new_tokens)
         output = model.generate(**inputs, generation_config=config)
     new_tokens = output[:, inputs["input_ids"].shape[1]:]
     return tokenizer.batch_decode(new_tokens, skip_special_tokens=True, clean_up_tokenization_spaces=False)
