@@ -45,13 +45,17 @@ def main() -> None:
     from spatialrl.demo import DemoConfig, _scores, eval_subset, grpo_job
     from spatialrl.eval.benchmarks import get_benchmark
     from spatialrl.eval.runner import run_benchmark
+    from spatialrl.train.config import ConfigError
     from spatialrl.train.grpo import train_grpo
 
     fields = {f: v for f, v in metrics["config"].items() if f in DemoConfig.__dataclass_fields__}
     fields["grpo_overrides"] = list(fields.get("grpo_overrides") or []) + list(args.overrides)
-    cfg = DemoConfig(**{**fields, "out": str(args.out)})
+    try:
+        cfg = DemoConfig(**{**fields, "out": str(args.out)})
+        job = grpo_job(cfg, str(args.run / "sft"), str(args.run / "data"), str(args.out / "grpo"))
+    except ConfigError as exc:
+        sys.exit(f"demo_grpo_only: {exc}")
     torch.set_num_threads(args.threads)
-    job = grpo_job(cfg, str(args.run / "sft"), str(args.run / "data"), str(args.out / "grpo"))
     final = args.out / "grpo" / "final"
     if not final.exists():
         summary = train_grpo(job, log=lambda m: print(f"grpo: {m}", flush=True))
