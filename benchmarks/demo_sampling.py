@@ -15,7 +15,6 @@ move the held-out score at all?")::
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 from pathlib import Path
@@ -32,42 +31,27 @@ def main() -> None:
     args = parser.parse_args()
     if args.items < 1 or args.samples < 1 or not args.temperature > 0:
         sys.exit("demo_sampling: --items and --samples must be >= 1 and --temperature > 0")
-    metrics_path = args.run / "metrics.json"
-    if not metrics_path.exists():
-        sys.exit(f"demo_sampling: no {metrics_path}; run `spatialrl demo --out {args.run}` to the end first")
-    model_dir = args.run / args.model
-    if not (model_dir / "config.json").exists():
-        sys.exit(f"demo_sampling: no model at {model_dir} (--model is relative to RUN, e.g. sft, control, grpo/final)")
 
     import torch
-    from transformers import GenerationConfig
 
-    from spatialrl.demo import _scores, eval_subset
-    from spatialrl.eval.benchmarks import get_benchmark, score_predictions
+    from _demo_model import open_demo_model, sampling_config
+    from spatialrl.demo import _scores
+    from spatialrl.eval.benchmarks import score_predictions
     from spatialrl.eval.runner import generate_batch
-    from spatialrl.models import load_model_and_processor
 
-    torch.set_num_threads(args.threads)
-    config = json.loads(metrics_path.read_text()).get("config", {})
-    benchmark = get_benchmark("world")
-    items = eval_subset(benchmark.load(str(args.run / "data"), split="test"), args.items,
-                        int(config.get("data_seed", 0)), benchmark.type_of)
-    model, processor = load_model_and_processor(str(model_dir), dtype=torch.float32, device="cpu")
-    tokenizer = getattr(processor, "tokenizer", processor)
-    max_new_tokens = int(config.get("eval_max_new_tokens", 40))
+    demo = open_demo_model("demo_sampling", args.run, args.model, args.items, args.threads)
+    benchmark, items, model_dir = demo.benchmark, demo.items, demo.model_dir
+    sampling = sampling_config(demo, args.temperature)
 
     def answers(sample: bool, seed: int) -> dict[str, str]:
-        # greedy: the runner's own config, as the demo scores; sampled: GRPO's (TRL's top_k 0, top_p 1)
-        generation = GenerationConfig(
-            do_sample=True, temperature=args.temperature, top_k=0, top_p=1.0, num_beams=1,
-            max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id or tokenizer.eos_token_id,
-            eos_token_id=model.generation_config.eos_token_id or tokenizer.eos_token_id) if sample else None
+        # greedy: the runner's own config, as the demo scores; sampled: GRPO's
         torch.manual_seed(seed)
         out: dict[str, str] = {}
         for start in range(0, len(items), 32):
             batch = items[start:start + 32]
-            texts = generate_batch(model, processor, [benchmark.prompt(item) for item in batch],
-                                   [list(item.images) for item in batch], max_new_tokens, generation_config=generation)
+            texts = generate_batch(demo.model, demo.processor, [benchmark.prompt(item) for item in batch],
+                                   [list(item.images) for item in batch], demo.max_new_tokens,
+                                   generation_config=sampling if sample else None)
             out.update({item.id: text for item, text in zip(batch, texts)})
         return out
 
