@@ -25,7 +25,7 @@ answer, leaves that stratum's random order as it is).
 
 from __future__ import annotations
 
-from typing import Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 import torch
 from torch.utils.data import Sampler
