@@ -56,6 +56,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.items < 1 or args.samples < 2 or not args.temperature > 0:
         sys.exit("demo_decision_ceiling: --items must be >= 1, --samples >= 2 and --temperature > 0")
+
     import torch
     from tqdm import tqdm
 
