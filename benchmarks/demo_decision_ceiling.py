@@ -12,7 +12,10 @@ greedy answer and N answers sampled at temperature T (GRPO's sampling: no top-k/
   equality of the parsed answer otherwise; ties keep greedy): the decision a reward-maximising
   policy moves towards when it knows no more than the model does;
 - ``oracle``: the best of the greedy and sampled answers (needs the truth: an upper bound on
-  what any re-ranking of these answers reaches).
+  what any re-ranking of these answers reaches);
+- ``mbr_num``: the MBR answer on items whose truth is a number (the numeric types and the
+  open-ended numeric questions), greedy on the rest: where the smooth numeric reward could
+  teach it, since on choice questions a vote over poor samples loses to greedy.
 
 ``mbr - greedy`` is the gain available without new perception; ``docs/demo.md`` ("The decision
 ceiling") compares it with the seed-to-seed spread of the demo's RL score::
@@ -81,7 +84,7 @@ def main() -> None:
                 bar.update(len(batch))
             answers.append(texts)
 
-    columns = ("greedy", "sampled", "mbr", "oracle")
+    columns = ("greedy", "sampled", "mbr", "oracle", "mbr_num")
     by_type: dict[str, dict[str, list[float]]] = {}
     for i, item in enumerate(items):
         results = [benchmark.score_item(item, answers[k][i]) for k in range(args.samples + 1)]
@@ -99,6 +102,8 @@ def main() -> None:
         row["sampled"].append(statistics.mean(scores[1:]))
         row["mbr"].append(scores[chosen])
         row["oracle"].append(max(scores))
+        numeric_truth = isinstance(item.meta.get("answer_value"), (int, float))
+        row["mbr_num"].append(scores[chosen] if numeric_truth else scores[0])
 
     print(f"{model_dir}: {len(items)} held-out items, greedy and {args.samples} answers sampled at temperature "
           f"{args.temperature:g} (percent; overall = macro average over question types)")
@@ -112,6 +117,7 @@ def main() -> None:
     macro = {c: statistics.mean(100 * statistics.mean(by_type[k][c]) for k in by_type) for c in columns}
     print(f"{'overall':26s} {len(items):5d} " + " ".join(f"{macro[c]:8.1f}" for c in columns)
           + f" {macro['mbr'] - macro['greedy']:+11.1f}")
+    print(f"mbr_num - greedy (MBR on numeric items only): {macro['mbr_num'] - macro['greedy']:+.1f}")
 
 
 if __name__ == "__main__":
