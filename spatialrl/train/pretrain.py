@@ -1088,7 +1088,24 @@ def _held_batch(cfg: PretrainConfig, held: Bank, model: Any, mean: Any, std: Any
 
 
 def pretrain(cfg: PretrainConfig, progress: bool = True, log: Any = print) -> dict[str, Any]:
-    """Run the recipe and save the checkpoint to ``cfg.out`` (atomically). Returns a summary."""
+    """Run the recipe and save the checkpoint to ``cfg.out`` (atomically). Returns a summary.
+
+    The same config (seed and ``threads`` included) gives the same checkpoint bit for bit: the
+    run uses torch's deterministic algorithms, since with more than one thread the backward pass
+    of an indexing with repeated rows (``k[rows]`` in the attention supervision, the image
+    features shared by a step's questions) otherwise sums its gradients in a varying order."""
+    import torch
+
+    deterministic = torch.are_deterministic_algorithms_enabled()
+    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        return _pretrain(cfg, progress, log)
+    finally:
+        torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)
+
+
+def _pretrain(cfg: PretrainConfig, progress: bool, log: Any) -> dict[str, Any]:
     import torch
     from tqdm.auto import tqdm
 
@@ -1113,6 +1130,7 @@ def pretrain(cfg: PretrainConfig, progress: bool = True, log: Any = print) -> di
     t_data = time.perf_counter() - t_start
 
     scales = _target_scales(bank)
+    torch.manual_seed(cfg.seed)  # the heads' first weights follow the seed (not the process's unseeded generator)
     heads = AuxHeads.build(model.config.text_config.hidden_size,
                            model.config.text_config.hidden_size if cfg.llm_aux_layer >= 0 else None,
                            cfg.dense_head, cfg.scene_table,

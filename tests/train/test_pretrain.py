@@ -528,3 +528,22 @@ def test_option_think_says_the_correct_option_in_words_before_its_letter():
     assert target_text("B", "rel_direction", "empty", question) == "<think></think><answer>B</answer>"
     assert target_text("B", "rel_direction", "option_text", question) == "<think>right</think><answer>right</answer>"
     assert target_text("B", "rel_direction", "direction_text", question) == "<think></think><answer>right</answer>"
+
+
+def test_the_same_seed_gives_the_same_checkpoint_bit_for_bit_with_two_threads(tmp_path):
+    # The model card promises that its command and seed reproduce the checkpoint. The auxiliary
+    # heads used to start from the process's unseeded generator, and with two threads the backward
+    # pass of an indexing with repeated rows summed in a varying order.
+    import torch
+
+    def weights(name, seed):
+        pretrain(tiny_config(tmp_path / name, threads=2, seed=seed), progress=False, log=lambda message: None)
+        return (tmp_path / name / "model.safetensors").read_bytes()
+
+    threads = torch.get_num_threads()
+    try:
+        first, second, other_seed = weights("a", 0), weights("b", 0), weights("c", 1)
+    finally:
+        torch.set_num_threads(threads)
+    assert first == second
+    assert first != other_seed
