@@ -11,7 +11,8 @@ their macro scores and RL − start, RL − control::
     .venv/bin/python benchmarks/demo_shifted.py runs/demo --data /tmp/crowded --objects 1 2
 
 ``--data`` is built once (``spatialrl data build`` with ``BuildConfig.objects``; ~30 s) and reused by
-later runs with the same settings. Each model's predictions go to ``RUN/shifted/<data name>/``
+later runs with the same settings (an existing directory it did not build is refused, never
+replaced). Each model's predictions go to ``RUN/shifted/objects<MIN>-<MAX>_scenes<N>_seed<S>/``
 and are resumed if interrupted.
 """
 
@@ -60,10 +61,15 @@ def main() -> None:
                         test_fraction=0.99, objects=(low, high))
     settings_path = args.data / "shifted_settings.json"
     settings = {"scenes": args.scenes, "seed": args.seed, "image_size": config["image_size"], "objects": [low, high]}
+    if args.data.exists() and not settings_path.is_file():
+        sys.exit(f"demo_shifted: --data {args.data} exists and was not built by this script (no {settings_path.name}); "
+                 "give a new directory")
     if not settings_path.is_file() or json.loads(settings_path.read_text()) != settings:
         print(f"demo_shifted: building {args.scenes} scenes with {low}-{high} objects into {args.data}", flush=True)
         build_dataset(str(args.data), build, overwrite=True, progress=True)
         settings_path.write_text(json.dumps(settings))
+    # named by the settings, so that predictions on another build are never resumed as these
+    results = args.run / "shifted" / f"objects{low}-{high}_scenes{args.scenes}_seed{args.seed}"
 
     torch.set_num_threads(args.threads)
     benchmark = get_benchmark("world")
@@ -71,7 +77,7 @@ def main() -> None:
     subset = eval_subset(items, args.items, config["data_seed"], benchmark.type_of)
     scores = {}
     for name, rel in MODELS.items():
-        result = run_benchmark(str(args.run / rel), name, benchmark, subset, args.run / "shifted" / args.data.name / name,
+        result = run_benchmark(str(args.run / rel), name, benchmark, subset, results / name,
                                max_new_tokens=config["eval_max_new_tokens"], batch_size=config["eval_batch_size"],
                                device="cpu", dtype=torch.float32, progress=True, log=lambda m: None)
         scores[name] = result.scores
