@@ -8,7 +8,9 @@
 Eq. 5 is used as written, so its endpoints are not exactly k_min and k_max:
 ``k(0) = k_min + (k_max - k_min) * sigmoid(-s * tau)`` (1.67 with the defaults) and
 ``k(T) = k_min + (k_max - k_min) * sigmoid(s * (1 - tau))`` (99.33). Steps past ``T`` are
-clamped to ``T`` (a resumed run with extra steps keeps the final sharpness).
+clamped to ``T`` (a resumed run with extra steps keeps the final sharpness). The sigmoid is
+evaluated in its numerically stable form, so any finite steepness works (a very large one
+approaches a step from k_min to k_max at ``tau``); non-finite parameters are refused.
 """
 
 from __future__ import annotations
@@ -79,5 +81,12 @@ class SharpnessSchedule:
             return float(self.k_min)
         if self.kind == "linear":
             return self.k_min + span * progress
-        z = self.steepness * (progress - self.tau)
-        return self.k_min + span / (1.0 + math.exp(-z))
+        return self.k_min + span * _sigmoid(self.steepness * (progress - self.tau))
+
+
+def _sigmoid(z: float) -> float:
+    """``1 / (1 + exp(-z))`` without overflow for any finite ``z`` (``math.exp`` only sees ``-|z|``)."""
+    if z >= 0.0:
+        return 1.0 / (1.0 + math.exp(-z))
+    e = math.exp(z)
+    return e / (1.0 + e)

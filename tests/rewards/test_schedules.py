@@ -67,3 +67,21 @@ def test_schedules_monotone_within_bounds(kind, k_min, span, tau, steep, total):
     assert all(k_min - 1e-9 <= v <= k_min + span + 1e-9 for v in values)
     if kind == "linear":
         assert values[0] == pytest.approx(k_min) and values[-1] == pytest.approx(k_min + span)
+
+
+@pytest.mark.parametrize("steep", [2000.0, 1e6, 1e300])
+def test_a_very_steep_sigmoid_is_a_step_not_an_overflow(steep):
+    # exp(s * tau) overflowed (OverflowError at step 0) for s >= ~1420 before the stable form
+    s = SharpnessSchedule("sigmoid", 1.0, 100.0, 0.5, steep)
+    assert s(0, 100) == pytest.approx(1.0)
+    assert s(50, 100) == pytest.approx(50.5)
+    assert s(100, 100) == pytest.approx(100.0)
+    values = [s(t, 100) for t in range(101)]
+    assert all(math.isfinite(v) and 1.0 <= v <= 100.0 for v in values)
+    assert all(b >= a for a, b in zip(values, values[1:]))
+
+
+@pytest.mark.parametrize("bad", [float("inf"), float("-inf"), float("nan")])
+def test_non_finite_steepness_is_refused(bad):
+    with pytest.raises(ValueError, match="steepness must be a finite number"):
+        SharpnessSchedule("sigmoid", 1.0, 100.0, 0.5, bad)
