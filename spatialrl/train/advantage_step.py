@@ -25,7 +25,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from spatialrl.advantages import advantage_diagnostics, compute_advantages
-from spatialrl.rewards.consistency import apply_view_consistency
+from spatialrl.rewards.consistency import apply_view_consistency, as_mirror_flags
 
 
 @dataclass
@@ -83,7 +83,7 @@ def spatial_advantages(
         group_ids: ``(N,)`` prompt group of each row.
         settings: estimator and Spatial-GRPO settings.
         pair_ids: ``(N,)`` pair id of each row's prompt (needed with ``consistency_reward``).
-        is_mirror: ``(N,)`` whether each row's prompt is the mirrored view.
+        is_mirror: ``(N,)`` whether each row's prompt is the mirrored view (booleans or 0/1; strings are refused).
     """
     rpf = np.array(rewards_per_func, dtype=np.float64, copy=True)
     if rpf.ndim != 2 or rpf.shape[1] != len(names):
@@ -104,7 +104,7 @@ def spatial_advantages(
         applies = ~np.isnan(rpf[:, col])
         if applies.any():
             pids = np.asarray(list(pair_ids), dtype=object)[applies]
-            mirrored = np.asarray(list(is_mirror), dtype=bool)[applies]
+            mirrored = as_mirror_flags(is_mirror, n)[applies]
             penalised, deltas = apply_view_consistency(
                 rpf[applies, col], pids, mirrored, settings.consistency_threshold, settings.consistency_eta
             )

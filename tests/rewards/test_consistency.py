@@ -46,3 +46,41 @@ def test_errors_name_the_argument():
         apply_view_consistency([0.1, 0.2], ["a"], [0, 1])
     with pytest.raises(ValueError, match="is_mirror"):
         apply_view_consistency([0.1, 0.2], ["a", "a"], [0])
+
+
+@pytest.mark.parametrize("kwargs,name", [
+    (dict(eta=float("nan")), "eta"), (dict(eta=float("inf")), "eta"), (dict(eta=-1.0), "eta"),
+    (dict(threshold=float("nan")), "threshold"), (dict(threshold=float("-inf")), "threshold"),
+    (dict(threshold="0.5"), "threshold"),
+])
+def test_non_finite_settings_are_refused_not_nan_or_silently_off(kwargs, name):
+    # eta=nan returned NaN rewards and threshold=nan switched the penalty off without a word
+    with pytest.raises(ValueError, match=name):
+        view_consistency_penalty([0.9, 0.8], [0.1, 0.2], **kwargs)
+    with pytest.raises(ValueError, match=name):
+        apply_view_consistency([0.9, 0.1], ["p", "p"], [False, True], **kwargs)
+
+
+@pytest.mark.parametrize("flags", [["False", "True"], ["0", "1"], [0.0, 1.0], [None, True], [2, 0]])
+def test_is_mirror_must_be_booleans_or_0_1(flags):
+    # bool("False") is True: both rows were taken as mirrors and the pair was skipped
+    with pytest.raises(ValueError, match=r"is_mirror\[0\]"):
+        apply_view_consistency([0.9, 0.1], ["p", "p"], flags)
+
+
+@pytest.mark.parametrize("flags", [[False, True], [0, 1], np.array([False, True]), np.array([0, 1]),
+                                   torch.tensor([False, True]), [np.bool_(False), np.bool_(True)]])
+def test_is_mirror_accepts_booleans_and_0_1(flags):
+    out, deltas = apply_view_consistency([0.9, 0.1], ["p", "p"], flags)
+    assert out.tolist() == pytest.approx([0.9 - 0.8, 0.1]) and deltas.tolist() == pytest.approx([0.8])
+
+
+def test_the_advantage_step_refuses_string_mirror_flags():
+    from spatialrl.train.advantage_step import AdvantageSettings, spatial_advantages
+
+    settings = AdvantageSettings(estimator="grpo", consistency_reward="accuracy")
+    rows = [[0.9], [0.8], [0.1], [0.2]]
+    with pytest.raises(ValueError, match="is_mirror"):
+        spatial_advantages(rows, ["accuracy"], [1.0], [0, 0, 1, 1], settings, ["p"] * 4, ["False"] * 2 + ["True"] * 2)
+    step = spatial_advantages(rows, ["accuracy"], [1.0], [0, 0, 1, 1], settings, ["p"] * 4, [False, False, True, True])
+    assert step.deltas.tolist() == pytest.approx([0.7])
