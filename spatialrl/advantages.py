@@ -17,6 +17,9 @@ Diagnostics (``advantage_diagnostics``): Smooth Operator sec. 4.3's advantage va
 ``sigma_A^2 = 1/G sum_i (A_i - mean A)^2`` averaged over groups; the fraction of groups whose
 rewards have zero variance (their GRPO advantages vanish); and near-miss use, the share of
 samples with a non-zero error (``r_hat < 1``) that still receive a non-zero advantage.
+``convergence_step`` is sec. 4.3's convergence steps (Table 2, "Conv."):
+``T_conv = min{t : Acc_t >= 0.95 * Acc_max}`` over an accuracy curve; which curve a run uses
+is chosen by the caller (``spatialrl.train.callbacks.training_diagnostics``).
 
 Estimators live in a small registry: ``register_advantage("name")`` adds one, and
 ``compute_advantages("name", ...)`` calls it with the keyword options it accepts.
@@ -29,7 +32,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from spatialrl._arrays import as_group_index, as_vector, like_input
+from spatialrl._arrays import as_float_array, as_group_index, as_vector, like_input
 
 ADVANTAGE_ESTIMATORS: dict[str, Callable[..., Any]] = {}
 
@@ -215,3 +218,59 @@ def advantage_diagnostics(advantages: Any, rewards: Any, group_ids: Any, abs_rew
             float((np.abs(a[near_miss]) > tol).mean()) if near_miss.any() else float("nan")
         )
     return out
+
+
+#: Smooth Operator sec. 4.3: a run has converged once its accuracy reaches 95 % of its maximum.
+CONVERGENCE_FRACTION = 0.95
+
+
+def convergence(accuracy: Any, steps: Any = None, fraction: float = CONVERGENCE_FRACTION,
+                window: int = 1) -> dict[str, float | None]:
+    """Convergence steps ``T_conv = min{t : Acc_t >= fraction * Acc_max}`` (Smooth Operator sec. 4.3).
+
+    Args:
+        accuracy: ``(T,)`` accuracy per logged step, >= 0; NaN (or None) entries, e.g. a step
+            with no scorable sample, are skipped.
+        steps: ``(T,)`` the step of each entry, strictly increasing; ``None``: ``1, 2, ..., T``.
+        fraction: the share of the maximum that counts as converged (paper: 0.95), in (0, 1].
+        window: a trailing moving average over this many finite entries (fewer at the start) is
+            taken before the maximum and the threshold; 1 (default) uses the curve as it is. On a
+            noisy per-step curve, one lucky step otherwise sets ``Acc_max``.
+
+    Returns:
+        ``{"t_conv": first step whose (smoothed) accuracy reaches the threshold, "acc_max": the
+        (smoothed) maximum, "threshold": fraction * acc_max}``; all ``None`` when no entry is finite.
+    """
+    if not 0 < fraction <= 1:
+        raise ValueError(f"fraction must lie in (0, 1], got {fraction!r}")
+    if isinstance(window, bool) or not isinstance(window, (int, np.integer)) or window < 1:
+        raise ValueError(f"window must be an integer >= 1, got {window!r}")
+    acc = as_float_array(accuracy, "accuracy", allow_nan=True)
+    if acc.ndim != 1:
+        raise ValueError(f"accuracy must be 1-D with one value per logged step, got shape {tuple(acc.shape)}")
+    at = np.arange(1, len(acc) + 1, dtype=np.float64) if steps is None else as_vector(steps, "steps")
+    if len(at) != len(acc):
+        raise ValueError(f"steps has {len(at)} entries but accuracy has {len(acc)}")
+    if len(at) > 1 and not (np.diff(at) > 0).all():
+        raise ValueError("steps must be strictly increasing")
+    keep = np.isfinite(acc)
+    acc, at = acc[keep], at[keep]
+    if not acc.size:
+        return {"t_conv": None, "acc_max": None, "threshold": None}
+    if acc.min() < 0:
+        raise ValueError(f"accuracy must be >= 0 (T_conv compares it with a share of its maximum), got {acc.min():.4g}")
+    if window > 1:
+        sums = np.concatenate([[0.0], np.cumsum(acc)])
+        upto = np.arange(1, len(acc) + 1)
+        start = np.maximum(upto - window, 0)
+        acc = (sums[upto] - sums[start]) / (upto - start)
+    acc_max = float(acc.max())
+    threshold = fraction * acc_max
+    step = float(at[int(np.argmax(acc >= threshold))])
+    return {"t_conv": int(step) if step.is_integer() else step, "acc_max": acc_max, "threshold": threshold}
+
+
+def convergence_step(accuracy: Any, steps: Any = None, fraction: float = CONVERGENCE_FRACTION,
+                     window: int = 1) -> float | None:
+    """``T_conv`` of :func:`convergence` alone (same arguments); ``None`` when no entry is finite."""
+    return convergence(accuracy, steps, fraction, window)["t_conv"]

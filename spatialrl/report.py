@@ -777,6 +777,7 @@ def _training_sections(inputs: Inputs) -> list[Section]:
                               "get a non-zero advantage. Gaps: no imperfect answer in that step."))
         else:
             blocks.append(absent("`adv/zero_std_group_frac` or `adv/near_miss_use`"))
+        blocks.append(_convergence_block(log))
     sections.append(Section("advantages", "Advantages and learning signal", blocks))
 
     # 6. consistency
@@ -818,6 +819,26 @@ def _training_sections(inputs: Inputs) -> list[Section]:
         blocks.append(Note(f"`{inputs.control_log.path}` has no `loss` entries."))
     sections.append(Section("policy", "Policy and losses", blocks))
     return sections
+
+
+def _convergence_block(log: LogHistory) -> Any:
+    """Smooth Operator's convergence steps T_conv (sec. 4.3, Table 2) of the logged accuracy curve."""
+    from spatialrl.train.callbacks import training_diagnostics
+
+    d = training_diagnostics(log.rows)
+    if d["t_conv"] is None:
+        return Note(f"Convergence steps T_conv: `{log.path}` has no `{d['t_conv_series']}` entries "
+                    "(no accuracy reward in this run).")
+    rows = [[Cell("T_conv (steps)"), Cell(f"{d['t_conv']:g}", "num", d["t_conv"])],
+            [Cell("Acc_max (smoothed)"), Cell(f"{d['t_conv_acc_max']:.3f}", "num", d["t_conv_acc_max"])],
+            [Cell(f"threshold {d['t_conv_fraction']:g} × Acc_max"),
+             Cell(f"{d['t_conv_threshold']:.3f}", "num", d["t_conv_threshold"])]]
+    return Table(["convergence", "value"], rows, [],
+                 f"Convergence steps T_conv = min{{t : Acc_t ≥ {d['t_conv_fraction']:g} · Acc_max}} (Smooth Operator "
+                 f"sec. 4.3, Table 2). Acc_t: the accuracy reward's mean per logged step (`{d['t_conv_series']}`, "
+                 f"{d['t_conv_logged_steps']} logged values), smoothed by a trailing mean over "
+                 f"{d['t_conv_window']} values. A training-reward curve, not a benchmark score; under a rising "
+                 "sharpness k(t) the same answers earn less reward later.")
 
 
 def _finite(values: list[float]) -> list[float]:

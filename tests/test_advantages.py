@@ -14,6 +14,8 @@ from spatialrl.advantages import (
     advantage_diagnostics,
     ap_grpo,
     compute_advantages,
+    convergence,
+    convergence_step,
     get_advantage,
     grpo,
     register_advantage,
@@ -174,3 +176,33 @@ def test_diagnostics_hand_values():
     assert math.isnan(advantage_diagnostics([0.0], [1.0], [0], abs_rewards=[1.0])["adv/near_miss_use"])
     with pytest.raises(ValueError, match="rewards"):
         advantage_diagnostics([0.0, 1.0], [1.0], [0, 0])
+
+
+def test_convergence_step_is_the_first_step_at_95_percent_of_the_maximum():
+    # Smooth Operator sec. 4.3: T_conv = min{t : Acc_t >= 0.95 Acc_max}
+    acc = [0.10, 0.50, 0.80, 0.95, 0.97, 1.00, 0.90]
+    assert convergence_step(acc) == 4  # 0.95 >= 0.95 * 1.0; steps default to 1..T
+    assert convergence_step(acc, steps=[10, 20, 30, 40, 50, 60, 70]) == 40
+    assert convergence_step([0.5, 0.4], fraction=1.0) == 1
+    d = convergence(acc)
+    assert d["acc_max"] == 1.0 and d["threshold"] == pytest.approx(0.95)
+
+
+def test_convergence_skips_missing_values_and_smooths_when_asked():
+    assert convergence_step([0.1, None, math.nan, 1.0], steps=[1, 2, 3, 4]) == 4
+    assert convergence(np.array([math.nan]))["t_conv"] is None
+    assert convergence([])["t_conv"] is None
+    # one lucky step sets the raw maximum; a 3-value trailing mean does not converge on it
+    noisy = [0.1, 1.0, 0.1, 0.96, 0.97, 0.98]
+    assert convergence_step(noisy) == 2
+    d = convergence(noisy, window=3)  # smoothed: 0.1, 0.55, 0.4, 0.687, 0.677, 0.97
+    assert d["t_conv"] == 6 and d["acc_max"] == pytest.approx(0.97)
+
+
+def test_convergence_rejects_bad_input():
+    for kwargs, match in (({"fraction": 0.0}, "fraction"), ({"fraction": 1.5}, "fraction"), ({"window": 0}, "window"),
+                          ({"window": 2.5}, "window"), ({"steps": [1, 1, 2]}, "increasing"), ({"steps": [1]}, "steps")):
+        with pytest.raises(ValueError, match=match):
+            convergence([0.1, 0.2, 0.3], **kwargs)
+    with pytest.raises(ValueError, match=">= 0"):
+        convergence([-0.5, 0.2])

@@ -426,3 +426,17 @@ def test_browser_loads_every_image_without_errors(built, tmp_path):
         assert requests and all(u.startswith(("file:", "data:")) for u in requests), requests
     finally:
         browser.close()
+
+
+def test_advantages_section_shows_convergence_steps(built, tmp_path):
+    # make_log's accuracy reward rises linearly 0.2 + 0.5 t over 40 steps: the trailing mean over 5
+    # values at step s is 0.2 + 0.5 (s - 2) / 40, max 0.675 at step 40; 0.95 * 0.675 = 0.64125, first reached at s = 38
+    page = (built / "report.md").read_text()
+    assert "T_conv (steps) | 38" in page and "rewards/accuracy/mean" in page
+    assert "T_conv (steps)" in (built / "report.html").read_text()
+    run = tmp_path / "run"
+    run.mkdir()
+    rows = [{k: v for k, v in row.items() if not k.startswith("rewards/accuracy")} for row in make_log()]
+    (run / "log_history.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    write_report(run)
+    assert "has no `rewards/accuracy/mean` entries" in (run / "report.md").read_text()

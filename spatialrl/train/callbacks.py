@@ -5,6 +5,20 @@
   GRPO stage's measured training time.
 - :func:`write_log_history`: ``trainer.state.log_history`` as JSON Lines, written atomically
   (``output_dir/log_history.jsonl``, what ``spatialrl report`` reads).
+- :func:`training_diagnostics`: whole-run diagnostics computed from a log history, written by the
+  GRPO job as ``output_dir/diagnostics.json`` and shown by ``spatialrl report``. Today: Smooth
+  Operator's convergence steps ``T_conv = min{t : Acc_t >= 0.95 Acc_max}`` (sec. 4.3, Table 2).
+
+  The accuracy series ``Acc_t`` is the logged mean of the accuracy reward per step
+  (``rewards/accuracy/mean``: TRL's mean over the step's completions of the SNRA reward r_hat,
+  its nan-mean over the samples it applies to), smoothed by a trailing mean over the last
+  ``T_CONV_WINDOW`` = 5 logged values (fewer at the start), because one step's mean over a few
+  dozen completions is noisy and its maximum would otherwise be one lucky step. Steps are the
+  logged optimiser steps (with ``logging_steps`` > 1, T_conv is known to that resolution). The
+  paper does not say which accuracy it tracks; ours is a training-reward curve, not a benchmark
+  score. Caveat: under a rising sharpness schedule k(t) the same answers earn less r_hat later
+  in training, so the curve understates late progress; with ``sharpness_kind: fixed`` it is a
+  fixed yardstick. A run without an accuracy reward (SVQA-R1's recipe) has no T_conv.
 
 Nothing here imports torch; :func:`wall_clock_limit` imports transformers.
 """
@@ -17,7 +31,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-__all__ = ["WallClockLimit", "wall_clock_limit", "write_log_history"]
+__all__ = ["T_CONV_KEY", "T_CONV_WINDOW", "WallClockLimit", "training_diagnostics", "wall_clock_limit",
+           "write_diagnostics", "write_log_history"]
+
+#: The logged accuracy series T_conv is computed on (the accuracy reward's mean per step).
+T_CONV_KEY = "rewards/accuracy/mean"
+#: Trailing-mean window, in logged values, applied to that series before T_conv.
+T_CONV_WINDOW = 5
 
 
 class WallClockLimit:
@@ -75,3 +95,50 @@ def write_log_history(path: str | os.PathLike, rows: list[dict[str, Any]]) -> Pa
     from spatialrl._fs import write_text_atomic
 
     return write_text_atomic(path, "".join(json.dumps(row) + "\n" for row in rows))
+
+
+def _logged_series(rows: list[dict[str, Any]], key: str) -> tuple[list[float], list[float]]:
+    """``(steps, values)`` of ``key`` in a log history, by step; a step's first row with the key wins."""
+    by_step: dict[float, float] = {}
+    for row in rows:
+        step, value = row.get("step"), row.get(key)
+        if key not in row or not isinstance(step, (int, float)) or isinstance(step, bool) or step in by_step:
+            continue
+        by_step[step] = float("nan") if value is None else float(value)
+    steps = sorted(by_step)
+    return [float(s) for s in steps], [by_step[s] for s in steps]
+
+
+def training_diagnostics(rows: list[dict[str, Any]], accuracy_key: str = T_CONV_KEY,
+                         window: int = T_CONV_WINDOW) -> dict[str, Any]:
+    """Whole-run diagnostics of a GRPO log history (``trainer.state.log_history`` rows).
+
+    Returns ``t_conv`` (Smooth Operator sec. 4.3; ``None`` when ``accuracy_key`` was never
+    logged), the smoothed ``t_conv_acc_max`` and ``t_conv_threshold`` it was measured against,
+    and how: ``t_conv_series`` (the log key), ``t_conv_window``, ``t_conv_fraction`` and
+    ``t_conv_logged_steps`` (how many logged values the curve had). See the module docstring
+    for the choice of series.
+    """
+    from spatialrl.advantages import CONVERGENCE_FRACTION, convergence
+
+    steps, values = _logged_series(rows, accuracy_key)
+    result = convergence(values, steps, fraction=CONVERGENCE_FRACTION, window=window) if steps else {
+        "t_conv": None, "acc_max": None, "threshold": None}
+    return {
+        "t_conv": result["t_conv"],
+        "t_conv_acc_max": result["acc_max"],
+        "t_conv_threshold": result["threshold"],
+        "t_conv_series": accuracy_key,
+        "t_conv_window": window,
+        "t_conv_fraction": CONVERGENCE_FRACTION,
+        "t_conv_logged_steps": len(steps),
+    }
+
+
+def write_diagnostics(path: str | os.PathLike, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Write :func:`training_diagnostics` of ``rows`` to ``path`` (JSON, atomically); returns them."""
+    from spatialrl._fs import write_text_atomic
+
+    diagnostics = training_diagnostics(rows)
+    write_text_atomic(path, json.dumps(diagnostics, indent=2) + "\n")
+    return diagnostics

@@ -16,7 +16,8 @@ What changes against stock GRPO (trl 1.16.0, pinned: the method below is private
   in the same generation batch and on the same process.
 
 - Resume: checkpoint weights are restored through ``from_pretrained`` (strict), because
-  transformers' own resume path silently skips Qwen2.5-VL's renamed weights
+  transformers' own resume path silently skips Qwen2.5-VL's renamed weights; checkpoints are
+  written atomically where the Trainer allows, and resume takes the newest *complete* one
   (``spatialrl.train.checkpoints``).
 
 Everything else (generation, KL against the reference model, clipping, accumulation, multi-GPU
@@ -36,7 +37,7 @@ from accelerate.utils import gather_object
 from trl import GRPOConfig, GRPOTrainer
 
 from spatialrl.train.advantage_step import AdvantageSettings, spatial_advantages
-from spatialrl.train.checkpoints import CheckpointWeightsMixin
+from spatialrl.train.checkpoints import CheckpointWeightsMixin, last_complete_checkpoint
 from spatialrl.train.sampler import PairRepeatSampler, find_pairs
 from spatialrl.train.shared_prompt import SharedPromptLogpsMixin
 
@@ -237,11 +238,10 @@ def prepare_dataset(cfg: Any, log: Any = print) -> tuple[Any, list[tuple[int, in
     return ds, pairs
 
 
-def last_checkpoint(output_dir: str | Path) -> str | None:
-    """The newest ``checkpoint-N`` folder under ``output_dir``, or None."""
-    from transformers.trainer_utils import get_last_checkpoint
-
-    return get_last_checkpoint(str(output_dir)) if Path(output_dir).is_dir() else None
+def last_checkpoint(output_dir: str | Path, log: Any = print) -> str | None:
+    """The newest complete ``checkpoint-N`` folder under ``output_dir``, or None; newer incomplete
+    ones (a save that was killed) are skipped with a line to ``log`` saying why."""
+    return last_complete_checkpoint(output_dir, log=log)
 
 
 def train_grpo(cfg: Any, resume: bool = False, callbacks: list[Any] | None = None, log: Any = print,
@@ -258,14 +258,14 @@ def train_grpo(cfg: Any, resume: bool = False, callbacks: list[Any] | None = Non
     """
     import time
 
-    from spatialrl.train.callbacks import wall_clock_limit, write_log_history
+    from spatialrl.train.callbacks import wall_clock_limit, write_diagnostics, write_log_history
 
     if cfg.torch_threads:
         torch.set_num_threads(cfg.torch_threads)
     from spatialrl.models import load_model_and_processor
 
     output_dir = Path(cfg.output_dir)
-    checkpoint = last_checkpoint(output_dir) if resume else None
+    checkpoint = last_checkpoint(output_dir, log=log) if resume else None
     if resume and checkpoint is None:
         log(f"--resume: no checkpoint in {output_dir}; starting from the beginning")
     dtype = torch.bfloat16 if cfg.bf16 and not cfg.resolved_use_cpu() else torch.float32
@@ -326,6 +326,7 @@ def train_grpo(cfg: Any, resume: bool = False, callbacks: list[Any] | None = Non
     processor.save_pretrained(str(final))
     history = trainer.state.log_history
     write_log_history(output_dir / "log_history.jsonl", history)
+    diagnostics = write_diagnostics(output_dir / "diagnostics.json", history)  # T_conv (Smooth Operator sec. 4.3)
     return {
         "output_dir": str(output_dir),
         "final_model": str(final),
@@ -338,5 +339,6 @@ def train_grpo(cfg: Any, resume: bool = False, callbacks: list[Any] | None = Non
         "seconds": round(seconds, 3),
         "stopped_by_time": stopped_by_time,
         "shared_prompt_passes": passes,
+        "t_conv": diagnostics["t_conv"],
     }
 

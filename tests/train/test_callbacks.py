@@ -8,8 +8,11 @@ from types import SimpleNamespace
 import pytest
 
 from spatialrl.train.callbacks import (
+    T_CONV_KEY,
     WallClockLimit,
+    training_diagnostics,
     wall_clock_limit,
+    write_diagnostics,
     write_log_history,
 )
 
@@ -58,3 +61,28 @@ def test_write_log_history_round_trips(tmp_path):
     lines = path.read_text().splitlines()
     assert len(lines) == 3 and json.loads(lines[0]) == rows[0] and json.loads(lines[2]) == rows[2]
     assert [p.name for p in path.parent.iterdir()] == ["log_history.jsonl"], "no temporary file is left"
+
+
+def _history(accuracy: list[float | None]) -> list[dict]:
+    rows = [{"loss": 0.0, T_CONV_KEY: a, "rewards/format/mean": 1.0, "step": s} for s, a in enumerate(accuracy, 1)]
+    rows.append({"train_runtime": 1.0, "train_loss": 0.0, "step": len(accuracy)})  # the trainer's summary row
+    return rows
+
+
+def test_training_diagnostics_records_t_conv_of_the_smoothed_accuracy_reward(tmp_path):
+    # accuracy reward mean per step: rises to ~0.8, with one noisy spike at step 3
+    acc = [0.2, 0.3, 0.9, 0.4, 0.5, 0.6, 0.7, 0.75, 0.8, 0.8, 0.8, 0.8]
+    d = training_diagnostics(_history(acc))
+    assert d["t_conv_series"] == "rewards/accuracy/mean" and d["t_conv_window"] == 5
+    assert d["t_conv_fraction"] == 0.95 and d["t_conv_logged_steps"] == 12
+    # trailing means over 5: max 0.79 at step 12, threshold 0.7505; step 10: 0.73, step 11: 0.77
+    assert d["t_conv_acc_max"] == pytest.approx(0.79) and d["t_conv"] == 11
+    assert training_diagnostics(_history(acc), window=1)["t_conv"] == 3  # raw: the spike alone
+    written = write_diagnostics(tmp_path / "diagnostics.json", _history(acc))
+    assert json.loads((tmp_path / "diagnostics.json").read_text()) == written == d
+
+
+def test_training_diagnostics_without_an_accuracy_reward():
+    rows = [{"loss": 0.0, "rewards/semantic/mean": 0.5, "step": 1}]
+    d = training_diagnostics(rows)
+    assert d["t_conv"] is None and d["t_conv_logged_steps"] == 0
