@@ -249,15 +249,16 @@ def train_sft(cfg: Any, resume: bool = False, callbacks: list[Any] | None = None
     the Trainer's progress bar and its printing of every log dict (None keeps them).
     """
     import torch
-    from transformers.trainer_utils import get_last_checkpoint
 
     from spatialrl.train.callbacks import WallClockLimit, write_log_history
+    from spatialrl.train.checkpoints import last_complete_checkpoint
     from spatialrl.train.config import save_config
 
     if cfg.torch_threads:
         torch.set_num_threads(cfg.torch_threads)
     out = Path(cfg.output_dir)
-    checkpoint = get_last_checkpoint(str(out)) if resume and out.is_dir() else None
+    say = (lambda line: print(f"sft: {line}", flush=True)) if is_main_process() else (lambda line: None)
+    checkpoint = last_complete_checkpoint(out, log=say) if resume else None  # skips a save that was killed
     if resume and checkpoint is None and is_main_process():
         print(f"sft: --resume: no checkpoint-* in {out}; starting from the beginning", flush=True)
 
