@@ -64,7 +64,7 @@ def main() -> None:
                             per_device_train_batch_size=args.batch)
         funcs, weights = build_reward_functions(cfg)
         paired, pairs = prepare_dataset(dataclasses.replace(cfg, mirror_pairs=True), log=lambda *_: None)
-        plain, _ = prepare_dataset(cfg, log=lambda *_: None)
+        plain, _ = prepare_dataset(dataclasses.replace(cfg, mirror_twins="keep"), log=lambda *_: None)  # same rows
 
         def run(kind: str, round_: int) -> list[float]:
             model, processor = load_model_and_processor(f"{tmp}/model")

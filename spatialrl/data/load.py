@@ -50,21 +50,27 @@ def load_split(path: str | Path, split: str = "train", *, max_samples: int | Non
         if not keep:
             raise ValueError(f"dataset {path} split {split!r} has no rows of question types {sorted(wanted)}")
         ds = ds.select(keep)
-    if max_samples is not None and max_samples < len(ds):
-        rng = random.Random(seed)
-        if whole_pairs and "pair_id" in ds.column_names:
-            groups: dict[str, list[int]] = {}
-            for i, pid in enumerate(ds["pair_id"]):
-                groups.setdefault(pid, []).append(i)
-            order = list(groups)
-            rng.shuffle(order)
-            chosen: list[int] = []
-            for pid in order:
-                if len(chosen) + len(groups[pid]) > max_samples:
-                    continue
-                chosen.extend(groups[pid])
-            keep = sorted(chosen)
-        else:
-            keep = sorted(rng.sample(range(len(ds)), max_samples))
-        ds = ds.select(keep)
-    return ds
+    return sample_rows(ds, max_samples, seed=seed, whole_pairs=whole_pairs)
+
+
+def sample_rows(ds: Any, max_samples: int | None, *, seed: int = 0, whole_pairs: bool = True) -> Any:
+    """``ds`` cut to ``max_samples`` rows: a seeded random subset in file order; with ``whole_pairs``
+    it takes whole ``pair_id`` groups (``max_samples`` rounds down to whole groups). ``None``: all."""
+    if max_samples is None or max_samples >= len(ds):
+        return ds
+    rng = random.Random(seed)
+    if whole_pairs and "pair_id" in ds.column_names:
+        groups: dict[str, list[int]] = {}
+        for i, pid in enumerate(ds["pair_id"]):
+            groups.setdefault(pid, []).append(i)
+        order = list(groups)
+        rng.shuffle(order)
+        chosen: list[int] = []
+        for pid in order:
+            if len(chosen) + len(groups[pid]) > max_samples:
+                continue
+            chosen.extend(groups[pid])
+        keep = sorted(chosen)
+    else:
+        keep = sorted(rng.sample(range(len(ds)), max_samples))
+    return ds.select(keep)

@@ -67,6 +67,7 @@ GRPO_LOSS_TYPES = ("grpo", "dr_grpo", "dapo", "bnpo", "cispo", "sapo", "luspo", 
 #: What the <think> block of an SFT target holds.
 THINK_MODES = ("template", "empty", "option", "option_text", "direction_text")
 ERROR_MODES = ("absolute", "relative")
+MIRROR_TWINS = ("drop", "keep")
 
 
 class ConfigError(ValueError):
@@ -385,6 +386,11 @@ class GRPOJobConfig(_JobConfig):
     # -- Spatial-GRPO (SVQA-R1 sec. 3.3) -----------------------------------------------------------
     mirror_pairs: bool = _opt(False, "sample each prompt and its mirrored twin in the same generation batch and "
                                      "process (needed by the consistency penalty)")
+    mirror_twins: str = _opt("drop", "with mirror_pairs false: drop (default) trains each question once, on its "
+                                     "original view (mirrored rows whose pair_id has an original are removed "
+                                     "before max_samples; the log says how many); keep: every row is its own "
+                                     "prompt, so one pass over the data trains each question twice, once per view. "
+                                     "Unused with mirror_pairs, which needs both views")
     stratify_pairs_by: str | None = _opt(None, "dataset column (e.g. question_type) whose values the mirror pairs' "
                                                "order cycles through, so a short run sees each value about equally "
                                                "often (our addition); comma-separated columns nest "
@@ -533,6 +539,8 @@ class GRPOJobConfig(_JobConfig):
                 self._fail("consistency_reward", f"names {self.consistency_reward!r}, which is not in rewards "
                            f"({', '.join(self.rewards)}); the penalty acts on a weighted component")
         self._check_at_least("consistency_eta", 0)
+        if self.mirror_twins not in MIRROR_TWINS:
+            self._value_error("mirror_twins", f"one of {list(MIRROR_TWINS)}")
 
     def _check_optimisation(self) -> None:
         self._check_at_least("num_generations", 2, "group-relative advantages need at least two samples per prompt")

@@ -13,7 +13,8 @@ What changes against stock GRPO (trl 1.16.0, pinned: the method below is private
   variance per Smooth Operator sec. 4.3, zero-variance group fraction, near-miss use),
   ``consistency/*`` and the reward functions' ``sharpness/k`` are added.
 - Sampling: with ``mirror_pairs`` a ``PairRepeatSampler`` keeps each original and its mirror
-  in the same generation batch and on the same process.
+  in the same generation batch and on the same process. Without it, ``mirror_twins: drop``
+  (default) keeps one view per question, so an epoch trains each question once.
 
 - Resume: checkpoint weights are restored through ``from_pretrained`` (strict), because
   transformers' own resume path silently skips Qwen2.5-VL's renamed weights; checkpoints are
@@ -38,7 +39,7 @@ from trl import GRPOConfig, GRPOTrainer
 
 from spatialrl.train.advantage_step import AdvantageSettings, spatial_advantages
 from spatialrl.train.checkpoints import CheckpointWeightsMixin, last_complete_checkpoint
-from spatialrl.train.sampler import PairRepeatSampler, find_pairs
+from spatialrl.train.sampler import PairRepeatSampler, find_pairs, mirror_twins
 from spatialrl.train.shared_prompt import SharedPromptLogpsMixin
 
 #: Dataset columns the rewards do not need (large strings); dropped from the training set.
@@ -214,13 +215,24 @@ def prepare_dataset(cfg: Any, log: Any = print) -> tuple[Any, list[tuple[int, in
     """The training split in TRL's conversational format, and its mirror pairs when requested.
 
     ``max_samples`` takes a seeded subset of whole pairs (as the SFT stage does). Rows without a
-    twin are dropped when ``mirror_pairs`` is on, and counted in the log.
+    twin are dropped when ``mirror_pairs`` is on, and counted in the log. With ``mirror_pairs`` off
+    and ``mirror_twins: drop`` (the default), mirrored rows whose question also has its original
+    view are dropped before ``max_samples``, so an epoch trains each question once; also logged.
     """
     from spatialrl.data.export import prompt_text
-    from spatialrl.data.load import load_split
+    from spatialrl.data.load import load_split, sample_rows
 
-    ds = load_split(cfg.dataset, cfg.train_split, max_samples=cfg.max_samples, question_types=cfg.question_types,
-                    seed=getattr(cfg, "seed", 0), whole_pairs=True)
+    drop_twins = not cfg.mirror_pairs and cfg.mirror_twins == "drop"
+    ds = load_split(cfg.dataset, cfg.train_split, max_samples=None if drop_twins else cfg.max_samples,
+                    question_types=cfg.question_types, seed=getattr(cfg, "seed", 0), whole_pairs=True)
+    if drop_twins and {"pair_id", "view"} <= set(ds.column_names):
+        twins = set(mirror_twins(ds["pair_id"], ds["view"]))
+        if twins:
+            log(f"mirror_twins=drop: dropped {len(twins)} of {len(ds)} rows of {cfg.train_split}, the mirrored twins "
+                "of questions whose original view stays (mirror_twins=keep trains both views)")
+            ds = ds.select([i for i in range(len(ds)) if i not in twins])
+    if drop_twins:
+        ds = sample_rows(ds, cfg.max_samples, seed=getattr(cfg, "seed", 0), whole_pairs=True)
     ds = ds.remove_columns([c for c in UNUSED_COLUMNS if c in ds.column_names])
     pairs = None
     if cfg.mirror_pairs:

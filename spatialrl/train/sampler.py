@@ -130,3 +130,11 @@ def find_pairs(pair_ids: Sequence[str], views: Sequence[str]) -> tuple[list[tupl
             if view not in ("original", "mirror"):
                 lonely += rows
     return pairs, sorted(lonely)
+
+
+def mirror_twins(pair_ids: Sequence[str], views: Sequence[str]) -> list[int]:
+    """Indices of the ``mirror`` rows whose ``pair_id`` also has an ``original`` row: the rows to drop
+    so that each question is trained once, on its original view (a mirror without an original is
+    the only view of its question and stays)."""
+    has_original = {pid for pid, view in zip(pair_ids, views) if view == "original"}
+    return [i for i, (pid, view) in enumerate(zip(pair_ids, views)) if view == "mirror" and pid in has_original]

@@ -71,6 +71,7 @@ def test_smooth_operator_recipes_have_the_paper_values(name):
     assert (cfg.alpha, cfg.adv_clip) == (1.0, 1.5)
     assert cfg.rewards == {"accuracy": 0.9, "format": 0.1} and cfg.abs_rewards == ["accuracy"]
     assert not cfg.mirror_pairs and cfg.consistency_reward is None
+    assert cfg.mirror_twins == "drop", "one epoch trains each question once, not once per view"
     assert ("7B" in cfg.model) == ("7b" in name)
     schedule = cfg.sharpness_schedule()
     assert schedule(0, 100) < 2 and schedule(100, 100) > 99
@@ -140,6 +141,7 @@ INVALID = [
     ({"lora": "yes"}, ["GRPOJobConfig.lora must be true/false"]),
     ({"loss_type": "ppo"}, ["GRPOJobConfig.loss_type", "'dapo'"]),
     ({"snra_operator": "relu"}, ["GRPOJobConfig.snra_operator"]),
+    ({"mirror_twins": "dedup"}, ["GRPOJobConfig.mirror_twins must be one of ['drop', 'keep']", "'dedup'"]),
     ({"question_types": ["object_counts"]}, ["GRPOJobConfig.question_types", "did you mean 'object_count'"]),
     ({"adv_clip": 0.0}, ["GRPOJobConfig.adv_clip must be > 0"]),
     ({"max_samples": 0}, ["GRPOJobConfig.max_samples must be >= 1"]),

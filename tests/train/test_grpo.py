@@ -232,3 +232,41 @@ def test_nested_strata_alternate_the_second_level_within_the_first():
     flat = [labels[i][1] for i in PairRepeatSampler(pairs, 2, 4, seed=7, strata=[lb[0] for lb in labels]).pair_order()
             if labels[i][0] == "yes_no"]
     assert any(flat[i] == flat[i + 1] for i in range(0, len(flat), 2))
+
+
+def test_mirror_twins_are_the_mirrors_of_questions_with_an_original():
+    from spatialrl.train.sampler import mirror_twins
+
+    pair_ids = ["a", "a", "b", "c", "c", "d"]
+    views = ["original", "mirror", "mirror", "mirror", "original", "original"]
+    assert mirror_twins(pair_ids, views) == [1, 3]  # "b" has no original: its mirror is its only view
+
+
+@pytest.mark.parametrize("twins", ["drop", "keep"])
+def test_without_mirror_pairs_each_question_is_trained_once_unless_kept(world_dataset_dir, twins):
+    from spatialrl.data.load import load_split
+    from spatialrl.train.config import GRPOJobConfig
+    from spatialrl.train.grpo import prepare_dataset
+
+    rows = load_split(world_dataset_dir, "train")
+    questions = set(rows["pair_id"])
+    assert len(rows) == 2 * len(questions)  # the build writes both views of every question
+    cfg = GRPOJobConfig(model="m", dataset=world_dataset_dir, output_dir="o", mirror_twins=twins)
+    logged = []
+    ds, pairs = prepare_dataset(cfg, log=logged.append)
+    assert pairs is None
+    if twins == "keep":
+        assert len(ds) == len(rows) and not logged
+    else:
+        assert sorted(ds["pair_id"]) == sorted(questions) and set(ds["view"]) == {"original"}
+        assert logged == [f"mirror_twins=drop: dropped {len(questions)} of {len(rows)} rows of train, the mirrored "
+                          "twins of questions whose original view stays (mirror_twins=keep trains both views)"]
+        # max_samples counts questions (applied after the twins are dropped)
+        cut, _ = prepare_dataset(GRPOJobConfig(model="m", dataset=world_dataset_dir, output_dir="o", max_samples=10),
+                                 log=lambda *_: None)
+        assert len(cut) == 10 and len(set(cut["pair_id"])) == 10
+    # with mirror pairs both views stay, whatever mirror_twins says
+    paired, pairs = prepare_dataset(GRPOJobConfig(model="m", dataset=world_dataset_dir, output_dir="o", mirror_pairs=True,
+                                                  mirror_twins=twins, num_generations=4, per_device_train_batch_size=8),
+                                    log=lambda *_: None)
+    assert len(paired) == len(rows) and len(pairs) == len(questions)
