@@ -2,7 +2,9 @@
 
 Binary: 1.0 when the completion is exactly ``<think>...</think><answer>...</answer>``
 (whitespace allowed around and between the blocks), with exactly one of each tag, in that
-order, and a non-blank answer; 0.0 otherwise. The answer-only variant requires exactly
+order, and an answer with visible content (a letter or a digit once zero-width spaces, BOM,
+word joiners and blank look-alikes such as the braille blank are removed:
+``spatialrl.answers.commitment.has_visible_content``); 0.0 otherwise. The answer-only variant requires exactly
 ``<answer>...</answer>``. Our choices: tags are case-sensitive (as the prompt asks for them),
 the reasoning block may be empty, the answer may not (an empty answer would be a free point).
 """
@@ -10,6 +12,8 @@ the reasoning block may be empty, the answer may not (an empty answer would be a
 from __future__ import annotations
 
 import re
+
+from spatialrl.answers.commitment import has_visible_content
 
 _THINK_ANSWER = re.compile(r"\s*<think>(.*?)</think>\s*<answer>(.*?)</answer>\s*", re.DOTALL)
 _ANSWER_ONLY = re.compile(r"\s*<answer>(.*?)</answer>\s*", re.DOTALL)
@@ -30,8 +34,8 @@ def format_reward(text: object, require_think: bool = True) -> float:
         if any(text.count(tag) != 1 for tag in _TAGS):
             return 0.0
         match = _THINK_ANSWER.fullmatch(text)
-        return 1.0 if match is not None and match.group(2).strip() else 0.0
+        return 1.0 if match is not None and has_visible_content(match.group(2)) else 0.0
     if text.count("<answer>") != 1 or text.count("</answer>") != 1 or "<think>" in text or "</think>" in text:
         return 0.0
     match = _ANSWER_ONLY.fullmatch(text)
-    return 1.0 if match is not None and match.group(1).strip() else 0.0
+    return 1.0 if match is not None and has_visible_content(match.group(1)) else 0.0

@@ -7,7 +7,9 @@ Implements Smooth Operator:
   (``discrete_error``);
 - eq. (2): ``snra(e, k) = 2 / (1 + exp(k * e))``, in (0, 1], ``snra(0, k) = 1``;
 - eq. (12) / Table 8: the shifted-tanh variant ``1 - tanh(k * e)`` (``snra_tanh``);
-- eq. (4): the composite ``R = (1 - lambda) * r_hat + lambda * r_fmt`` (``composite_reward``).
+- eq. (4): the composite ``R = (1 - lambda) * r_hat + lambda * r_fmt`` (``composite_reward``);
+- Table 2, S1: the binary 0/1 reward of plain GRPO (``binary_reward``), the limit of SNRA as
+  ``k -> infinity`` (sec. 3.2, "reward hardening"), selectable as operator ``"binary"``.
 
 Our choices (not in the paper):
 
@@ -19,6 +21,10 @@ Our choices (not in the paper):
 - The parse-failure penalty ``e_max`` defaults to the same constant, and well-formed answers
   have their error clipped at ``e_max``: a wrong number must never score *below* an
   unparsable one, or the policy learns to emit garbage.
+- The paper does not say when S1 counts a numeric answer as correct. ``binary_reward`` gives
+  1.0 when the error is at most ``BINARY_TOLERANCE`` (0.01): within 10 cm in absolute mode,
+  within 10 % in relative mode, an exact count, a correct discrete answer (``V = 1``), a box
+  with IoU >= 0.998. It ignores k.
 - In floating point the reward underflows to exactly 0.0 once ``k * e`` exceeds ~745; it is
   in (0, 1] only mathematically.
 """
@@ -88,8 +94,25 @@ def snra_tanh(error: Any, k: Any) -> Any:
     return like_input(1.0 - np.tanh(k * e), error)
 
 
-#: The reward operators by name, for configs (``operator: sigmoid | tanh``).
-OPERATORS = {"sigmoid": snra, "tanh": snra_tanh}
+#: Error at or below which ``binary_reward`` counts an answer as correct.
+BINARY_TOLERANCE = 0.01
+
+
+def binary_reward(error: Any, k: Any = None) -> Any:
+    """Binary 0/1 reward ``1[error <= BINARY_TOLERANCE]`` (Smooth Operator Table 2, S1).
+
+    Same arguments and return kind as ``snra``; ``k`` is accepted for a common signature and
+    ignored (the binary reward is SNRA's ``k -> infinity`` limit).
+
+    >>> binary_reward(0.0), binary_reward(0.25)
+    (1.0, 0.0)
+    """
+    e = _check_error(error)
+    return like_input((e <= BINARY_TOLERANCE).astype(np.float64), error)
+
+
+#: The reward operators by name, for configs (``operator: sigmoid | tanh | binary``).
+OPERATORS = {"sigmoid": snra, "tanh": snra_tanh, "binary": binary_reward}
 
 
 def numeric_error(

@@ -9,7 +9,12 @@ are module-level classes, so they pickle, and carry a ``__name__`` that TRL uses
 
 - ``accuracy_reward``: SNRA (Smooth Operator eq. 2-3) of the numeric error (eq. 1) or of the
   discrete error ``Phi(1 - V)`` (sec. 3.1), with k(t) from a ``SharpnessSchedule`` driven by
-  ``trainer_state.global_step / max_steps`` (eq. 5). Logs ``sharpness/k``.
+  ``trainer_state.global_step / max_steps`` (eq. 5). Logs ``sharpness/k``. Open-ended rows
+  are scored when they state a quantity (``answer_value``) or a relation whose reference is
+  one of the world's relation sentences (left/right with yes/no, closer to the camera):
+  ``spatialrl.answers.relations``; other free text gets ``None`` (the semantic reward's job).
+  Operator ``"binary"`` gives Table 2's S1 0/1 reward. Answers are read with the strict
+  reward policy of ``spatialrl.answers``: anything that is not one committed answer is wrong.
 - ``format_reward_func``: the binary format reward (eq. 4's r_fmt; SVQA-R1's r^f).
 - ``semantic_reward_func``: Sentence-BERT cosine with the reference answer (SVQA-R1 sec. 3.2).
 - ``iou_reward_func``: box IoU for grounding samples, ``None`` for the others.
@@ -26,6 +31,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from spatialrl.answers import extract_answer, parse_bbox, parse_choice, parse_quantity, parse_yes_no
+from spatialrl.answers.relations import parse_nearer, parse_side, relation_reference
 from spatialrl.rewards.format import format_reward
 from spatialrl.rewards.iou import box_iou
 from spatialrl.rewards.schedules import SharpnessSchedule
@@ -116,7 +122,8 @@ class AccuracyReward:
                 box = None if answer is None else parse_bbox(answer)
                 out.append(self.discrete_scale * (1.0 - box_iou(box, boxes[i])))
             else:
-                out.append(None)
+                score = _relation_score(answer, answers[i])
+                out.append(None if score is None else self.discrete_scale * (1.0 - score))
         return out
 
     def __call__(self, prompts: Any = None, completions: Sequence[Any] = (), completion_ids: Any = None,
@@ -147,6 +154,23 @@ def _discrete_score(answer: str | None, options: Any, answer_index: Any, referen
         said = parse_yes_no(answer)
         return 1.0 if said is not None and said == (ref == "yes") else 0.0
     return 1.0 if " ".join(answer.lower().split()).strip(" .") == ref else 0.0
+
+
+def _relation_score(answer: str | None, reference: Any) -> float | None:
+    """Verifier V in {0, 1} for an open-ended relation row (left/right, closer/farther);
+    ``None`` when the reference states no such relation (free text: no accuracy reward)."""
+    ref = relation_reference(reference)
+    if ref is None:
+        return None
+    if answer is None:
+        return 0.0
+    if ref.kind == "nearer":
+        return 1.0 if parse_nearer(answer, list(ref.names)) == 0 else 0.0
+    said_yes, side = parse_yes_no(answer), parse_side(answer)
+    if said_yes is None and side is None:
+        return 0.0
+    agrees = (said_yes is None or said_yes == ref.yes) and (side is None or side == ref.side)
+    return 1.0 if agrees else 0.0
 
 
 class FormatReward:

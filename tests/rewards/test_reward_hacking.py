@@ -114,7 +114,7 @@ def test_adversarial_answer(answer, truth, expected):
 @pytest.mark.parametrize(
     "completion,accuracy,fmt",
     [
-        ("<think>x</think><answer>5 m</answer> oh <answer>2 m</answer>", 1.0, 0.0),  # last tag wins, format fails
+        ("<think>x</think><answer>5 m</answer> oh <answer>2 m</answer>", FLOOR, 0.0),  # two answers: wrong, format fails
         ("<think><answer>2 m</answer></think>", 1.0, 0.0),  # answer hidden in the reasoning: no format point
         ("2 m", FLOOR, 0.0),  # untagged: unparsable for the reward
         ("<ANSWER>2 m</ANSWER>", 1.0, 0.0),

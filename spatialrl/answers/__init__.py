@@ -1,9 +1,20 @@
-"""Extract and parse model output: answer tag, quantities with units, choices, yes/no, boxes.
+"""Extract and parse model output under the strict *reward policy*.
 
 Model output is **untrusted input**. Every public function here is pure (no state besides
 caches, no I/O), never evaluates text (no ``eval``, no symbolic parsing), never raises on
-any text (``None`` or a non-``str`` gives ``None``) and returns ``None`` for anything
-malformed or ambiguous. Parsing is kept apart from scoring: nothing here computes a reward.
+any text (``None`` or a non-``str`` gives ``None``) and returns ``None`` for anything that is
+not **one committed answer**. ``None`` scores as wrong in training. Parsing is kept apart from
+scoring: nothing here computes a reward.
+
+Two policies, kept apart
+------------------------
+* The **reward policy** (this package) is strict, for training rewards: a policy that hedges,
+  negates, refuses or lists several answers must never earn what a committed right answer
+  earns. Graders such as math_verify or lm-evaluation-harness's filters take the first or last
+  match; here ambiguity is ``None``.
+* **Benchmark policies** (``spatialrl.eval.benchmarks.<name>``) reproduce each benchmark's
+  official scorer, quirks included, and never call these parsers for an official score (the
+  ``*_lenient`` extras do, and say so).
 
 Public functions
 ----------------
@@ -12,26 +23,38 @@ Public functions
 ``parse_choice(text, options)``               -> ``int | None`` (0-based index)
 ``parse_yes_no(text)``                        -> ``bool | None``
 ``parse_bbox(text)``                          -> ``(x1, y1, x2, y2) | None``
+``relations.parse_side`` / ``relations.parse_nearer`` for open-ended relation answers.
 
-Conventions chosen (each one is tested in ``tests/test_answers.py``)
--------------------------------------------------------------------
+Rules of the reward policy (each one is tested in ``tests/answers/``)
+--------------------------------------------------------------------
+Commitment (all parsers; ``spatialrl.answers.commitment``, with examples there)
+    * An answer holds a letter or digit once invisible characters are removed
+      (``"\\u200b"``, BOM, word joiner, braille blank are no answer).
+    * Refusals (``"I have no idea"``, ``"not sure"``, ``"I cannot say yes"``) and hedges
+      (``"maybe B"``, ``"either A or B"``, ``"both"``, ``"3 m, give or take a meter"``,
+      ``"3 m ± 0.5"``, ``"B?"``) give ``None``. ``about``/``approximately``/``~`` are fine.
+    * Negation is scoped to its clause: a clause with ``not``, ``n't``, ``no``, ``never``,
+      ``wrong``, ``incorrect``, ``false``, ``rather than``... rejects the values it holds.
+      One value must be asserted and not also rejected: ``"not left"``, ``"3 m is wrong"``,
+      ``"B is incorrect"``, ``"the box is not [10, 20, 30, 40]"`` give ``None``;
+      ``"B, not A"`` is B; ``"3 m, not 4 m"`` is 3 m.
+
 Input hygiene (all parsers)
     * Text longer than ``MAX_TEXT_CHARS`` (2048) characters gives ``None`` (an answer is
       short; this caps the work). ``extract_answer`` has no cap (it is a linear scan), and
       Q-Spatial-Bench's ``\\scalar{}`` form is located with ``str.rfind`` in text of any
       length.
-    * Non-ASCII text is NFKC-normalised (full-width characters become ASCII), format
-      characters (zero-width spaces, BOM, soft hyphen, bidi marks) are removed, Unicode
-      decimal digits (``"٣"``) become ASCII digits, Unicode dashes and the minus sign become
-      ``-``, primes and curly quotes become ``'`` and ``"``, ``²``/``³`` become ``^2``/``^3``.
+    * Non-ASCII text is NFKC-normalised (full-width characters become ASCII), invisible
+      characters are removed, Unicode decimal digits (``"٣"``) become ASCII digits, Unicode
+      dashes and the minus sign become ``-``, primes and curly quotes become ``'`` and ``"``,
+      ``²``/``³`` become ``^2``/``^3``, and vulgar fractions become decimals (``½`` -> 0.5,
+      ``3½`` -> 3.5).
 
 ``extract_answer``
-    * The LAST complete ``<answer>...</answer>`` block wins (blocks inside ``<think>`` count
-      like any other; a later block overrides them). Tags are case-insensitive
-      (``<ANSWER>``) and may carry inner whitespace (``<answer >``).
-    * ``None`` when there is no complete block, when an ``<answer>`` opened after the last
-      ``</answer>`` is never closed (a truncated final answer), when the content is empty
-      after stripping, or when the content itself contains an answer tag (nesting).
+    * Exactly one ``<answer>...</answer>`` block, or ``None``: two blocks (even one inside
+      ``<think>``), an unclosed ``<answer>`` before or after a closed one, nesting, or no
+      block at all give ``None``. Tags are case-insensitive (``<ANSWER>``) and may carry
+      inner whitespace (``<answer >``). An empty or invisible-only content gives ``None``.
 
 ``parse_quantity``
     * Units come from ``pint`` (any pint unit of the right dimension: ``m``, ``cm``, ``mm``,
@@ -51,76 +74,72 @@ Input hygiene (all parsers)
       ``ValueError``: those are caller arguments, not model text.
     * Dimension checks: a unit of the wrong dimension (``"3 m"`` for area, ``"3 m^2"`` for
       length, ``"3 s"``), or an unknown word right after a number (``"3 bananas"``) gives
-      ``None`` for length/area. Connectives (``to``, ``and``, ``or``) are not units; ``in``
-      followed by an ordinary word (``"2 in the box"``) is the preposition, not inches
-      (that 2 is then a bare number).
+      ``None`` for length/area. ``in`` followed by an ordinary word (``"2 in the box"``) is
+      the preposition, not inches (that 2 is then a bare number).
     * ``dimension="count"``: non-negative integers (``"3"``, ``"3.0"``, ``"1,000"``) and
       number words; any noun may follow (``"3 chairs"``), except a length/area/volume unit
-      (``"3 m"`` -> ``None``). Non-integers (``"2.5"``) and ranges give ``None``.
+      (``"3 m"`` -> ``None``). ``"none"``, ``"zero"`` and ``"no chairs"`` are 0.
+      Non-integers (``"2.5"``) give ``None``.
     * Number words: ``zero`` .. ``nineteen``, tens, hyphenated or spaced compounds
       (``twenty-one``, ``twenty one``), ``hundred``/``thousand``/``million`` with ``and``
       (``two hundred and five``), and ``a hundred`` / ``a thousand``. Malformed sequences
       (``"two three"``) give ``None``. Fractions in words (``half``) are not numbers.
     * Numbers: decimals, scientific notation (``2e-3``), thousands separators only in
-      exact groups of three (``1,200`` is 1200; ``2,5`` is two numbers, hence ``None``).
+      exact groups of three (``1,200`` is 1200; ``2,5`` is two numbers, hence ``None``), an
+      explicit sign ``+3 m``.
     * Compound lengths add up: ``5 ft 6 in``, ``5'6"``, ``5 feet and 6 inches``,
       ``1 m 20 cm`` (the second unit must be smaller and the second part less than one of
       the first unit). After feet, a bare number below 12 is inches (``5'6``).
-    * Ranges give their mean: ``2-3 m``, ``2 to 3 meters``, ``between 2 and 3 m``,
-      ``2 m - 3 m``; a unit on one end applies to the other. A range is a hedge when
-      ``high / low > MAX_RANGE_RATIO`` (2.0), or when ``low > high``: ``None``.
+    * Ranges are not one value: ``2-3 m``, ``2 to 3 meters``, ``between 2 and 3 m`` give
+      ``None``. So do inequalities: ``more than 3 m``, ``< 3 m``, ``at least 3``,
+      ``3 m or more``, ``3+``, ``over 2 m`` (``"1.5 m above the floor"`` is 1.5 m).
     * Several quantities: ``None`` unless they all agree within ``REL_TOL`` (1e-6,
       relative) after conversion, so ``"2 m (2 meters)"`` and ``"2 m (200 cm)"`` give 2.0,
       but ``"2 or 3 m"`` and a rounded restatement (``"2.5 m (8.2 ft)"``) give ``None``.
       Every number in the text counts, including number words (``"the one on the left is
       2 m"`` is ``None``): the answer block should hold only the answer.
-    * Arithmetic signs ``+ × ÷`` anywhere, and ``* ^ /`` between two numbers, give ``None``
-      (``"2+2 m"``, ``"2*3"``, ``"2/2 m"``; markdown ``**2 m**`` is fine), and so does a
-      function call around a number (``"sqrt(4) m"``): text is never evaluated.
+    * Arithmetic signs ``+ × ÷`` between or after numbers, and ``* ^ /`` between two numbers,
+      give ``None`` (``"2+2 m"``, ``"2*3"``, ``"2/2 m"``; markdown ``**2 m**`` is fine), and so
+      does a function call around a number (``"sqrt(4) m"``): text is never evaluated.
     * NaN, inf (``1e400``), overflow after conversion, and negative values give ``None``
       (a ``-`` glued to a number after a space or at the start is a minus sign; a ``-``
       followed by a space is a list bullet).
-    * Q-Spatial-Bench: ``\\scalar{3.5} \\distance_unit{feet}``. As in the benchmark's
-      evaluator, the LAST ``\\scalar{}`` and the LAST ``\\distance_unit{}`` in the text are
-      used and the rest of the text is ignored; the scalar's content is parsed like any
-      quantity (``\\scalar{2-3}`` is the range mean), with the distance unit as its unit.
+    * Q-Spatial-Bench's form ``\\scalar{3.5} \\distance_unit{feet}``: the scalar's content is
+      parsed like any quantity with the distance unit as its unit; several ``\\scalar{}`` or
+      ``\\distance_unit{}`` that differ give ``None``, and the text around them is ignored.
       Other LaTeX (``\\text{m}``, ``\\,``, ``$``, ``m^{2}``) is reduced to plain text.
 
 ``parse_choice``
-    * A letter is an option label only when (1) the whole answer is that letter, possibly
+    * A letter is an option label when (1) the whole answer is that letter, possibly
       wrapped in brackets/markdown/punctuation (``B``, ``(B)``, ``B.``, ``**B**``);
       (2) it is in brackets anywhere (``(B)``, ``[B]``); (3) it is followed by ``.``, ``)`` or
       ``:`` and not by a letter or digit (``B. table``, ``B)``; ``e.g.`` does not count) and
       is upper-case, or lower-case at the start of a line; (4) it follows ``option`` /
-      ``choice`` (``Option B``) or ``answer is`` / ``answer:`` / ``option is``; (5) it opens
-      the answer, upper-case and followed by a word (``B because...``), except A and I.
-      Because ``A`` and ``I`` are English words, after ``answer is`` / ``answer:`` the
-      letters A and I count only when no word follows (``"Answer: A chair"`` is not A).
-      So ``"A chair is closer"`` is never option A.
-    * Letter lists joined by ``,`` ``/`` ``&`` ``+`` ``or`` ``and`` (``A or B``, ``A, B, C``)
-      count all their letters; two different letters give ``None``; the same letter
-      repeated is fine. A letter beyond the options gives ``None``. A negated letter
-      (``not B``) gives ``None``.
+      ``choice`` (``Option B``) or ``answer is`` / ``answer:``; (5) it is any other
+      stand-alone capital within the options (``"B C"``, ``"A (B)"``, ``"C. B"``: two letters).
+      ``A`` and ``I`` followed by a word are English words: ``"A chair is closer"`` is not A.
+    * Two different asserted letters give ``None`` (``A or B``, ``A, B, C``, ``B (or C)``);
+      the same letter repeated is fine. A letter beyond the options gives ``None``.
     * Option texts match case-insensitively as whole words/phrases (``"the table"`` matches
       ``"table"``); a match inside a longer matching option (``chair`` in ``red chair``)
       does not count; a leading label in an option (``"A. chair"``) is ignored. Without a
-      letter, exactly one option must be mentioned. With a letter, mentioned option texts
-      must include that letter's option (``"A. table"`` with ``["chair", "table"]`` is
-      ``None``); other mentions are tolerated (``"B. right, not left"``).
+      letter, exactly one option must be asserted (``"the table, not the chair"`` is table).
+      With a letter, asserted option texts must include that letter's option
+      (``"A. table"`` with ``["chair", "table"]`` is ``None``).
 
 ``parse_yes_no``
     * Keywords (whole words, case-insensitive): yes/true/yeah/yep/yup and no/false/nope.
-      Both polarities present -> ``None``; none -> ``None``. A negated keyword
-      (``"not yes"``, ``"isn't true"``) gives ``None`` rather than a flipped answer. ``no``
-      as a determiner still counts (``"There is no chair"`` -> ``False``).
+      Both polarities asserted -> ``None``; none -> ``None``. A negated keyword
+      (``"not yes"``, ``"isn't true"``) is rejected, never flipped. ``no`` as a determiner
+      still counts (``"There is no chair"`` -> ``False``); ``"no idea"`` is a refusal.
 
 ``parse_bbox``
     * ``[x1, y1, x2, y2]`` or ``(x1, y1, x2, y2)`` (commas or spaces), and Qwen's two-point
       form ``(x1,y1),(x2,y2)``, anywhere in the text (JSON such as
       ``{"bbox_2d": [1, 2, 3, 4]}`` works). Floats, ``+``/``-`` signs and exponents are
       allowed; negative coordinates are accepted (clipping is the scorer's job).
-    * ``x2 < x1`` or ``y2 < y1``, NaN/inf, or two different boxes -> ``None``; the same box
-      repeated is fine; degenerate boxes (``x1 == x2``) are accepted.
+    * ``x2 < x1`` or ``y2 < y1``, NaN/inf, or two different asserted boxes -> ``None``; the
+      same box repeated is fine; degenerate boxes (``x1 == x2``) are accepted.
 """
 
 from __future__ import annotations
@@ -131,9 +150,18 @@ import re
 import unicodedata
 from typing import Any, Literal, NamedTuple
 
+from spatialrl.answers.commitment import (
+    has_visible_content,
+    in_spans,
+    is_hedged,
+    is_inequality,
+    is_refusal,
+    negated_spans,
+    strip_invisible,
+)
+
 __all__ = [
     "MAX_OPTIONS",
-    "MAX_RANGE_RATIO",
     "MAX_TEXT_CHARS",
     "REL_TOL",
     "extract_answer",
@@ -149,8 +177,6 @@ REL_TOL = 1e-6
 """Two quantities in one answer must agree within this relative tolerance."""
 MAX_OPTIONS = 100
 """``parse_choice`` gives ``None`` for more options than this."""
-MAX_RANGE_RATIO = 2.0
-"""A range ``low-high`` with ``high / low`` above this is a hedge and gives ``None``."""
 
 Dimension = Literal["length", "area", "count"]
 
@@ -205,11 +231,28 @@ _CHAR_MAP = str.maketrans(
 )
 
 
+_VULGAR = {
+    "\u00bd": 1 / 2, "\u2153": 1 / 3, "\u2154": 2 / 3, "\u00bc": 1 / 4, "\u00be": 3 / 4,
+    "\u2155": 1 / 5, "\u2156": 2 / 5, "\u2157": 3 / 5, "\u2158": 4 / 5, "\u2159": 1 / 6,
+    "\u215a": 5 / 6, "\u2150": 1 / 7, "\u215b": 1 / 8, "\u215c": 3 / 8, "\u215d": 5 / 8,
+    "\u215e": 7 / 8, "\u2151": 1 / 9, "\u2152": 1 / 10,
+}  # fmt: skip
+_VULGAR_RE = re.compile(r"(?<![\d.])(\d+)?[ \u00a0]?([" + "".join(_VULGAR) + r"])")
+
+
+def _vulgar_to_decimal(m: re.Match) -> str:
+    whole = int(m.group(1)) if m.group(1) else 0
+    return repr(whole + _VULGAR[m.group(2)])
+
+
 def _normalize(text: str) -> str:
-    """NFKC, strip format characters, ASCII digits/dashes/quotes. Identity on ASCII."""
+    """NFKC, strip invisible characters, ASCII digits/dashes/quotes, vulgar fractions as decimals
+    (``3\u00bd`` -> ``3.5``). Identity on ASCII."""
     if text.isascii():
         return text
-    text = unicodedata.normalize("NFKC", text.translate(_CHAR_MAP)).translate(_CHAR_MAP)
+    if any(c in _VULGAR for c in text):
+        text = _VULGAR_RE.sub(_vulgar_to_decimal, text)
+    text = unicodedata.normalize("NFKC", strip_invisible(text).translate(_CHAR_MAP)).translate(_CHAR_MAP)
     if text.isascii():
         return text
     out = []
@@ -227,54 +270,64 @@ def _normalize(text: str) -> str:
     return "".join(out)
 
 
+_EXPLICIT_PLUS = re.compile(r"(?<![\w.)\]}])\+(?=\.?\d)")
+
+
+def _drop_explicit_plus(text: str) -> str:
+    """``+3 m`` is 3 m; a ``+`` after a number (``2 +3``, ``3+``) stays and is rejected later."""
+    if "+" not in text:
+        return text
+    out, last = [], 0
+    for m in _EXPLICIT_PLUS.finditer(text):
+        before = text[: m.start()].rstrip()
+        if before and (before[-1].isdigit() or before[-1] == "+"):
+            continue
+        out.append(text[last : m.start()])
+        last = m.end()
+    out.append(text[last:])
+    return "".join(out)
+
+
 # --------------------------------------------------------------------------------------
 # extract_answer
 # --------------------------------------------------------------------------------------
 
 _ANS_OPEN = re.compile(r"<\s*answer\s*>", re.IGNORECASE)
 _ANS_CLOSE = re.compile(r"<\s*/\s*answer\s*>", re.IGNORECASE)
-
-
-def _last_match(pattern: re.Pattern, text: str, hint: int, end: int) -> re.Match | None:
-    """Last match of ``pattern`` in ``text[:end]``; ``hint`` is a known match start or -1."""
-    last = None
-    for m in pattern.finditer(text, max(hint, 0), end):
-        last = m
-    if last is None and hint >= 0:  # hint was not a full match in range: scan everything
-        for m in pattern.finditer(text, 0, end):
-            last = m
-    return last
+_ANS_ANY = re.compile(r"<\s*/?\s*answer\s*>", re.IGNORECASE)
 
 
 @_never_raises
 def extract_answer(text: Any) -> str | None:
-    """Return the stripped content of the last ``<answer>...</answer>`` block, else ``None``.
+    """Return the stripped content of the one ``<answer>...</answer>`` block, else ``None``.
 
     >>> extract_answer("<think>about 2 m</think><answer> 2.5 m </answer>")
     '2.5 m'
-    >>> extract_answer("<answer>A</answer> ... <ANSWER>B</ANSWER>")
-    'B'
+    >>> extract_answer("<answer>A</answer> ... <ANSWER>B</ANSWER>") is None  # two answers
+    True
     >>> extract_answer("<answer>2 m") is None           # unclosed
     True
-    >>> extract_answer("<answer>1</answer><answer>2") is None  # final answer truncated
+    >>> extract_answer("<answer>A <answer>B</answer>") is None  # unclosed, then closed
     True
-    >>> extract_answer("<answer>   </answer>") is None   # empty
+    >>> extract_answer("<answer> \u200b </answer>") is None   # nothing visible
     True
     """
     if not isinstance(text, str):
         return None
-    # Fast path: locate the lower-case tags with rfind, then only scan what lies after them
-    # for other spellings (upper case, inner spaces). Same result as a full scan.
-    last_close = _last_match(_ANS_CLOSE, text, text.rfind("</answer>"), len(text))
-    if last_close is None:
-        return None
-    if _ANS_OPEN.search(text, last_close.end()) is not None:
-        return None  # an answer opened after the last close was never closed
-    last_open = _last_match(_ANS_OPEN, text, text.rfind("<answer>", 0, last_close.start()), last_close.start())
-    if last_open is None:
-        return None
-    content = text[last_open.end() : last_close.start()].strip()
-    if not content or _ANS_CLOSE.search(content) is not None:
+    i = text.find("<answer>")
+    j = text.find("</answer>")
+    if (i >= 0 and j > i and text.find("<answer>", i + 8) < 0 and text.find("</answer>", j + 9) < 0
+            and "<" not in text[i + 8 : j] and _ANS_ANY.search(text[:i]) is None
+            and _ANS_ANY.search(text, j + 9) is None):
+        content = text[i + 8 : j]  # fast path: one lower-case block, no other answer tag
+    else:
+        opens = list(_ANS_OPEN.finditer(text))
+        closes = list(_ANS_CLOSE.finditer(text))
+        if len(opens) != 1 or len(closes) != 1 or opens[0].end() > closes[0].start():
+            return None
+        content = text[opens[0].end() : closes[0].start()]
+    content = content.strip()
+    if not content or not has_visible_content(content):
         return None
     return content
 
@@ -581,6 +634,8 @@ def _quantity_at(toks: list[_Token], i: int, text: str) -> tuple[_Q | None, int]
 _LATEX_WRAP = re.compile(r"\\(?:text|mathrm|mbox|rm|textrm|operatorname|mathit|textit|textbf|mathbf)\s*\{([^{}]*)\}")
 _LATEX_CMD = re.compile(r"\\(?:[a-z]+|[,;:! ])")
 _SCALAR_CONTENT = re.compile(r"\{([^{}]{0,200})\}")
+_SCALAR_ALL = re.compile(r"\\scalar\s*\{([^{}]{0,200})\}")
+_UNIT_ALL = re.compile(r"\\distance_unit\s*\{([^{}]{0,200})\}")
 
 
 def _scan_items(text: str) -> list | None:
@@ -607,10 +662,10 @@ def _scan_items(text: str) -> list | None:
                 q2, k = _quantity_at(toks, j + 1, text)
                 if q2 is _BAD:
                     return None
-                items.append(("range", q, q2))
+                items.append(("range", q, q2, toks[start][2]))
                 i = k
                 continue
-            items.append(("q", q))
+            items.append(("q", q, toks[start][2]))
             i = j
             continue
         if kind == "other" and (
@@ -666,39 +721,49 @@ def _inherit_units(q1: _Q, q2: _Q) -> tuple[_Q, _Q]:
 
 
 def _quantity_from_text(text: str, dimension: str, default_factor: float) -> float | None:
-    """Parse normalised text (no ``\\scalar``) into one SI value or None."""
+    """Parse normalised text (no ``\\scalar``) into one SI value or None (reward policy)."""
     if "\\" in text:
         text = _LATEX_WRAP.sub(r" \1 ", text)
         text = _LATEX_CMD.sub(" ", text)
-    items = _scan_items(text.lower())
+    text = text.lower()
+    if is_refusal(text) or is_hedged(text) or is_inequality(text):
+        return None
+    if dimension == "count":
+        text = _count_words(text)
+    items = _scan_items(text)
     if not items:
         return None
-    values: list[float] = []
+    rejected = negated_spans(text)
+    asserted: list[float] = []
+    denied: list[float] = []
     for item in items:
-        if item[0] == "q":
-            x = _resolve(item[1], dimension, default_factor)
-        else:
-            if dimension == "count":
-                return None
-            q1, q2 = _inherit_units(item[1], item[2])
-            lo = _resolve(q1, dimension, default_factor)
-            hi = _resolve(q2, dimension, default_factor)
-            if lo is None or hi is None or lo > hi:
-                return None
-            if lo == hi:
-                x = lo
-            elif lo <= 0 or hi / lo > MAX_RANGE_RATIO:
-                return None
-            else:
-                x = (lo + hi) / 2.0
+        if item[0] != "q":
+            return None  # a range is not one committed value
+        x = _resolve(item[1], dimension, default_factor)
         if x is None:
             return None
-        values.append(x)
-    first = values[0]
-    for x in values[1:]:
-        if abs(x - first) > REL_TOL * max(abs(x), abs(first)):
-            return None
+        (denied if rejected and in_spans(item[2], rejected) else asserted).append(x)
+    if not asserted:
+        return None
+    first = asserted[0]
+    if any(not _same_value(x, first) for x in asserted[1:]) or any(_same_value(x, first) for x in denied):
+        return None
     return first
+
+
+def _same_value(a: float, b: float) -> bool:
+    return abs(a - b) <= REL_TOL * max(abs(a), abs(b))
+
+
+_NONE_COUNT = re.compile(r"\bnone\b|\bno\b(?=\s+[a-z])(?!\s+(?:idea|answer)\b)")
+_HAS_NUMBER = re.compile(r"\d|\b(?:zero|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|hundred)\b")
+
+
+def _count_words(text: str) -> str:
+    """``none`` and ``no <noun>`` are a count of 0 when the text states no other number."""
+    if ("no" in text) and _HAS_NUMBER.search(text) is None:
+        return _NONE_COUNT.sub("0", text)
+    return text
 
 
 @functools.lru_cache(maxsize=1024)
@@ -747,7 +812,12 @@ _FAST_QUANTITY = re.compile(
 
 
 def _scalar_form(text: str, dimension: str, default_factor: float) -> float | None:
-    """Q-Spatial-Bench: last ``\\scalar{..}`` with the last ``\\distance_unit{..}``."""
+    """Q-Spatial-Bench's form: the last ``\\scalar{..}`` with the last ``\\distance_unit{..}``;
+    every ``\\scalar{}`` and ``\\distance_unit{}`` in the text must state the same thing."""
+    if len({m.group(1).strip() for m in _SCALAR_ALL.finditer(text)}) > 1:
+        return None
+    if len({m.group(1).strip().lower() for m in _UNIT_ALL.finditer(text)}) > 1:
+        return None
     i = text.rfind("\\scalar")
     m = _SCALAR_CONTENT.match(text, i + len("\\scalar"))
     if m is None:
@@ -780,8 +850,10 @@ def parse_quantity(text: Any, dimension: Dimension = "length", default_unit: str
     1.5
     >>> round(parse_quantity("5'6\\""), 4)
     1.6764
-    >>> parse_quantity("2-3 meters")
-    2.5
+    >>> parse_quantity("2-3 meters") is None             # a range is not one value
+    True
+    >>> parse_quantity("3\u00bd m")
+    3.5
     >>> round(parse_quantity("\\\\scalar{3} \\\\distance_unit{feet}"), 6)
     0.9144
     >>> parse_quantity("12 m^2", dimension="area")
@@ -812,7 +884,7 @@ def parse_quantity(text: Any, dimension: Dimension = "length", default_unit: str
                 x = float(m.group(1)) * unit.factor
                 if math.isfinite(x):
                     return x
-    return _quantity_from_text(_normalize(text), dimension, default_factor)
+    return _quantity_from_text(_drop_explicit_plus(_normalize(text)), dimension, default_factor)
 
 
 # --------------------------------------------------------------------------------------
@@ -844,35 +916,43 @@ def _article_like(text: str, letter: str, end: int) -> bool:
     return letter in "aAiI" and _WORD_FOLLOWS.match(text, end) is not None
 
 
-def _choice_letters(text: str) -> tuple[set[str], bool]:
-    """Upper-case letters used as option labels in ``text``, and whether one is negated."""
-    letters: set[str] = set()
+def _choice_letters(text: str, n_options: int) -> list[tuple[str, int]]:
+    """Upper-case letters used as option labels in ``text``, each with its position."""
+    found: list[tuple[str, int]] = []
     core = text.strip(_WRAP_CHARS)
     if len(core) == 1 and core.isascii() and core.isalpha():
-        letters.add(core.upper())
+        found.append((core.upper(), text.find(core)))
     m = _LETTER_START.match(text)
     if m is not None and m.group(1) not in "AI":
-        letters.add(m.group(1))
+        found.append((m.group(1), m.start(1)))
     for m in _LETTER_PAREN.finditer(text):
-        letters.add(m.group(1).upper())
+        found.append((m.group(1).upper(), m.start(1)))
     for m in _LETTER_LABEL.finditer(text):
         c = m.group(1)
         if c.islower():
             line_start = text.rfind("\n", 0, m.start()) + 1
             if text[line_start : m.start()].strip(" \t*#>-") != "":
                 continue
-        letters.add(c.upper())
+        found.append((c.upper(), m.start(1)))
     for m in _LETTER_KEYWORD.finditer(text):
         c = m.group(3)
         keyword, connector = m.group(1), m.group(2)
         if (keyword is None or connector) and _article_like(text, c, m.end()):
             continue
-        letters.add(c.upper())
+        found.append((c.upper(), m.start(3)))
     for m in _LETTER_LIST.finditer(text):
-        letters.add(m.group(1))
-        letters.add(m.group(2))
-    negated = any(not _article_like(text, m.group(1), m.end()) for m in _LETTER_NEG.finditer(text))
-    return letters, negated
+        found.append((m.group(1), m.start(1)))
+        found.append((m.group(2), m.start(2)))
+    # Any other stand-alone capital that names an option ("B C", "A (B)"); "A"/"I" before a
+    # word are English words.
+    for m in _LETTER_ALONE.finditer(text):
+        c = m.group(1)
+        if ord(c) - 65 < n_options and not _article_like(text, c, m.end()):
+            found.append((c, m.start(1)))
+    return found
+
+
+_LETTER_ALONE = re.compile(r"(?<![A-Za-z0-9'_\-])([A-Z])(?![A-Za-z0-9'_\-])")
 
 
 @functools.lru_cache(maxsize=4096)
@@ -880,28 +960,31 @@ def _option_pattern(option_norm: str) -> re.Pattern:
     return re.compile(r"(?<!\w)" + re.escape(option_norm) + r"(?!\w)")
 
 
+def _lower(s: str) -> str:
+    """Lower case, one character for one, so positions stay valid (``"ß"`` stays)."""
+    if s.isascii():
+        return s.lower()
+    return "".join(c.lower() if len(c.lower()) == 1 else c for c in s)
+
+
 def _norm_for_match(s: str) -> str:
-    s = _normalize(s).casefold()
-    return _SPACES.sub(" ", s).strip()
+    return _SPACES.sub(" ", _lower(_normalize(s))).strip()
 
 
-def _mentioned_options(text: str, options: list[str]) -> set[int]:
-    t = _norm_for_match(text)
-    spans: list[tuple[int, int, int]] = []  # (start, end, option index)
+def _mentioned_options(t: str, options: list[str]) -> list[tuple[int, int, int]]:
+    """``(start, end, option index)`` of each option text mentioned in ``t`` (normalised,
+    case-folded), leaving out mentions inside a longer mentioned option."""
+    spans: list[tuple[int, int, int]] = []
     for idx, opt in enumerate(options):
         o = _OPTION_LABEL.sub("", _norm_for_match(opt)).strip().rstrip(".").strip()
         if not o:
             continue
         for m in _option_pattern(o).finditer(t):
             spans.append((m.start(), m.end(), idx))
-    found: set[int] = set()
-    for s, e, idx in spans:
-        inside_longer = any(
-            s2 <= s and e <= e2 and (e2 - s2) > (e - s) and idx2 != idx for s2, e2, idx2 in spans
-        )
-        if not inside_longer:
-            found.add(idx)
-    return found
+    return [
+        (s, e, idx) for s, e, idx in spans
+        if not any(s2 <= s and e <= e2 and (e2 - s2) > (e - s) and idx2 != idx for s2, e2, idx2 in spans)
+    ]
 
 
 @_never_raises
@@ -931,23 +1014,31 @@ def parse_choice(text: Any, options: Any) -> int | None:
         return None
     if not opts or len(opts) > MAX_OPTIONS:
         return None
-    t = _normalize(text)
-    letters, negated = _choice_letters(t)
-    if negated:
+    t = _SPACES.sub(" ", _normalize(text)).strip()
+    low = _lower(t)
+    if is_refusal(low) or is_hedged(low):
         return None
-    mentioned = _mentioned_options(t, opts)
-    if letters:
-        if len(letters) != 1:
-            return None
-        idx = ord(next(iter(letters))) - ord("A")
-        if idx >= len(opts):
-            return None
-        if mentioned and idx not in mentioned:
-            return None
-        return idx
-    if len(mentioned) == 1:
-        return next(iter(mentioned))
-    return None
+    mentions = _mentioned_options(low, opts)
+    rejected = negated_spans(low, masked=[(s, e) for s, e, _ in mentions])
+    said: set[int] = set()
+    denied: set[int] = set()
+    for letter, pos in _choice_letters(t, len(opts)):
+        idx = ord(letter) - ord("A")
+        if rejected and in_spans(pos, rejected):
+            denied.add(idx)
+        elif idx >= len(opts):
+            return None  # a letter beyond the options
+        else:
+            said.add(idx)
+    named: set[int] = set()
+    for s, _, idx in mentions:
+        (denied if rejected and in_spans(s, rejected) else named).add(idx)
+    if len(said) > 1 or said & denied or named & denied:
+        return None
+    if said:
+        idx = next(iter(said))
+        return idx if not named or idx in named else None
+    return next(iter(named)) if len(named) == 1 else None
 
 
 # --------------------------------------------------------------------------------------
@@ -956,12 +1047,12 @@ def parse_choice(text: Any, options: Any) -> int | None:
 
 _YES_WORDS = frozenset({"yes", "true", "yeah", "yep", "yup"})
 _YN_RE = re.compile(r"\b(yes|no|true|false|yeah|yep|yup|nope)\b")
-_YN_NEG = re.compile(r"(?:\bnot|n't)\s+(?:yes|no|true|false|yeah|yep|yup|nope)\b")
+_YN_FAST = {"yes": True, "yes.": True, "no": False, "no.": False, "yes!": True, "no!": False}
 
 
 @_never_raises
 def parse_yes_no(text: Any) -> bool | None:
-    """Return True for yes/true, False for no/false, ``None`` if absent, mixed or negated.
+    """Return True for yes/true, False for no/false, ``None`` if absent, mixed, negated or refused.
 
     >>> parse_yes_no("Yes, it is.")
     True
@@ -971,16 +1062,25 @@ def parse_yes_no(text: Any) -> bool | None:
     True
     >>> parse_yes_no("not true") is None
     True
+    >>> parse_yes_no("I have no idea") is None
+    True
     """
     if not isinstance(text, str) or len(text) > MAX_TEXT_CHARS:
         return None
-    t = _normalize(text).lower()
-    if _YN_NEG.search(t):
+    t = _lower(_normalize(text)).strip()
+    fast = _YN_FAST.get(t)
+    if fast is not None:
+        return fast
+    if is_refusal(t) or is_hedged(t):
         return None
-    found = {m.group(1) in _YES_WORDS for m in _YN_RE.finditer(t)}
-    if len(found) != 1:
+    rejected = negated_spans(t, yes_no=True)
+    said, denied = set(), set()
+    for m in _YN_RE.finditer(t):
+        # "not yes", "isn't true": a negated keyword is rejected, never flipped
+        (denied if rejected and in_spans(m.start(), rejected) else said).add(m.group(1) in _YES_WORDS)
+    if len(said) != 1 or said & denied:
         return None
-    return found.pop()
+    return said.pop()
 
 
 # --------------------------------------------------------------------------------------
@@ -1014,7 +1114,7 @@ def parse_bbox(text: Any) -> tuple[float, float, float, float] | None:
     if not isinstance(text, str) or len(text) > MAX_TEXT_CHARS:
         return None
     t = _normalize(text)
-    box: tuple[float, float, float, float] | None = None
+    found = []
     for m in _BOX_RE.finditer(t):
         nums = [g for g in m.groups() if g is not None]
         vals = tuple(float(g) for g in nums)
@@ -1023,7 +1123,20 @@ def parse_bbox(text: Any) -> tuple[float, float, float, float] | None:
         x1, y1, x2, y2 = vals
         if x2 < x1 or y2 < y1:
             return None
-        if box is not None and box != vals:
-            return None
-        box = vals  # type: ignore[assignment]
-    return box
+        found.append((m.start(), m.end(), vals))
+    if not found:
+        return None
+    # Read the words around the boxes, each box replaced by a neutral placeholder.
+    words, last = [], 0
+    for start, end, _ in found:
+        words.append(t[last:start] + "#" * (end - start))
+        last = end
+    words.append(t[last:])
+    low = _lower("".join(words))
+    if is_refusal(low) or is_hedged(low):
+        return None
+    rejected = negated_spans(low)
+    said = {vals for start, _, vals in found if not (rejected and in_spans(start, rejected))}
+    if len(said) != 1 or any(vals in said for start, _, vals in found if rejected and in_spans(start, rejected)):
+        return None
+    return said.pop()  # type: ignore[return-value]

@@ -46,15 +46,15 @@ def test_docstring_examples():
 EXTRACT_CASES = [
     ("<answer>2.5 m</answer>", "2.5 m"),
     ("<think>hmm</think><answer>  B \n</answer>", "B"),
-    ("<answer>1</answer> text <answer>2</answer>", "2"),
-    ("<think><answer>1</answer></think><answer>2</answer>", "2"),
-    ("<think>x</think><answer>2</answer><think><answer>3</answer></think>", "3"),
+    ("<answer>1</answer> text <answer>2</answer>", None),
+    ("<think><answer>1</answer></think><answer>2</answer>", None),
+    ("<think>x</think><answer>2</answer><think><answer>3</answer></think>", None),
     ("<ANSWER>yes</ANSWER>", "yes"),
     ("<Answer>no</aNsWeR>", "no"),
     ("< answer >3</ answer >", "3"),
     ("<answer>\nmulti\nline\n</answer>", "multi\nline"),
-    ("<ANSWER>1</ANSWER> <answer>2</answer> <Answer>3</Answer>", "3"),
-    ("<answer>1</answer> <ANSWER>2</ANSWER>", "2"),
+    ("<ANSWER>1</ANSWER> <answer>2</answer> <Answer>3</Answer>", None),
+    ("<answer>1</answer> <ANSWER>2</ANSWER>", None),
     ("no tags at all", None),
     ("<answer>2 m", None),
     ("2 m</answer>", None),
@@ -67,6 +67,10 @@ EXTRACT_CASES = [
     (None, None),
     (42, None),
     (b"<answer>2</answer>", None),
+    ("<answer>A <answer>B</answer>", None),  # an unclosed block, then a closed one
+    ("<answer>B</answer><answer>", None),
+    ("<answer>\u200b\ufeff\u2060</answer>", None),  # invisible only
+    ("<answer>\u2800</answer>", None),  # braille blank
 ]
 
 
@@ -119,7 +123,6 @@ LENGTH_CASES = [
     ('the answer is "2"', 2.0),  # a quoted number, not 2 inches
     ("**2.5 m**", 2.5),
     ("d = 2.5 m", 2.5),
-    ("approximately 1.5 to 2 meters", 1.75),
     ("2-foot", 2 * FT),
     ("10-meter", 10.0),
     ("3 parsecs", 3 * 3.0856775814671916e16),
@@ -145,17 +148,6 @@ LENGTH_CASES = [
     ("two thousand mm", 2.0),
     ("zero", 0.0),
     # ranges
-    ("2-3 m", 2.5),
-    ("2 - 3 m", 2.5),
-    ("2\u20133 m", 2.5),  # en dash
-    ("2 to 3 meters", 2.5),
-    ("from 2 to 3 meters", 2.5),
-    ("between 2 and 3 m", 2.5),
-    ("between two and three meters", 2.5),
-    ("2 m - 3 m", 2.5),
-    ("2 m to 3", 2.5),
-    ("150-200 cm", 1.75),
-    ("2-2 m", 2.0),
     # repetition / restatement
     ("2 m (2 meters)", 2.0),
     ("about 2 m, so 2 m", 2.0),
@@ -168,9 +160,7 @@ LENGTH_CASES = [
     (r"\scalar{12} \distance_unit{inches}", 12 * IN),
     (r"\scalar{2} \distance_unit{yards}", 2 * YD),
     (r"\scalar{2} \distance_unit{meters}", 2.0),
-    (r"\scalar{2-3} \distance_unit{meters}", 2.5),
     (r"long reasoning 7 m, 9 ft... so \scalar{3} \distance_unit{ft}", 3 * FT),
-    (r"\scalar{1} \distance_unit{m} then \scalar{2} \distance_unit{m}", 2.0),
     (r"\\scalar{1} \\distance_unit{meter}", 1.0),  # JSON-escaped backslashes
     (r"\scalar{2}", 2.0),
     # LaTeX and unicode
@@ -216,6 +206,20 @@ LENGTH_NONE = [
     "1e400 m",
     "1" * 400 + " m",
     "between 1 and 100 meters",
+    # the reward policy: a range, several Q-Spatial scalars that differ, are not one value
+    "approximately 1.5 to 2 meters",
+    "2-3 m",
+    "2 - 3 m",
+    "2\u20133 m",  # en dash
+    "2 to 3 meters",
+    "from 2 to 3 meters",
+    "between 2 and 3 m",
+    "between two and three meters",
+    "2 m - 3 m",
+    "2 m to 3",
+    "150-200 cm",
+    r"\scalar{2-3} \distance_unit{meters}",
+    r"\scalar{1} \distance_unit{m} then \scalar{2} \distance_unit{m}",
     "1-10 m",
     "3-2 m",
     "0-1 m",
@@ -262,7 +266,6 @@ AREA_CASES = [
     ("1 acre", 4046.8726098742513),
     ("1 hectare", 10000.0),
     ("12", 12.0),
-    ("10-12 m^2", 11.0),
     ("12 \u33a1", 12.0),  # "㎡"
 ]
 
@@ -284,9 +287,13 @@ COUNT_CASES = [
     ("3 in total", 3.0),
     ("3 stones", 3.0),
     ("\uff13", 3.0),
+    ("none", 0.0),
+    ("None.", 0.0),
+    ("There are no chairs.", 0.0),
+    ("zero", 0.0),
 ]
 
-COUNT_NONE = ["2.5", "3 m", "3 feet", "3 cups", "3 chairs and 2 tables", "2 or 3", "2-3", "-2", "none", "", "1e400"]
+COUNT_NONE = ["2.5", "3 m", "3 feet", "3 cups", "3 chairs and 2 tables", "2 or 3", "2-3", "-2", "", "1e400", "none of them", "no idea"]
 
 
 @pytest.mark.parametrize("text,expected", LENGTH_CASES)
@@ -327,7 +334,6 @@ def test_parse_quantity_count_rejects(text):
         ("3", "length", "ft", 3 * FT),
         ("3", "length", "'", 3 * FT),
         ("3 m", "length", "cm", 3.0),  # an explicit unit wins
-        ("2-3", "length", "m", 2.5),
         ("2", "area", "m", 2.0),  # a length default means its square for area
         ("2", "area", "m^2", 2.0),
         ("2", "area", "sq ft", 2 * FT**2),
@@ -615,7 +621,7 @@ ADVERSARIAL = [
     (_q, "2 or 3 m", None),
     (_q, "2 m or maybe 3 m", None),
     (_q, "between 1 and 100 meters", None),
-    (_q, "between 2 and 3 meters", 2.5),
+    (_q, "between 2 and 3 meters", None),
     (_q, "1-1000 m", None),
     (_q, "0 to 1e9 m", None),
     (_q, "2 m, 3 m, 4 m", None),
@@ -646,8 +652,8 @@ ADVERSARIAL = [
     (_qc, "3 or 4", None),
     (_qc, "3 m", None),
     # tags
-    (_ext_q, "<answer>1 m</answer><answer>2 m</answer>", 2.0),
-    (_ext_q, "<think><answer>1 m</answer></think><answer>2 m</answer>", 2.0),
+    (_ext_q, "<answer>1 m</answer><answer>2 m</answer>", None),
+    (_ext_q, "<think><answer>1 m</answer></think><answer>2 m</answer>", None),
     (_ext_q, "<answer>1 m</answer><answer>2 m", None),
     (_ext_q, "<answer>2 m</answer>" + LONG, 2.0),
     (_ext_q, LONG + "<answer>2 m</answer>", 2.0),
