@@ -15,9 +15,9 @@ Two judgements, each a single chat turn sent to any OpenAI-compatible server thr
 Replies are parsed by ``parse_verdict``, which never raises: ``1`` correct, ``0`` incorrect,
 ``None`` malformed (empty, both digits, anything else). ``Judge.stats`` counts requests made
 (``calls``), malformed replies (``malformed``) and failed requests (``failed``: the server
-could not be reached or refused; nothing is cached, so a rerun retries them). A failed or
-malformed judgement is returned as ``None``; callers count it as incorrect and report the
-counts (see ``spatialrl.eval.benchmarks.vqasynth``).
+could not be reached, refused, or sent an empty reply; nothing is cached, so a rerun retries
+them). A failed or malformed judgement is returned as ``None``; callers count it as
+incorrect and report the counts (see ``spatialrl.eval.benchmarks.vqasynth``).
 
 Requests use ``temperature=0`` and ``max_tokens=16`` by default (both part of the cache key).
 The API key is handled by ``ChatClient`` only (read from the environment, never logged or
