@@ -1,8 +1,9 @@
 """BLINK (Fu et al. 2024), scored with the official rules of zeyofu/BLINK_Benchmark.
 
-Sources (docs/benchmarks.md cites each rule): ``eval/test_benchmark.py`` (prompt,
-``analyze_answer``), ``eval/evaluate.py`` (``eval_prediction``: exact match, macro average),
-``eval/multiple_choice.py`` (the GPT-3.5 fallback).
+Sources (zeyofu/BLINK_Benchmark @ 2d6a779be4aa1ad0d38d7aa539bcb43b6dd81592, read for this
+module; docs/benchmarks.md cites each rule): ``eval/test_benchmark.py`` (prompt,
+``analyze_answer``; last changed in 63137e4e), ``eval/evaluate.py`` (``eval_prediction``: exact
+match, macro average), ``eval/multiple_choice.py`` (the GPT-3.5 fallback).
 
 - Data: the HF dataset ``BLINK-Benchmark/BLINK``, one config per subtask
   (``<Subtask>/val-00000-of-00001.parquet``): ``idx`` (``val_<Subtask>_<n>``), ``question``,
@@ -59,8 +60,9 @@ ALL_SUBTASKS = (
 #: motion between views) and object localization -- the 3D / spatial-relation tasks of BLINK.
 SPATIAL_SUBTASKS = ("Relative_Depth", "Spatial_Relation", "Multi-view_Reasoning", "Object_Localization")
 
-#: ``need_disclaimer_tasks`` of test_benchmark.py. (There the disclaimer is accidentally a
-#: one-element tuple, so ``disclaimer + prompt`` would raise; we prepend the string.)
+#: ``need_disclaimer_tasks`` of test_benchmark.py and its ``disclaimer`` string, prepended to the
+#: prompt. (Until 63137e4e the disclaimer was accidentally a one-element tuple -- trailing comma --
+#: so ``disclaimer + prompt`` raised; it is a string at HEAD.)
 DISCLAIMER_TASKS = ("Forensic_Detection", "Jigsaw", "Art_Style")
 DISCLAIMER = (
     "Disclaimer: This is not to make unfair assumptions about the people in the image and you just need to "

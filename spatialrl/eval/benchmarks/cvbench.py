@@ -11,14 +11,23 @@ Sources (docs/benchmarks.md cites each rule):
   ``((acc_ADE20K + acc_COCO) / 2 + acc_Omni3D) / 2`` -- 2D is the mean of the two 2D sources,
   3D is Omni3D.
 - Prompt and answer matching: the dataset card leaves the per-item ``result`` to the user; the
-  authors' own evaluation code is Cambrian-1's (cambrian-mllm/cambrian, ``eval/eval/ade/ade_eval.py``
-  for the CV-Bench 2D/ADE20K questions, ``eval/eval/omni/omni_test.py`` for the 3D/Omni3D ones):
-  prompt = the ``prompt`` field + ``"\\n"`` + ``"Answer with the option's letter from the given
-  choices directly."`` (``--question_extension``); matching = ``extract_mcq_answer`` (lower-case;
-  keep what follows the last ``"answer is"`` / ``"answer is:"`` / ``"answer:"``; strip; strip
-  trailing ``.:,``; strip a leading ``(`` and a trailing ``)``; keep the first character) compared
-  with the ground-truth letter, or with the correct option's text (``omni_test.py``; this only
-  matters for one-character options such as counts). ``"A or B"`` therefore reads as ``A``.
+  authors' own evaluation code is Cambrian-1's (cambrian-mllm/cambrian @ 539ffc3254bba004e5d012b65c0ad6cb308897c5,
+  read for this module): ``eval/eval/ade/ade_test.py`` and ``eval/eval/coco/coco_test.py`` score
+  the 2D questions (sources ADE20K and COCO), ``eval/eval/omni/omni_test.py`` the 3D ones
+  (Omni3D). Prompt = the ``prompt`` field + ``"\\n"`` + ``"Answer with the option's letter from
+  the given choices directly."`` (``--question_extension`` of ``ade_eval.py`` / ``omni_eval.py``).
+  Matching, ``extract_mcq_answer`` then ``compute_metrics`` of the script of the item's source:
+
+  * both: lower-case and strip; for ``"answer is"``, ``"answer is:"``, ``"answer:"`` in that
+    order, keep what follows the last occurrence; strip; strip trailing characters (below);
+    strip leading ``(``; strip trailing ``)``; keep the first character;
+  * 2D (ADE20K, COCO): trailing ``.`` only; correct iff that equals the ground-truth letter
+    (lower-case). A bare option text (``"1"`` on a Count item) is wrong.
+  * 3D (Omni3D): trailing ``.:,``; correct iff it equals the ground-truth letter **or** the
+    correct option's text as stored (not lower-cased; only one-character options can match).
+
+  Quirks kept: ``"A or B"`` reads as ``a``; ``"The answer is: (C)."`` reads as ``:`` (``"answer
+  is"`` is split off first, so the colon stays).
 - Variant ``lmms_eval``: the prompt of lmms-eval's ``cv_bench`` task (``"Note: You only need to
   respond with A, B, ... without providing any additional information.\\n"`` + ``"\\n"`` +
   ``prompt``); lmms-eval matches with a different rule (first letter of the reply) and reports
@@ -60,16 +69,33 @@ LMMS_EVAL_PRE_PROMPT = "Note: You only need to respond with {} without providing
 _ANSWER_LABEL = re.compile(r"^\(([A-Z])\)$")
 
 
-def cambrian_extract(text: str) -> str:
-    """Cambrian-1 ``extract_mcq_answer`` (eval/eval/omni/omni_test.py): at most one lower-case character."""
+def cambrian_extract(text: str, trailing: str = ".:,") -> str:
+    """Cambrian-1 ``extract_mcq_answer``: at most one lower-case character.
+
+    ``trailing`` is what is stripped from the end before the brackets: ``".:,"`` in
+    ``eval/eval/omni/omni_test.py`` (3D, the default), ``"."`` in ``ade_test.py`` /
+    ``coco_test.py`` (2D; ``TRAILING_2D``).
+    """
     text = text.lower().strip()
     for keyword in ("answer is", "answer is:", "answer:"):
         if keyword in text:
             text = text.split(keyword)[-1]
-    text = text.strip().rstrip(".:,").lstrip("(").rstrip(")")
-    if len(text) > 1:
-        text = text[0]
-    return text
+    text = text.strip().rstrip(trailing).lstrip("(").rstrip(")")
+    return text[:1]
+
+
+TRAILING_2D = "."
+
+
+def cambrian_correct(prediction: str, source: str, gt_letter: str, options: Sequence[str]) -> tuple[bool, str]:
+    """``(correct, parsed)`` by the Cambrian-1 script of ``source``: letter only for ADE20K / COCO
+    (``ade_test.py``, ``coco_test.py``), letter or correct option text for Omni3D (``omni_test.py``)."""
+    gt_index = LETTERS.index(gt_letter)
+    if source in SOURCES_3D:
+        parsed = cambrian_extract(prediction)
+        return parsed == gt_letter.lower() or parsed == options[gt_index], parsed
+    parsed = cambrian_extract(prediction, TRAILING_2D)
+    return parsed == gt_letter.lower(), parsed
 
 
 @register_benchmark
@@ -78,7 +104,8 @@ class CVBench(Benchmark):
 
     name = "cvbench"
     source = ("nyu-visionx/CV-Bench dataset card (overall formula); cambrian-mllm/cambrian "
-              "eval/eval/omni/omni_test.py, eval/eval/ade/ade_eval.py (prompt, matching)")
+              "eval/eval/ade/ade_test.py, coco/coco_test.py (2D matching), omni/omni_test.py (3D matching), "
+              "ade/ade_eval.py (prompt)")
     prompt_variants = ("default", "lmms_eval", "plain", "think")
 
     def load(self, path: str | Path, *, with_images: bool = True) -> list[EvalItem]:
@@ -149,11 +176,11 @@ class CVBench(Benchmark):
         if prediction is None:
             return ItemScore(score=0.0, lenient=0.0, parsed=None)
         gt_letter = item.answer[1]
-        gt_index = LETTERS.index(gt_letter)
-        parsed = cambrian_extract(prediction)
-        correct = parsed == gt_letter.lower() or parsed == item.options[gt_index]
+        correct, parsed = cambrian_correct(prediction, item.meta["source"], gt_letter, item.options)
+        # lenient (labelled as such): spatialrl.answers.parse_choice, never the official number
         idx = lenient_choice(prediction, item.options)
-        return ItemScore(score=1.0 if correct else 0.0, lenient=1.0 if idx == gt_index else 0.0, parsed=parsed)
+        lenient = 1.0 if idx == LETTERS.index(gt_letter) else 0.0
+        return ItemScore(score=1.0 if correct else 0.0, lenient=lenient, parsed=parsed)
 
     def aggregate(self, per_type: Mapping[str, float], counts: Mapping[str, int]) -> float:
         return _overall(_by_source(per_type, counts))

@@ -1,9 +1,12 @@
 """MindCube (Yin et al. 2025, spatial mental modeling from limited views), scored with the official rules.
 
-Sources (mll-lab-nu/MindCube; docs/benchmarks.md cites each rule):
-``src/prompt_generation/templates.py`` (prompts), ``src/evaluation/core/extractors.py``
-(``extract_answer``, ``get_setting_from_id``), ``src/evaluation/core/base_metrics.py`` and the
-basic / cogmap evaluators (accuracy, settings, translation excluded from the overall).
+Sources (mll-lab-nu/MindCube at HEAD 6d8fd9acdf5b80769373a21cdbfcf068ab356e0f, read for this
+module; docs/benchmarks.md cites each rule): ``src/prompt_generation/templates.py`` (prompts),
+``src/evaluation/core/extractors.py`` (``extract_answer``, ``get_setting_from_id``; last changed
+in cd682b45dff8748121b5b055c03db2294309865b), ``src/evaluation/core/base_metrics.py`` and
+``src/evaluation/evaluator.py::BasicEvaluator`` (accuracy, settings, translation excluded from
+the overall). EvolvingLMMs-Lab/lmms-eval ``lmms_eval/tasks/mindcube/utils.py`` (@ 75571cfe0fa3)
+carries the same ``extract_answer``.
 
 - Data: ``data/raw/MindCube_tinybench.jsonl`` of the HF dataset ``MLL-Lab/MindCube`` (unzip
   ``data.zip``; the full ``MindCube.jsonl`` has the same layout): ``id``, ``question`` (with the
@@ -15,8 +18,14 @@ basic / cogmap evaluators (accuracy, settings, translation excluded from the ove
   sentence + question + the SVQA-R1 thinking instruction).
 - Extraction (``extract_answer``): in priority order -- the LAST ``X.`` (X in A-E) anywhere;
   else, after an ``<Answer>`` tag (case-sensitive), answer phrases then a lone letter; else a
-  list of patterns (``X. text``, ``X`` before a dot / space / the end, quoted ``"X"``,
-  ``Answer: X``, ``answer is X``), each taking its last match; else per line. No letter: wrong.
+  list of patterns (``X. text``, ``X`` at the start of the text or of a line before a dot /
+  whitespace / the end, quoted or starred ``X``, ``Answer: X``, ``my answer is X``, ``answer is
+  X``), each taking its last match; else per line. No letter: wrong. The repository's first
+  commit (86500746) had one more pattern, ``X`` before a dot / whitespace / the end ANYWHERE
+  (third in the list); cd682b45 removed it, and so do we: ``"A or B"`` now reads as ``A`` (the
+  line-start pattern), not ``B``, and ``"THE END"`` finds no letter (it read ``D``).
+  The official evaluator passes the reply unstripped (lmms-eval strips it first; this only
+  matters for leading whitespace); we follow the repository.
 - Metric: the extracted letter equals ``gt_answer``. Setting of an item from its ``id``
   (``around`` / ``rotation`` / ``translation`` / ``among`` / ``other``, first substring found
   in that order). Overall = item accuracy over every setting except ``translation``, which is
@@ -78,7 +87,6 @@ _SECTION_PATTERNS = [re.compile(p) for p in (
 _PATTERNS = [re.compile(p) for p in (
     r"(?:Answer: )?([A-E])\. [A-Za-z0-9 \-\(\)\'\",]+(?=(?:\n|$|\.|\"))",
     r"(?:Answer: )?([A-E])\. [A-Za-z0-9 \-\(\)\'\"]+",
-    r"(?:Answer: )?([A-E])(?:\.|$|\s)",
     r"(?:^|\n)(?:Answer: )?([A-E])(?:\.|$|\s)",
     r"[\*\"]([A-E])[\*\"]",
     r"\bAnswer:?\s*([A-E])\b",
@@ -154,8 +162,8 @@ class MindCube(Benchmark):
     """MindCube (Raw-QA prompt) with the official extraction, settings and overall."""
 
     name = "mindcube"
-    source = ("mll-lab-nu/MindCube: src/evaluation/core/extractors.py, base_metrics.py; "
-              "src/prompt_generation/templates.py")
+    source = ("mll-lab-nu/MindCube @ 6d8fd9ac: src/evaluation/core/extractors.py, base_metrics.py, "
+              "evaluator.py; src/prompt_generation/templates.py")
     prompt_variants = ("default", "ff_rsn", "think")
 
     def load(self, path: str | Path, *, with_images: bool = True) -> list[EvalItem]:

@@ -1,10 +1,16 @@
 """MMSI-Bench (Yang et al. 2025, multi-image spatial intelligence), scored with the official rules.
 
 Sources (docs/benchmarks.md cites each rule): the official repository's README
-(InternRobotics/MMSI-Bench, formerly OpenRobotLab/MMSI-Bench: "Answer Extraction") and the task
-the authors contributed to EvolvingLMMs-Lab/lmms-eval (``lmms_eval/tasks/mmsi_bench/msr_bench.yaml``,
-``utils.py``: ``msr_doc_to_text``, ``extract_single_choice_with_word_boundary``,
-``msr_process_results``, ``msr_aggregate_results``).
+(InternRobotics/MMSI-Bench, formerly OpenRobotLab/MMSI-Bench, @ 5de2f3d2eb0159dbcc76790074029aa400143603,
+section "Answer Extraction", whose extraction code is there since 42d56488) and the task the
+authors contributed to EvolvingLMMs-Lab/lmms-eval (``lmms_eval/tasks/mmsi_bench/msr_bench.yaml``,
+``utils.py`` as added in f12b79a1b57ce8bd2aec2f6eb4dbfc31a66e2843: ``msr_doc_to_text``,
+``extract_single_choice_with_word_boundary``, ``msr_process_results``, ``msr_aggregate_results``).
+
+Other versions of the rule, not followed: the repository's own VLMEvalKit fork
+(``vlmeval/dataset/mmsi_bench.py``, 2025-05-29, older than the README's code) has no ``{...}``
+step; lmms-eval since d8fcb9c3 (2026) matches ``[A-F]`` case-insensitively. The README is the
+authors' latest statement of their rule, and the form lmms-eval shipped first.
 
 - Data: ``MMSI_Bench.parquet`` of the HF dataset ``RunsenXu/MMSI-Bench`` (``id``, ``images`` as
   a list of encoded images, ``question_type``, ``question`` with its options, ``answer`` (a

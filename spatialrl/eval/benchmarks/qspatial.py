@@ -8,9 +8,15 @@ them (searched recursively), or a JSON Lines export with the same fields. The sp
 name up to ``-NNNNN-of-NNNNN`` (or the stem). Item ids are ``"<split>/<row>"``, row = 0-based
 position in the split (VLMEvalKit's ``index``).
 
-Official rules (open-compass/VLMEvalKit ``vlmeval/dataset/image_vqa.py``, class ``QSpatial``,
-methods ``build_prompt``, ``get_multiplier``, ``parse_prediction``, ``evaluate``; the same parser
-as andrewliao11/Q-Spatial-Bench-code ``examples/evaluate_success_rate.ipynb``):
+Official rules (open-compass/VLMEvalKit ``vlmeval/dataset/image_vqa.py`` @
+e8e78f05f3080fe28154f2130321f17951c3be94, class ``QSpatial``, methods ``build_prompt``,
+``get_multiplier``, ``parse_prediction``, ``evaluate``; the same parser as
+andrewliao11/Q-Spatial-Bench-code @ ebe8137eae9781aaf7e29691ce8bc68b2a498a83
+``examples/evaluate_success_rate.ipynb``, ``QSpatialEvaluator``, whose scoring differs where
+noted below -- it is a one-item example that adds no 1e-8 (a ratio of exactly 2 fails there, and
+a ground truth of 0 always fails), maps an unknown unit to 1, raises ``IndexError`` on a missing
+tag, and uses the float32 ground truth as stored; VLMEvalKit is the evaluator that scores a
+predictions file, and we follow it):
 
 - Prompt: ``system_prompt.txt + "\\n" + spatial_prompt_single.txt`` rendered with the question
   (``spatialrl.eval.prompts``, variant ``"qspatial"``).

@@ -1,8 +1,12 @@
 """VSI-Bench (Yang et al. 2025, "Thinking in Space"), scored with the official rules.
 
-Official code: vision-x-nyu/thinking-in-space, ``lmms_eval/tasks/vsibench/utils.py`` and
-``vsibench.yaml`` (the same task ships in EvolvingLMMs-Lab/lmms-eval). Every rule below is a
-re-implementation of a named function there (docs/benchmarks.md lists them):
+Official code: vision-x-nyu/thinking-in-space @ 51e089c3ae69b9435e9489058610f5b3964c56a8,
+``lmms_eval/tasks/vsibench/utils.py`` (last changed in c26ba543) and ``vsibench.yaml``, read for
+this module. The same task ships in EvolvingLMMs-Lab/lmms-eval, identical in its scoring up to
+20e1c96d; since eab6655a (2026) lmms-eval reads numerical answers with ``extract_number`` (the
+first number or number words anywhere in the reply), which the authors' repository does not --
+we follow the authors' repository. Every rule below is a re-implementation of a named function
+there (docs/benchmarks.md lists them):
 
 - Data: the HF dataset ``nyu-visionx/VSI-Bench`` (``test-00000-of-00001.parquet``; a JSON Lines
   export works too): ``id``, ``dataset``, ``scene_name``, ``question_type``, ``question``,
@@ -30,10 +34,10 @@ Deviations (documented, each affects only cases where the official code crashes)
 - ``gt = 0`` on a numerical question: the official division raises ``ZeroDivisionError``, which
   ``vsibench_process_results`` does not catch (the whole evaluation stops). We score 0 there
   (our metric's rule) and list the ids under ``metrics.gt_zero_ids``.
-- A subset without some relative-direction levels: the official aggregate raises ``KeyError``
-  (lmms-eval) or counts the missing levels as 0 (the thinking-in-space copy); we average the
-  levels present, and leave ``object_rel_direction`` out when none is present. On the full
-  benchmark all three are present and the results are identical.
+- A subset with only some relative-direction levels: the official aggregate pops all three and
+  raises ``KeyError``; we average the levels present, and leave ``object_rel_direction`` out
+  when none is present. On the full benchmark all three are present and the results are
+  identical.
 
 ``per_type`` lists the 10 official question types (the three levels separately, as the official
 per-item records do); the 8-column table of the paper, with ``object_rel_direction``, is under

@@ -16,13 +16,13 @@ from PIL import Image
 
 from spatialrl.cli import main as cli_main
 from spatialrl.eval.benchmarks import BenchmarkDataError, get_benchmark, score_predictions
-from spatialrl.eval.benchmarks.cvbench import cambrian_extract
+from spatialrl.eval.benchmarks.cvbench import TRAILING_2D, cambrian_extract
 from spatialrl.eval.predictions import read_predictions
 
 # (idx, source, task, choices, answer, prediction or None for missing)
 ROWS = [
     (0, "ADE20K", "Count", ["3", "2", "1", "0"], "(B)", "(B)"),                 # 1
-    (1, "ADE20K", "Count", ["3", "2", "1", "0"], "(A)", "3"),                   # option text "3" -> 1
+    (1, "ADE20K", "Count", ["3", "2", "1", "0"], "(A)", "3"),                   # 2D: option text "3" -> 0; lenient 1
     (2, "ADE20K", "Relation", ["left", "right"], "(A)", "A or B"),              # reads "a" -> 1; lenient 0
     (3, "COCO", "Count", ["1", "2", "3", "4"], "(C)", "The answer is C."),      # 1
     (4, "COCO", "Relation", ["above", "below"], "(B)", "I think it is below"),  # reads "i" -> 0; lenient 1
@@ -90,6 +90,41 @@ def test_cambrian_extract():
     assert cambrian_extract("The answer is: (C).") == ":"
     assert cambrian_extract("Answer: D") == "d" and cambrian_extract("A or B") == "a"
     assert cambrian_extract("") == "" and cambrian_extract("12") == "1"
+    # omni_test.py strips trailing ".:,", ade_test.py / coco_test.py only "."
+    assert cambrian_extract("(,") == "" and cambrian_extract("(,", TRAILING_2D) == ","
+    assert cambrian_extract("(:") == "" and cambrian_extract("(:", TRAILING_2D) == ":"
+
+
+# Fixture written from the authors' scripts (cambrian-mllm/cambrian @ 539ffc32:
+# eval/eval/ade/ade_test.py, coco/coco_test.py: letter only; omni/omni_test.py: letter or option text).
+# (idx, source, task, choices, answer, prediction, official correct)
+OFFICIAL = [
+    (10, "ADE20K", "Count", ["3", "2", "1", "0"], "(C)", "1", 0),                 # bare option text, 2D: wrong
+    (11, "COCO", "Count", ["1", "2", "3", "4"], "(B)", "2", 0),                   # bare option text, 2D: wrong
+    (12, "ADE20K", "Count", ["3", "2", "1", "0"], "(C)", "(C)", 1),               # brackets stripped
+    (13, "COCO", "Count", ["1", "2", "3", "4"], "(B)", "The answer is A. No, the answer is B.", 1),  # last "answer is"
+    (14, "ADE20K", "Relation", ["left", "right"], "(A)", "A or B", 1),            # first character
+    (15, "COCO", "Relation", ["above", "below"], "(B)", "Answer: (B).", 1),
+    (16, "ADE20K", "Relation", ["left", "right"], "(B)", "right", 0),             # reads "r"
+    (17, "COCO", "Count", ["1", "2", "3", "4"], "(C)", "The answer is: (C).", 0),  # reads ":"
+    (18, "Omni3D", "Depth", ["2", "3"], "(B)", "3", 1),                           # 3D: the option text counts
+    (19, "Omni3D", "Depth", ["lamp", "chair"], "(A)", "lamp", 0),                 # reads "l", not the option text
+    (20, "Omni3D", "Distance", ["table", "sofa"], "(B)", "THE ANSWER IS B", 1),   # lower-cased first
+    (21, "Omni3D", "Distance", ["table", "sofa"], "(A)", "answer: a,", 1),
+    (22, "Omni3D", "Depth", ["2", "3"], "(A)", "3", 0),
+]
+
+
+def test_official_rules_fixture(tmp_path):
+    rows = [r[:6] for r in OFFICIAL]
+    bench = get_benchmark("cvbench")
+    items = bench.load(write_jsonl(tmp_path / "cv", rows), with_images=False)
+    expected = {str(r[0]): float(r[6]) for r in OFFICIAL}
+    assert {i.id: bench.score_item(i, r[5]).score for i, r in zip(items, rows)} == expected
+    report = score_predictions(bench, items, read_predictions(write_predictions(tmp_path / "p.jsonl", rows, ())))
+    # ADE20K 2/4, COCO 2/4, Omni3D 3/5: ((.5 + .5) / 2 + .6) / 2 = .55
+    assert report["metrics"]["per_source"] == pytest.approx({"ADE20K": 50.0, "COCO": 50.0, "Omni3D": 60.0})
+    assert report["overall"] == pytest.approx(55.0)
 
 
 def test_load_both_layouts_and_prompts(tmp_path):
@@ -117,16 +152,16 @@ def test_scores_by_hand(tmp_path):
     bench = get_benchmark("cvbench")
     items = bench.load(write_parquet(tmp_path / "cv"))
     report = score_predictions(bench, items, read_predictions(write_predictions(tmp_path / "p.jsonl")))
-    # per source (official): ADE20K 3/3 = 1, COCO 1/2 = .5, Omni3D 1/4 = .25
-    # overall = ((1 + .5) / 2 + .25) / 2 = (.75 + .25) / 2 = .5   (the pooled mean would be 5/9)
-    assert report["overall"] == pytest.approx(50.0)
-    assert report["per_type"] == pytest.approx({"ADE20K/Count": 100.0, "ADE20K/Relation": 100.0, "COCO/Count": 100.0,
+    # per source (official): ADE20K 2/3, COCO 1/2 = .5, Omni3D 1/4 = .25
+    # overall = ((2/3 + .5) / 2 + .25) / 2 = (7/12 + 3/12) / 2 = 5/12   (the pooled mean would be 4/9)
+    assert report["overall"] == pytest.approx(100 * 5 / 12)
+    assert report["per_type"] == pytest.approx({"ADE20K/Count": 50.0, "ADE20K/Relation": 100.0, "COCO/Count": 100.0,
                                                 "COCO/Relation": 0.0, "Omni3D/Depth": 50.0, "Omni3D/Distance": 0.0})
     m = report["metrics"]
-    assert m["per_source"] == pytest.approx({"ADE20K": 100.0, "COCO": 50.0, "Omni3D": 25.0})
-    # per task: Count 3/3, Relation 1/2, Depth 1/2, Distance 0/2
-    assert m["per_task"] == pytest.approx({"Count": 100.0, "Depth": 50.0, "Distance": 0.0, "Relation": 50.0})
-    assert m["accuracy_2d"] == pytest.approx(75.0) and m["accuracy_3d"] == pytest.approx(25.0)
+    assert m["per_source"] == pytest.approx({"ADE20K": 100 * 2 / 3, "COCO": 50.0, "Omni3D": 25.0})
+    # per task: Count 2/3, Relation 1/2, Depth 1/2, Distance 0/2
+    assert m["per_task"] == pytest.approx({"Count": 100 * 2 / 3, "Depth": 50.0, "Distance": 0.0, "Relation": 50.0})
+    assert m["accuracy_2d"] == pytest.approx(100 * 7 / 12) and m["accuracy_3d"] == pytest.approx(25.0)
     # lenient: ADE20K 2/3 (the "A or B" item fails), COCO 2/2, Omni3D 2/4
     #   overall = ((2/3 + 1) / 2 + .5) / 2 = 2/3
     assert report["overall_lenient"] == pytest.approx(100 * 2 / 3)
@@ -135,11 +170,11 @@ def test_scores_by_hand(tmp_path):
 
 
 def test_subset_without_a_source(tmp_path):
-    # Only 2D items: overall = 2D accuracy = (ADE20K + COCO) / 2 = (1 + .5) / 2
+    # Only 2D items: overall = 2D accuracy = (ADE20K + COCO) / 2 = (2/3 + .5) / 2
     bench = get_benchmark("cvbench")
     items = bench.load(write_jsonl(tmp_path / "cv", ROWS[:5]), with_images=False)
     report = score_predictions(bench, items, read_predictions(write_predictions(tmp_path / "p.jsonl", ROWS[:5], ())))
-    assert report["overall"] == pytest.approx(75.0)
+    assert report["overall"] == pytest.approx(100 * 7 / 12)
 
 
 def test_malformed_data_names_file_record_field(tmp_path):
@@ -163,4 +198,4 @@ def test_cli_end_to_end(tmp_path):
     assert cli_main(["eval", "score", "--benchmark", "cvbench", "--data", str(tmp_path / "cv"),
                      "--predictions", str(write_predictions(tmp_path / "p.jsonl")), "--out", str(out)]) == 0
     report = json.loads(out.read_text())
-    assert report["overall"] == pytest.approx(50.0) and report["overall_lenient"] == pytest.approx(100 * 2 / 3)
+    assert report["overall"] == pytest.approx(100 * 5 / 12) and report["overall_lenient"] == pytest.approx(100 * 2 / 3)

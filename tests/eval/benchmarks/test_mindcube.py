@@ -52,12 +52,45 @@ def write_predictions(path, rows=ROWS, extra=("among_9999_q1",)):
 
 def test_official_extract_and_settings():
     assert official_extract("<answer>C. Front</answer>") == "C"
-    assert official_extract("A or B") == "B"                 # last letter before a space / the end
+    assert official_extract("A or B") == "A"                 # the letter at the start of the text
     assert official_extract("My answer is D") == "D"
     assert official_extract("B is it. Also A.") == "A"       # the last "X." wins over everything
     assert official_extract("none") is None and official_extract("") is None
     assert setting_from_id("x_around_rotation") == "around" and setting_from_id("q_17") == "other"
     assert options_from_question(QUESTION) == ["Above", "Under", "Front", "Behind"]
+
+
+# Fixture written from mll-lab-nu/MindCube @ 6d8fd9ac, src/evaluation/core/extractors.py::extract_answer
+# (cd682b45 dropped the first commit's unanchored pattern "X before . / whitespace / end"), scored by
+# src/evaluation/evaluator.py::BasicEvaluator. (id, gt, prediction, extracted letter, official correct)
+OFFICIAL = [
+    ("around_1", "A", "A or B", "A", 1),                        # line-start pattern (first commit: B)
+    ("around_2", "B", "A or B", "A", 0),                        # (first commit: B, correct)
+    ("around_3", "D", "THE END", None, 0),                      # no lone letter (first commit: D)
+    ("around_4", "B", "Option B is closer than A", "B", 1),     # lone letter on the last line (first commit: A)
+    ("rotation_5", "A", "It's between A and C", "A", 1),        # (first commit: C)
+    ("rotation_6", "D", "D is wrong, E", "D", 1),               # line start (first commit: E)
+    ("rotation_7", "C", "The answer is **C**", "C", 1),         # starred
+    ("among_8", "B", "<Answer> B", "B", 1),                     # after the <Answer> tag
+    ("among_9", "C", "Answer: C", "C", 1),
+    ("among_10", "E", "Final: E", "E", 1),                      # lone letter on the last line
+    ("among_11", "A", "B\nA", "B", 0),                          # "B\n" eats the newline "\nA" needs (first commit: A)
+    ("among_12", "C", "C. Front\nHmm, B. Under", "B", 0),       # the last "X." wins
+    ("translation_13", "A", "A or B", "A", 1),                  # scored, excluded from the overall
+]
+
+
+def test_official_rules_fixture(tmp_path):
+    bench = get_benchmark("mindcube")
+    rows = [(rid, gt, pred) for rid, gt, pred, _, _ in OFFICIAL]
+    items = bench.load(write_mindcube(tmp_path, rows))
+    assert [official_extract(pred) for _, _, pred, _, _ in OFFICIAL] == [r[3] for r in OFFICIAL]
+    assert [bench.score_item(i, r[2]).score for i, r in zip(items, rows)] == [float(r[4]) for r in OFFICIAL]
+    report = score_predictions(bench, items, read_predictions(write_predictions(tmp_path / "p.jsonl", rows, ())))
+    # around 2/4, rotation 3/3, among 3/5; overall without translation 8/12, with it 9/13
+    assert report["per_type"] == pytest.approx({"around": 50.0, "rotation": 100.0, "among": 60.0, "translation": 100.0})
+    assert report["overall"] == pytest.approx(100 * 8 / 12)
+    assert report["metrics"]["overall_all_settings"] == pytest.approx(100 * 9 / 13)
 
 
 def test_load_and_prompts(tmp_path):

@@ -159,24 +159,24 @@ def test_scores_hand_computed(plus_dir, tmp_path):
     assert m["success_delta_1.5_per_type"] == pytest.approx({"horizontal": 100 * 4 / 6, "vertical": 0.0})
     assert m["official_parse"] == {"ok": 5, "unknown_unit": 1, "no_number": 1, "parse_error": 3, "missing": 1}
 
-    # Lenient (parse_quantity, meters): 0: 1.0/0.96 ok; 1: 0.762/0.9144 ok; 2: 5/2=2.5 fail;
-    # 3: 1.2 yd = 1.09728 vs 1.5 ok; 4: 0 m -> non-positive fail; 5: 1.0/0.9144 ok; 6: missing;
-    # 7: 0.6/0.5 ok; 8, 9: unparsable; 10: 1.8 ok (not at 1.5)
-    # -> 6/11; horizontal {0,1,5,10} of 6, vertical {3,7} of 5
-    assert report["overall_lenient"] == pytest.approx(100 * 6 / 11)
-    assert report["per_type_lenient"] == pytest.approx({"horizontal": 100 * 4 / 6, "vertical": 100 * 2 / 5})
-    assert m["svqa_success_rate"] == pytest.approx(100 * 6 / 11)
-    assert m["svqa_success_rate_delta_1.5"] == pytest.approx(100 * 5 / 11)
-    # completed: rows 0,1,2,3,4,5,7,10 parse -> 8/11
-    assert m["samples_completed"] == pytest.approx(100 * 8 / 11)
-    # sMAPE over those 8: |p-g| / ((p+g)/2)
-    terms = [0.04 / 0.98, 0.1524 / 0.8382, 3 / 3.5, 0.40272 / 1.29864, 0.0, 0.0856 / 0.9572, 0.1 / 0.55, 0.8 / 1.4]
-    assert m["smape"] == pytest.approx(100 * sum(terms) / 8)
-    # buckets over parsable predictions with gt > 0 (7 rows; row 4 has gt 0):
-    # p/g: 1.042, 0.833, 2.5, 0.732, 1.094, 1.2, 1.8 -> (0.5,1]: 2, (1,1.5]: 3, (1.5,2): 1
-    assert m["in_range_50_100"] == pytest.approx(100 * 2 / 7)
-    assert m["in_range_100_150"] == pytest.approx(100 * 3 / 7)
-    assert m["in_range_150_200"] == pytest.approx(100 * 1 / 7)
+    # Lenient (spatialrl.answers' strict policy, meters): 0: 1.0/0.96 ok; 1: "2-3" is a range -> None;
+    # 2: 5/2=2.5 fail; 3: 1.2 yd = 1.09728 vs 1.5 ok; 4: 0 m -> non-positive fail; 5: two values -> None;
+    # 6: missing; 7: 0.6/0.5 ok; 8, 9: unparsable; 10: 1.8 ok (not at 1.5)
+    # -> 4/11; horizontal {0,10} of 6, vertical {3,7} of 5
+    assert report["overall_lenient"] == pytest.approx(100 * 4 / 11)
+    assert report["per_type_lenient"] == pytest.approx({"horizontal": 100 * 2 / 6, "vertical": 100 * 2 / 5})
+    assert m["svqa_success_rate"] == pytest.approx(100 * 4 / 11)
+    assert m["svqa_success_rate_delta_1.5"] == pytest.approx(100 * 3 / 11)
+    # completed: rows 0,2,3,4,7,10 parse -> 6/11
+    assert m["samples_completed"] == pytest.approx(100 * 6 / 11)
+    # sMAPE over those 6: |p-g| / ((p+g)/2)
+    terms = [0.04 / 0.98, 3 / 3.5, 0.40272 / 1.29864, 0.0, 0.1 / 0.55, 0.8 / 1.4]
+    assert m["smape"] == pytest.approx(100 * sum(terms) / 6)
+    # buckets over parsable predictions with gt > 0 (5 rows; row 4 has gt 0):
+    # p/g: 1.042, 2.5, 0.732, 1.2, 1.8 -> (0.5,1]: 1, (1,1.5]: 2, (1.5,2): 1
+    assert m["in_range_50_100"] == pytest.approx(100 * 1 / 5)
+    assert m["in_range_100_150"] == pytest.approx(100 * 2 / 5)
+    assert m["in_range_150_200"] == pytest.approx(100 * 1 / 5)
 
     assert report["missing_ids"] == ["QSpatial_plus/6"]
     assert report["unknown_ids"] == ["QSpatial_plus/99"]
@@ -243,10 +243,10 @@ def test_cli_eval_score_end_to_end(plus_dir, tmp_path, capsys):
     report = json.loads(out.read_text())
     assert report["benchmark"] == "qspatial_plus"
     assert report["overall"] == pytest.approx(100 * 5 / 11)
-    assert report["overall_lenient"] == pytest.approx(100 * 6 / 11)
-    assert report["metrics"]["samples_completed"] == pytest.approx(100 * 8 / 11)
+    assert report["overall_lenient"] == pytest.approx(100 * 4 / 11)
+    assert report["metrics"]["samples_completed"] == pytest.approx(100 * 6 / 11)
     assert report["counts"]["missing"] == 1 and report["counts"]["unknown"] == 1
-    assert "qspatial_plus: overall 45.45 (lenient 54.55)" in capsys.readouterr().out
+    assert "qspatial_plus: overall 45.45 (lenient 36.36)" in capsys.readouterr().out
 
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"id": "QSpatial_plus/0", "prediction": "x"}\n{"id": "QSpatial_plus/1"}\n')
