@@ -37,3 +37,33 @@ def test_doctor_reports_pins(capsys):
     assert main(["doctor"]) == 0
     out = capsys.readouterr().out
     assert "torch" in out and "trl" in out
+
+
+@pytest.fixture(scope="module")
+def small_dataset(tmp_path_factory):
+    from spatialrl.data.build import BuildConfig, build_dataset
+
+    out = tmp_path_factory.mktemp("cli") / "data"
+    build_dataset(str(out), BuildConfig(scenes=2, seed=0), progress=False)
+    return out
+
+
+@pytest.mark.parametrize("command", ["train", "sft"])
+@pytest.mark.parametrize("override,expected", [
+    ("dataset=nope", r"JobConfig\.dataset: dataset 'nope' is not a directory; build one with `spatialrl data build"),
+    ("model=./missing", r"JobConfig\.model: './missing': no such directory"),
+    ("model=DATASET", r"JobConfig\.model: '.*' is a directory without config\.json"),
+])
+def test_train_with_a_missing_dataset_or_model_is_an_error_not_a_traceback(small_dataset, tmp_path, capsys, command,
+                                                                             override, expected):
+    import re
+    from pathlib import Path
+
+    config = Path(__file__).resolve().parents[1] / "configs" / ("demo.yaml" if command == "train" else "sft_demo.yaml")
+    override = override.replace("DATASET", str(small_dataset))
+    args = [command, "--config", str(config), f"dataset={small_dataset}", "model=./missing",
+            f"output_dir={tmp_path / 'out'}", override]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert re.search(expected, err) and err.startswith("error: ") and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "out").exists()

@@ -472,7 +472,9 @@ def _read_card_settings(src: Path) -> dict[str, Any]:
 
 
 def convert_dataset(src: str, out: str, fmt: str, *, overwrite: bool = False, progress: bool = False) -> dict[str, Any]:
-    """Rewrite an ``hf``-layout dataset (``src``, as built by this module) in format ``fmt``."""
+    """Rewrite an ``hf``-layout dataset (``src``, as built by this module) in format ``fmt``. A shard
+    that is not readable parquet (e.g. truncated) is a ``ValueError`` naming the file."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     from spatialrl.data.schema import COLUMNS
@@ -481,20 +483,33 @@ def convert_dataset(src: str, out: str, fmt: str, *, overwrite: bool = False, pr
     shards = {s: sorted((srcp / "data").glob(f"{s}-*.parquet")) for s in ("train", "test")}
     if not shards["train"]:
         raise FileNotFoundError(f"--from {src}: no data/train-*.parquet found (expected a dataset built with --format hf)")
+
+    def unreadable(p: Path, exc: Exception) -> ValueError:
+        return ValueError(f"--from {src}: {p} is not a readable parquet file ({type(exc).__name__}: {exc}); "
+                          "it may be truncated by an interrupted copy: copy it again or rebuild the dataset")
+
+    files = {}
     for s, paths in shards.items():
         for p in paths:
-            names = pq.read_schema(p).names
+            try:
+                files[p] = pq.ParquetFile(p)
+            except (pa.ArrowException, OSError) as exc:
+                raise unreadable(p, exc) from None
+            names = files[p].schema_arrow.names
             if tuple(names) != COLUMNS:
                 raise ValueError(f"--from {p}: columns {names} are not the hf schema {list(COLUMNS)}")
 
     def source():
         for s, paths in shards.items():
             for p in paths:
-                pf = pq.ParquetFile(p)
-                for g in range(pf.num_row_groups):
-                    yield s, pf.read_row_group(g).to_pylist()
+                for g in range(files[p].num_row_groups):
+                    try:
+                        rows = files[p].read_row_group(g).to_pylist()
+                    except (pa.ArrowException, OSError) as exc:
+                        raise unreadable(p, exc) from None
+                    yield s, rows
 
-    total = sum(pq.ParquetFile(p).num_row_groups for ps in shards.values() for p in ps)
+    total = sum(f.num_row_groups for f in files.values())
     settings = _read_card_settings(srcp)
     settings = settings or {"source": str(srcp)}
     for key, default in (("scenes", "?"), ("seed", "?"), ("image_size", "?"), ("test_fraction", "?")):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import inspect
 import sys
+from pathlib import Path
 
 HELP = "score a predictions file (JSON Lines with id and prediction) with a benchmark's official rules"
 
@@ -30,6 +31,10 @@ def run(args: argparse.Namespace) -> int:
     from spatialrl.eval.benchmarks import BenchmarkDataError, get_benchmark, score_predictions
     from spatialrl.eval.predictions import PredictionsError, read_predictions, write_json_atomic
 
+    if Path(args.out).is_dir():
+        print(f"error: --out {args.out} is a directory; give the path of the JSON file to write, "
+              f"e.g. --out {Path(args.out) / 'SCORES.json'}", file=sys.stderr)
+        return 2
     try:
         benchmark = get_benchmark(args.benchmark)
         # Scoring needs no pixels: skip decoding images where the benchmark allows it.
@@ -40,7 +45,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     report = score_predictions(benchmark, items, predictions, reasoning=args.reasoning)
-    write_json_atomic(args.out, report)
+    try:
+        write_json_atomic(args.out, report)
+    except OSError as exc:
+        print(f"error: --out {args.out}: cannot write the scores ({exc.strerror or exc}); give a writable file path",
+              file=sys.stderr)
+        return 2
     counts = report["counts"]
     print(f"{benchmark.name}: overall {report['overall']:.2f}"
           + (f" (lenient {report['overall_lenient']:.2f})" if "overall_lenient" in report else "")

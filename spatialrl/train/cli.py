@@ -78,7 +78,54 @@ def load_job_config(args: argparse.Namespace, job: str) -> tuple[Any, int | None
         print(dump_yaml(cfg, comments=False), end="", flush=True)
     if args.dry_run:
         return None, 0
+    problem = input_problem(cfg)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return None, 2
     return cfg, None
+
+
+def input_problem(cfg: Any) -> str | None:
+    """Why the job's ``dataset`` or ``model`` cannot be read (one line naming the field and the
+    fix), or None. Checked before anything heavy loads, so a typo is an error, not a traceback."""
+    from spatialrl.data.load import data_files
+
+    name = type(cfg).__name__
+    try:
+        data_files(cfg.dataset, cfg.train_split)
+    except FileNotFoundError as exc:
+        return f"{name}.dataset: {exc} (set dataset: DIR in the recipe, or dataset=DIR on the command line)"
+    problem = model_problem(cfg.model)
+    return f"{name}.model: {problem}" if problem else None
+
+
+def model_problem(model: str) -> str | None:
+    """Why ``model`` is neither a saved model directory nor a Hugging Face Hub model, or None."""
+    from pathlib import Path
+
+    fix = ("give a directory written by save_pretrained (`spatialrl model tiny --out DIR`, `spatialrl sft`, "
+           "`spatialrl train`) or a Hub id such as Qwen/Qwen2.5-VL-3B-Instruct")
+    path = Path(model).expanduser()
+    if path.is_dir():
+        return None if (path / "config.json").is_file() else f"{model!r} is a directory without config.json; {fix}"
+    if path.exists():
+        return f"{model!r} is a file, not a model directory; {fix}"
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    try:
+        validate_repo_id(model)
+    except HFValidationError:
+        return f"{model!r}: no such directory (and not a Hub id); {fix}"
+    if model.startswith((".", "/", "~")):
+        return f"{model!r}: no such directory; {fix}"
+    from transformers import AutoConfig
+
+    try:  # a Hub id: found in the local cache, or on the Hub when online
+        AutoConfig.from_pretrained(model)
+    except (OSError, ValueError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return f"{model!r}: no such directory, and the Hub (or its cache) has no such model ({reason}); {fix}"
+    return None
 
 
 def run(args: argparse.Namespace) -> int:

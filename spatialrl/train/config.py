@@ -17,7 +17,8 @@ Every field carries a help text (``dataclasses.fields(cls)[i].metadata["help"]``
 
 YAML layout: one flat mapping of field names, plus an optional top-level ``job: grpo | sft``
 (default ``grpo``). Unknown keys are an error that names the key, suggests the closest valid
-one and lists them all. YAML 1.1 reads ``1e-6`` as a string; float fields accept such strings.
+one and lists them all. A key given twice in one mapping is an error (PyYAML would keep the
+last one silently). YAML 1.1 reads ``1e-6`` as a string; float fields accept such strings.
 
 Overrides (``spatialrl train --config C key=value ...``): the value is parsed as a YAML scalar
 or flow collection (``lr=2e-6``, ``lora=true``, ``question_types=[object_count, rel_direction]``,
@@ -848,6 +849,33 @@ def apply_overrides(cfg: Any, overrides: Iterable[str]) -> Any:
     return _build(type(cfg), _merge_overrides(type(cfg), data, overrides))
 
 
+def _yaml_load_unique(stream: Any) -> Any:
+    """``yaml.safe_load`` that refuses a mapping holding one key twice (PyYAML keeps the last one
+    silently, so a recipe's second ``max_steps:`` would win without a word)."""
+    import yaml
+
+    class UniqueKeyLoader(yaml.SafeLoader):
+        def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+            first: dict[Any, int] = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":  # `<<:` merges may be overridden
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    seen = key in first
+                except TypeError:  # an unhashable key; SafeLoader reports it
+                    continue
+                if seen:
+                    raise yaml.constructor.ConstructorError(
+                        "while constructing a mapping", node.start_mark,
+                        f"found duplicate key {key!r} (first on line {first[key]}); keep one of them",
+                        key_node.start_mark)
+                first[key] = key_node.start_mark.line + 1
+            return super().construct_mapping(node, deep)
+
+    return yaml.load(stream, Loader=UniqueKeyLoader)  # noqa: S506 (a SafeLoader subclass)
+
+
 def load_config(path: str | os.PathLike, overrides: Iterable[str] = (), job: str | None = None) -> Any:
     """Read a YAML job config, apply ``key=value`` overrides, validate.
 
@@ -860,7 +888,8 @@ def load_config(path: str | os.PathLike, overrides: Iterable[str] = (), job: str
     if not p.is_file():
         raise ConfigError(f"config file {str(p)!r} not found")
     try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+        with p.open(encoding="utf-8") as stream:  # a stream: YAML's error marks name the file
+            data = _yaml_load_unique(stream)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{p}: not valid YAML ({exc})") from None
     if data is None:

@@ -197,3 +197,22 @@ def test_same_named_build_folders_load_their_own_rows(tmp_path):
         ds = datasets.load_dataset(str(out), cache_dir=str(tmp_path / "hf-cache"))
         ids.append(ds["train"][0]["id"])
     assert ids[0].startswith("syn1-") and ids[1].startswith("syn2-")
+
+
+@pytest.mark.parametrize("damage", ["truncated", "zeroed_middle"])
+def test_from_an_unreadable_parquet_names_the_file(built, tmp_path, capsys, damage):
+    import shutil
+
+    src = tmp_path / "src"
+    shutil.copytree(built, src)
+    shard = sorted((src / "data").glob("train-*.parquet"))[0]
+    data = bytearray(shard.read_bytes())
+    if damage == "truncated":  # an interrupted copy
+        data = data[: len(data) // 3]
+    else:  # footer intact, pages broken: fails while rows are read
+        data[100: len(data) // 2] = bytes(len(data) // 2 - 100)
+    shard.write_bytes(bytes(data))
+    rc = main(["data", "build", "--from", str(src), "--out", str(tmp_path / "out"), "--format", "trl", "--quiet"])
+    err = capsys.readouterr().err
+    assert rc == 2 and str(shard) in err and "not a readable parquet file" in err, err
+    assert not (tmp_path / "out").exists()

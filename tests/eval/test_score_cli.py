@@ -166,3 +166,14 @@ def test_unknown_benchmark_exit_2(tmp_path, capsys):
                  str(tmp_path / "p.jsonl"), "--out", str(tmp_path / "S.json")])
     assert code == 2
     assert "unknown benchmark 'no-such'" in capsys.readouterr().err
+
+
+def test_out_that_is_a_directory_is_an_error_naming_the_flag(built, rows, tmp_path, capsys):
+    preds = tmp_path / "preds.jsonl"
+    preds.write_text(json.dumps({"id": rows[0]["id"], "prediction": "<answer>1</answer>"}) + "\n")
+    existing = tmp_path / "scores"
+    existing.mkdir()
+    assert _run("--data", str(built), "--predictions", str(preds), "--out", str(existing)) == 2
+    err = capsys.readouterr().err
+    assert f"--out {existing} is a directory" in err and str(existing / "SCORES.json") in err
+    assert list(existing.iterdir()) == []

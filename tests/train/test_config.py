@@ -327,6 +327,7 @@ def test_train_command_calls_train_grpo(monkeypatch, capsys):
     calls = []
     monkeypatch.setattr(grpo, "train_grpo", lambda cfg, resume=False: calls.append((cfg, resume)) or {"steps": 1})
     cli, args = _train_args(["--config", str(CONFIGS / "demo.yaml"), "max_steps=3", "--resume"])
+    monkeypatch.setattr(cli, "input_problem", lambda cfg: None)  # the recipe's runs/demo/* need not exist here
     assert cli.run(args) == 0
     (cfg, resume), = calls
     assert isinstance(cfg, GRPOJobConfig) and cfg.max_steps == 3 and resume is True
@@ -348,3 +349,23 @@ def test_commands_register_with_the_spatialrl_cli(monkeypatch, capsys):
     assert "seed: 3" in capsys.readouterr().out
     assert cli.main(["sft", "--config", str(CONFIGS / "sft_demo.yaml"), "--dry-run"]) == 0
     assert "job: sft" in capsys.readouterr().out
+
+
+def test_a_duplicate_key_in_a_recipe_is_refused(tmp_path, capsys):
+    from spatialrl.cli import main
+
+    path = tmp_path / "dup.yaml"
+    path.write_text("job: grpo\nmax_steps: 5\nseed: 1\nmax_steps: 7\n")  # PyYAML alone keeps 7 silently
+    with pytest.raises(ConfigError, match=r"duplicate key 'max_steps' \(first on line 2\)") as exc:
+        load_config(path)
+    assert str(path) in str(exc.value) and "line 4" in str(exc.value)
+    nested = tmp_path / "nested.yaml"
+    nested.write_text("rewards: {accuracy: 0.9, format: 0.1, accuracy: 0.5}\n")
+    with pytest.raises(ConfigError, match="duplicate key 'accuracy'"):
+        load_config(nested)
+    assert main(["train", "--config", str(path), "--dry-run"]) == 2
+    assert "duplicate key 'max_steps'" in capsys.readouterr().err
+    from spatialrl.train.config import _yaml_load_unique
+
+    # a key a YAML merge (<<) brings in may be overridden: that is not a duplicate
+    assert _yaml_load_unique("a: &b {x: 1}\nc: {<<: *b, x: 2}\n") == {"a": {"x": 1}, "c": {"x": 2}}
