@@ -16,6 +16,7 @@ import sys
 COMMANDS: list[tuple[str, str]] = [
     ("data build", "spatialrl.data.build"),
     ("data mirror", "spatialrl.data.mirror_text"),
+    ("data vqasynth", "spatialrl.data.vqasynth_rows"),
     ("model tiny", "spatialrl.models.tiny"),
     ("pretrain", "spatialrl.train.pretrain"),
     ("sft", "spatialrl.train.sft"),
@@ -28,7 +29,7 @@ COMMANDS: list[tuple[str, str]] = [
 ]
 
 GROUP_HELP = {
-    "data": "build the synthetic spatial QA dataset, or mirror an existing one",
+    "data": "build the synthetic spatial QA dataset, mirror an existing one, or split VQASynth dialogues",
     "model": "build models (a tiny Qwen2.5-VL for CPU work)",
     "eval": "run a model on a benchmark, or score a predictions file",
 }

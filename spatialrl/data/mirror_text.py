@@ -26,6 +26,11 @@ rewrite is accepted only when a rule-based check agrees with it. Rules (see
   "right" meaning correct, any left/right the rules cannot classify, compass east/west,
   port/starboard, text or clock-face reading, boxes that fail the coordinate checks.
 
+Every output row also carries the typed answer columns the rewards read (``answer_type``,
+``answer_value``, ``dimension``, ``unit``, ``options``, ``answer_index``, ``bbox``), derived from
+that view's own text and box by ``spatialrl.data.typed_answers``. A non-finite number in a box
+is malformed input (an error naming the row and field, or ``bad_row`` with --skip-bad-rows).
+
 Deviation from the paper: the paper uses GPT-4o alone; here rules are the default and the
 LLM (``--llm``) is an option whose output must pass the rule check, else the rule rewrite is
 used (or, when the rules could not classify the row, it is skipped with its reason).
@@ -39,6 +44,7 @@ import binascii
 import io
 import json
 import logging
+import math
 import os
 import re
 import sys
@@ -414,6 +420,8 @@ def _decimal(value: Any) -> Decimal:
     if isinstance(value, int):
         return Decimal(value)
     if isinstance(value, float):
+        if not math.isfinite(value):
+            raise _Skip("bad_row", f"non-finite number {value!r} in the coordinates; every coordinate must be a finite number")
         return Decimal(repr(value))
     raise _Skip("unsupported_value", repr(value))
 
@@ -1410,8 +1418,10 @@ def _run(args: argparse.Namespace) -> int:
 def _mirror(args: argparse.Namespace, source: _Source, state: _LLMState | None) -> int:
     from concurrent.futures import ThreadPoolExecutor
 
-    from datasets import Value
+    from datasets import List, Value
     from tqdm.auto import tqdm
+
+    from spatialrl.data.typed_answers import TYPED_COLUMNS
 
     out = Path(args.out).expanduser()
     split = args.split or "train"
@@ -1425,9 +1435,16 @@ def _mirror(args: argparse.Namespace, source: _Source, state: _LLMState | None) 
         id_column = "id"
     if id_column and id_column not in features:
         raise MirrorInputError(f"{source.name}: --id-column {id_column!r} not found")
+    typed_clash = [c for c in TYPED_COLUMNS if c in features and c != args.bbox_column]
+    if typed_clash:
+        raise MirrorInputError(f"{source.name}: input already has a {typed_clash[0]!r} column; the output adds the typed "
+                               f"answer columns {', '.join(TYPED_COLUMNS)} (spatialrl.data.typed_answers): rename it")
     features["pair_id"] = Value("string")
     features["view"] = Value("string")
     features["mirror_rewrite"] = Value("string")
+    features.update(answer_type=Value("string"), answer_value=Value("float64"), dimension=Value("string"),
+                    unit=Value("string"), options=List(Value("string")), answer_index=Value("int32"),
+                    bbox=List(Value("float64")))
     _prepare_out(out, args.overwrite)
 
     text_fields = [args.question_column, args.answer_column, *args.also_rewrite]
@@ -1535,6 +1552,8 @@ def _process_batch(
     seen_ids: set[str],
 ) -> int:
     """Rules for every row, LLM requests for the eligible ones (concurrently), then write."""
+    from spatialrl.data.typed_answers import one_box, typed_answer
+
     prepared: list[tuple[_Row, Any, bytes, str | None, RowOutcome] | None] = []
     for row in batch:
         try:
@@ -1561,6 +1580,12 @@ def _process_batch(
             coords=args.coords,
             box_format=args.box_format,
         )
+        if outcome.reason == "bad_row":
+            if not args.skip_bad_rows:
+                raise MirrorInputError(f"{row.ref}: field {outcome.field!r}: {outcome.detail}")
+            skip(row, "bad_row", outcome.detail, outcome.field)
+            prepared.append(None)
+            continue
         prepared.append((row, image, data, name, outcome))
 
     # LLM: rows with direction words and no coordinates, that the rules rewrote or could not
@@ -1648,6 +1673,12 @@ def _process_batch(
         mirror.update(values)
         mirror[args.image_column] = {"bytes": flipped, "path": f"{stem}.mirror{ext}"}
         mirror.update(pair_id=pair_id, view="mirror", mirror_rewrite=method)
+        for view in (original, mirror):  # typed answers of each view's own text and box
+            box = view.get(args.bbox_column) if args.bbox_column else None
+            if args.bbox_column == "bbox" and box not in (None, []) and one_box(box) is None:
+                raise MirrorInputError(f"{row.ref}: field 'bbox' is not one box [x1, y1, x2, y2]; the output's typed "
+                                       "'bbox' column holds one box: rename the column and pass --bbox-column NAME")
+            view.update(typed_answer(view[args.question_column], view[args.answer_column], box))
         out_rows += [original, mirror]
         method_counts[method] += 1
         kept += 1

@@ -322,7 +322,8 @@ def test_end_to_end_jsonl(fixture_dir, tmp_path, capsys):
     assert card.startswith("---\n") and "configs:" not in card and "| `text_reading` | 1 |" in card
 
     # a second run needs --overwrite
-    assert _main(["data", "mirror", "--data", str(data / "data.jsonl"), "--out", str(out), "--quiet"]) == 2
+    assert _main(["data", "mirror", "--data", str(data / "data.jsonl"), "--out", str(out), "--bbox-column", "bbox",
+                  "--quiet"]) == 2
     assert "--overwrite" in capsys.readouterr().err
 
 
@@ -514,3 +515,45 @@ def test_llm_needs_a_model(tmp_path, capsys):
     _write_jsonl(data / "data.jsonl", LLM_ROWS[:1])
     assert _main(["data", "mirror", "--data", str(data / "data.jsonl"), "--out", str(tmp_path / "o"), "--llm", "--base-url", "http://127.0.0.1:9/v1"]) == 2
     assert "--model" in capsys.readouterr().err
+
+
+def test_mirror_output_has_typed_answers_the_accuracy_reward_reads(fixture_dir, tmp_path):
+    from spatialrl.rewards.schedules import SharpnessSchedule
+    from spatialrl.rewards.trl import accuracy_reward
+
+    data, _ = fixture_dir
+    out = tmp_path / "out"
+    assert _main(["data", "mirror", "--data", str(data / "data.jsonl"), "--out", str(out), "--bbox-column", "bbox",
+                  "--quiet"]) == 0
+    rows = {(r["pair_id"], r["view"]): r for r in _load(out)}
+    box = rows["b", "mirror"]  # the mirrored view's box, flipped with the image (width 7)
+    assert (box["answer_type"], box["bbox"]) == ("grounding", [4.0, 0.0, 6.0, 2.0])
+    assert rows["b", "original"]["bbox"] == [1.0, 0.0, 3.0, 2.0]
+    count = rows["c", "mirror"]
+    assert (count["answer_type"], count["answer_value"], count["dimension"], count["unit"]) == ("open_ended", 3.0, "count", "")
+    left = rows["a", "mirror"]  # a yes/no sentence stays the semantic reward's reference
+    assert (left["answer_type"], left["answer_value"], left["dimension"], left["bbox"]) == ("open_ended", None, None, [])
+    assert all(r["options"] == [] and r["answer_index"] == -1 for r in rows.values())
+    ordered = list(rows.values())
+    columns = {c: [r[c] for r in ordered] for c in ("answer_type", "answer", "answer_value", "dimension", "options",
+                                                     "answer_index", "bbox")}
+    verifiable = {"b", "c"}  # a box and a count; "a"'s sentence has no verifiable value
+    completions = [f"<think>.</think><answer>{r['answer'] if r['pair_id'] != 'b' else r['bbox']}</answer>" for r in ordered]
+    rewards = accuracy_reward(SharpnessSchedule("fixed", 10.0, 10.0))(completions=completions, **columns)
+    for r, reward in zip(ordered, rewards):
+        if r["pair_id"] in verifiable:
+            assert reward == pytest.approx(1.0), r["pair_id"]
+
+
+def test_a_non_finite_box_is_an_error_naming_the_record_and_field(tmp_path, capsys):
+    data = tmp_path / "data"
+    _png(data / "a.png")
+    good = {"id": "g", "image": "a.png", "question": "Where is the cup?", "answer": "[1, 0, 3, 2]", "bbox": [1, 0, 3, 2]}
+    bad = {**good, "id": "n", "bbox": [1, float("nan"), 3, 2]}
+    _write_jsonl(data / "data.jsonl", [good, bad])  # json writes NaN, json.loads reads it back
+    args = ["data", "mirror", "--data", str(data / "data.jsonl"), "--bbox-column", "bbox", "--quiet"]
+    assert _main(args + ["--out", str(tmp_path / "o")]) == 2
+    assert "data.jsonl:2: field 'bbox': non-finite number nan in the coordinates" in capsys.readouterr().err
+    assert _main(args + ["--out", str(tmp_path / "skipping"), "--skip-bad-rows"]) == 0
+    report = json.loads((tmp_path / "skipping" / "mirror_report.json").read_text())
+    assert report["pairs"] == 1 and report["skipped"] == {"bad_row": 1}
