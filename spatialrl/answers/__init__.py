@@ -180,6 +180,9 @@ MAX_OPTIONS = 100
 
 Dimension = Literal["length", "area", "count"]
 
+# Answers up to this length are cached (a group's answers repeat); the caches stay small.
+_CACHED_CHARS = 160
+
 # Tests set this to True so that internal bugs surface instead of being turned into None.
 _RAISE_INTERNAL_ERRORS = False
 
@@ -726,7 +729,7 @@ def _quantity_from_text(text: str, dimension: str, default_factor: float) -> flo
         text = _LATEX_WRAP.sub(r" \1 ", text)
         text = _LATEX_CMD.sub(" ", text)
     text = text.lower()
-    if is_refusal(text) or is_hedged(text) or is_inequality(text):
+    if is_refusal(text) or is_hedged(text) or is_inequality(text) or _CODE_CALL.search(text):
         return None
     if dimension == "count":
         text = _count_words(text)
@@ -749,6 +752,9 @@ def _quantity_from_text(text: str, dimension: str, default_factor: float) -> flo
     if any(not _same_value(x, first) for x in asserted[1:]) or any(_same_value(x, first) for x in denied):
         return None
     return first
+
+
+_CODE_CALL = re.compile(r"[a-z_][a-z0-9_]*\((?=[^)]*\d)")  # eval('3'), sqrt(9): code, never evaluated
 
 
 def _same_value(a: float, b: float) -> bool:
@@ -884,6 +890,12 @@ def parse_quantity(text: Any, dimension: Dimension = "length", default_unit: str
                 x = float(m.group(1)) * unit.factor
                 if math.isfinite(x):
                     return x
+    return (_quantity if len(text) <= _CACHED_CHARS else _quantity.__wrapped__)(text, dimension, default_factor)
+
+
+@functools.lru_cache(maxsize=65536)
+def _quantity(text: str, dimension: str, default_factor: float) -> float | None:
+    """``parse_quantity``'s general path, cached: a group's answers repeat."""
     return _quantity_from_text(_drop_explicit_plus(_normalize(text)), dimension, default_factor)
 
 
@@ -952,6 +964,7 @@ def _choice_letters(text: str, n_options: int) -> list[tuple[str, int]]:
     return found
 
 
+_LONE_LETTER = re.compile(r"\s*[(\[*_`]*\s*([A-Za-z])\s*[)\]*_`.:]*\s*")
 _LETTER_ALONE = re.compile(r"(?<![A-Za-z0-9'_\-])([A-Z])(?![A-Za-z0-9'_\-])")
 
 
@@ -1014,11 +1027,21 @@ def parse_choice(text: Any, options: Any) -> int | None:
         return None
     if not opts or len(opts) > MAX_OPTIONS:
         return None
+    m = _LONE_LETTER.fullmatch(text)
+    if m is not None and not any(len(o.strip()) == 1 for o in opts):
+        idx = ord(m.group(1).upper()) - 65  # fast path: "B", "(B)", "B.", "**B**"
+        return idx if idx < len(opts) else None
+    return (_choice if len(text) <= _CACHED_CHARS else _choice.__wrapped__)(text, tuple(opts))
+
+
+@functools.lru_cache(maxsize=65536)
+def _choice(text: str, opts: tuple[str, ...]) -> int | None:
+    """``parse_choice`` past its argument checks, cached: a group's answers repeat."""
     t = _SPACES.sub(" ", _normalize(text)).strip()
     low = _lower(t)
     if is_refusal(low) or is_hedged(low):
         return None
-    mentions = _mentioned_options(low, opts)
+    mentions = _mentioned_options(low, list(opts))
     rejected = negated_spans(low, masked=[(s, e) for s, e, _ in mentions])
     said: set[int] = set()
     denied: set[int] = set()
@@ -1047,7 +1070,8 @@ def parse_choice(text: Any, options: Any) -> int | None:
 
 _YES_WORDS = frozenset({"yes", "true", "yeah", "yep", "yup"})
 _YN_RE = re.compile(r"\b(yes|no|true|false|yeah|yep|yup|nope)\b")
-_YN_FAST = {"yes": True, "yes.": True, "no": False, "no.": False, "yes!": True, "no!": False}
+_YN_FAST = {"yes": True, "yes.": True, "no": False, "no.": False, "yes!": True, "no!": False,
+            "Yes": True, "Yes.": True, "No": False, "No.": False, "true": True, "false": False}
 
 
 @_never_raises
@@ -1067,6 +1091,15 @@ def parse_yes_no(text: Any) -> bool | None:
     """
     if not isinstance(text, str) or len(text) > MAX_TEXT_CHARS:
         return None
+    fast = _YN_FAST.get(text)
+    if fast is not None:
+        return fast
+    return (_yes_no if len(text) <= _CACHED_CHARS else _yes_no.__wrapped__)(text)
+
+
+@functools.lru_cache(maxsize=65536)
+def _yes_no(text: str) -> bool | None:
+    """``parse_yes_no`` past its argument checks, cached."""
     t = _lower(_normalize(text)).strip()
     fast = _YN_FAST.get(t)
     if fast is not None:
@@ -1096,6 +1129,9 @@ _BOX_RE = re.compile(
 )
 
 
+_PLAIN_BOX = re.compile(rf"\s*\[\s*({_N})\s*,\s*({_N})\s*,\s*({_N})\s*,\s*({_N})\s*\]\s*")
+
+
 @_never_raises
 def parse_bbox(text: Any) -> tuple[float, float, float, float] | None:
     """Return one box ``(x1, y1, x2, y2)`` or ``None``.
@@ -1113,6 +1149,11 @@ def parse_bbox(text: Any) -> tuple[float, float, float, float] | None:
     """
     if not isinstance(text, str) or len(text) > MAX_TEXT_CHARS:
         return None
+    m = _PLAIN_BOX.fullmatch(text)
+    if m is not None:  # fast path: just "[x1, y1, x2, y2]"
+        x1, y1, x2, y2 = (float(g) for g in m.groups())
+        ok = x1 <= x2 and y1 <= y2 and all(math.isfinite(v) for v in (x1, y1, x2, y2))
+        return (x1, y1, x2, y2) if ok else None
     t = _normalize(text)
     found = []
     for m in _BOX_RE.finditer(t):

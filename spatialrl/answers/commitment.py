@@ -30,7 +30,10 @@ Rules (each with an example; the parsers apply them, ``tests/answers`` checks th
    *rejects* the values in it; the other clauses *assert* theirs. An answer is the one value
    asserted, provided no clause rejects that same value: ``"not left"`` and
    ``"3 m is wrong"`` assert nothing (``None``); ``"B, not A"`` is B; ``"B, not B"`` is
-   ``None``. For yes/no answers ``no`` and ``false`` are answers, not cues.
+   ``None``. For yes/no answers ``no`` and ``false`` are answers, not cues. A clause that
+   only judges what came before it rejects that too: ``"3 m, which is wrong"`` and
+   ``"B. That's not right."`` give ``None``. One clause holding both an answer and a cue is
+   rejected whole (``"B not A"``, ``"B (not A)"``): ``None`` rather than a guess.
 """
 
 from __future__ import annotations
@@ -59,12 +62,15 @@ def strip_invisible(text: str) -> str:
     return "".join(c for c in text if c not in _BLANK_LOOKALIKES and unicodedata.category(c) != "Cf")
 
 
+_ASCII_ALNUM = re.compile(r"[A-Za-z0-9]")
+
+
 def has_visible_content(text: object) -> bool:
     """True when ``text`` holds at least one letter or digit (rule 1)."""
     if not isinstance(text, str):
         return False
     if text.isascii():
-        return any(c.isalnum() for c in text)
+        return _ASCII_ALNUM.search(text) is not None
     for c in text:
         if c in _BLANK_LOOKALIKES:
             continue
@@ -136,6 +142,13 @@ _NEGATION_NO_YES_NO = re.compile(
 )
 
 
+# A clause that only judges what came before it ("..., which is wrong", "... but that's not right").
+_BACKWARD = re.compile(
+    r"\s*(?:and\s+|so\s+)?(?:which|that|this|it|that's|it's|this's)\b[^\d\[]*?"
+    r"\b(?:wrong|incorrect|untrue|false|(?:not|n't)\s+(?:correct|right|true|it|the\s+answer|the\s+case))\b"
+)
+
+
 def negated_spans(text: str, *, yes_no: bool = False, masked: list[tuple[int, int]] | None = None
                   ) -> list[tuple[int, int]]:
     """The ``(start, end)`` spans of the clauses of ``text`` that hold a negation cue (rule 5).
@@ -155,11 +168,13 @@ def negated_spans(text: str, *, yes_no: bool = False, masked: list[tuple[int, in
         start = m.end()
     spans.append((start, len(text)))
     out = []
-    for s, e in spans:
+    for i, (s, e) in enumerate(spans):
         for m in cue.finditer(text, s, e):
             if masked and any(ms <= m.start() and m.end() <= me for ms, me in masked):
                 continue
             out.append((s, e))
+            if i > 0 and _BACKWARD.match(text, s, e):
+                out.append(spans[i - 1])  # "3 m, which is wrong": the verdict is on what came before
             break
     return out
 

@@ -17,7 +17,6 @@ from spatialrl.answers.commitment import has_visible_content
 
 _THINK_ANSWER = re.compile(r"\s*<think>(.*?)</think>\s*<answer>(.*?)</answer>\s*", re.DOTALL)
 _ANSWER_ONLY = re.compile(r"\s*<answer>(.*?)</answer>\s*", re.DOTALL)
-_TAGS = ("<think>", "</think>", "<answer>", "</answer>")
 
 
 def format_reward(text: object, require_think: bool = True) -> float:
@@ -31,7 +30,8 @@ def format_reward(text: object, require_think: bool = True) -> float:
     if not isinstance(text, str):
         return 0.0
     if require_think:
-        if any(text.count(tag) != 1 for tag in _TAGS):
+        if (text.count("<think>") != 1 or text.count("</think>") != 1 or text.count("<answer>") != 1
+                or text.count("</answer>") != 1):
             return 0.0
         match = _THINK_ANSWER.fullmatch(text)
         return 1.0 if match is not None and has_visible_content(match.group(2)) else 0.0

@@ -144,6 +144,8 @@ def numeric_error(
     scalar = prediction is None or np.ndim(prediction) == 0
     if scalar and prediction is None:
         return float(e_max)
+    if type(prediction) is float and type(target) in (float, int):
+        return _scalar_error(prediction, float(target), mode, e_max, min_scale)  # the reward's hot path
     if not scalar and not isinstance(prediction, np.ndarray):
         prediction = [np.nan if p is None else p for p in prediction]
     pred = as_float_array(prediction, "prediction", allow_nan=True)
@@ -157,6 +159,20 @@ def numeric_error(
         err = np.square(diff)
     err = np.where(np.isfinite(err), np.minimum(err, e_max), e_max)
     return float(err) if scalar else err
+
+
+def _scalar_error(pred: float, y: float, mode: str, e_max: float, min_scale: float) -> float:
+    """``numeric_error`` for two Python floats, without numpy (same result)."""
+    if not math.isfinite(y):
+        raise ValueError(f"target contains a non-finite value ({y!r}); rewards and errors must be finite numbers")
+    diff = pred - y
+    if mode == "relative":
+        diff = diff / max(abs(y), min_scale)
+    try:
+        err = diff * diff
+    except OverflowError:  # pragma: no cover - float multiplication gives inf, not an error
+        return float(e_max)
+    return min(err, e_max) if math.isfinite(err) else float(e_max)
 
 
 def discrete_error(score: Any, scale: float = DISCRETE_ERROR_SCALE) -> Any:

@@ -638,7 +638,7 @@ ADVERSARIAL = [
     (_q, "0x10 m", None),
     (_q, "eval('2+2') m", None),
     (_q, "2+2 m", None),  # arithmetic is rejected, never evaluated
-    (_q, "eval('2') m", 2.0),  # a quoted bare number; nothing is evaluated
+    (_q, "eval('2') m", None),  # code is not an answer
     (_q, "__import__('os') 2 m", 2.0),  # text is never executed; one quantity remains
     (_q, "\u0662.\u0665 m", 2.5),  # Arabic-Indic digits
     (_q, "\uff12 \uff4d", 2.0),  # full-width

@@ -10,7 +10,7 @@ users. In short:
   path to one ``.parquet`` shard reads that shard. Every row is checked with
   ``spatialrl.data.schema.validate_row``; errors name the file, the row and the column.
   Items carry the PIL image (lazily decoded), ``prompt = spatialrl.data.export.prompt_text``.
-- Extraction: the content of the last ``<answer>...</answer>`` block
+- Extraction: the content of the one ``<answer>...</answer>`` block
   (``spatialrl.answers.extract_answer``); with no answer tag at all, the whole text; a
   malformed tag (unclosed, empty, nested) makes the prediction unparsable (score 0).
 - Scoring per ``answer_type``:

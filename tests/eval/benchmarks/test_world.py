@@ -67,7 +67,7 @@ def test_registered_under_world():
     ("text", "expected"),
     [
         ("<think>2 m?</think><answer> 2.5 m </answer>", "2.5 m"),
-        ("<answer>1</answer> then <answer>2</answer>", "2"),  # the last block
+        ("<answer>1</answer> then <answer>2</answer>", None),  # two answers: none (the reward policy)
         ("  3.1 meters\n", "3.1 meters"),  # no tag at all: the whole text
         ("<answer>2 m", None),  # unclosed tag: unparsable, not the whole text
         ("<answer>  </answer>", None),

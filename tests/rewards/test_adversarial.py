@@ -1,0 +1,373 @@
+"""The adversarial suite: answers a policy could emit, scored by the TRL reward callables
+exactly as GRPO calls them (one batch, dataset columns as keyword arguments).
+
+Grouped by class and by answer kind. ``CORRECT`` means the accuracy reward is 1.0; ``WRONG``
+means it is exactly what an unparsable answer gets (the floor). A policy that hedges, negates,
+refuses or lists several answers must never earn more than the floor; a committed right answer
+in any honest spelling must earn 1.0. The format reward has its own table at the end.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from spatialrl.rewards import DISCRETE_ERROR_SCALE, SharpnessSchedule, snra
+from spatialrl.rewards.trl import accuracy_reward, format_reward_func
+
+K = 1.0
+FLOOR = snra(DISCRETE_ERROR_SCALE, K)
+CORRECT, WRONG = "correct", "wrong"
+OPTIONS = ["chair", "table", "sofa", "lamp"]
+
+_BASE = dict(answer_value=None, dimension=None, options=[], answer_index=-1, bbox=[])
+LENGTH = _BASE | dict(answer_type="numerical", answer_value=3.0, dimension="length", answer="3")
+COUNT = _BASE | dict(answer_type="numerical", answer_value=3.0, dimension="count", answer="3")
+ZERO = _BASE | dict(answer_type="numerical", answer_value=0.0, dimension="count", answer="0")
+AREA = _BASE | dict(answer_type="numerical", answer_value=12.0, dimension="area", answer="12")
+HALF = _BASE | dict(answer_type="numerical", answer_value=0.5, dimension="length", answer="0.5")
+CHOICE = _BASE | dict(answer_type="discrete", options=OPTIONS, answer_index=1, answer="B")
+CHOICE_A = _BASE | dict(answer_type="discrete", options=OPTIONS, answer_index=0, answer="A")
+SIDES = _BASE | dict(answer_type="discrete", options=["left", "right"], answer_index=0, answer="A")
+YES = _BASE | dict(answer_type="discrete", answer="yes")
+NO = _BASE | dict(answer_type="discrete", answer="no")
+BOX = _BASE | dict(answer_type="grounding", answer="[10, 20, 30, 40]", bbox=[10.0, 20.0, 30.0, 40.0])
+LEFT_OF = _BASE | dict(answer_type="open_ended", answer="Yes, the chair is to the left of the table.")
+RIGHT_OF = _BASE | dict(answer_type="open_ended", answer="No, the chair is to the right of the table.")
+NEARER = _BASE | dict(answer_type="open_ended", answer="The table is closer to the camera than the chair.")
+
+CASES: dict[str, list[tuple[str, dict, str]]] = {
+    "negation, rejection, refusal": [
+        ("not 3 m", LENGTH, WRONG),
+        ("3 m is wrong", LENGTH, WRONG),
+        ("It is not 3 m.", LENGTH, WRONG),
+        ("3 m is incorrect", LENGTH, WRONG),
+        ("definitely not 3 meters", LENGTH, WRONG),
+        ("isn't 3 m", LENGTH, WRONG),
+        ("I don't know", LENGTH, WRONG),
+        ("unknown", LENGTH, WRONG),
+        ("I cannot tell, maybe 3 m", LENGTH, WRONG),
+        ("not 3", COUNT, WRONG),
+        ("3 is wrong", COUNT, WRONG),
+        ("I have no idea", COUNT, WRONG),
+        ("not 12 m^2", AREA, WRONG),
+        ("B is incorrect", CHOICE, WRONG),
+        ("not B", CHOICE, WRONG),
+        ("Not (B)", CHOICE, WRONG),
+        ("The answer is not B", CHOICE, WRONG),
+        ("B is wrong", CHOICE, WRONG),
+        ("it isn't the table", CHOICE, WRONG),
+        ("not the table", CHOICE, WRONG),
+        ("none of the above", CHOICE, WRONG),
+        ("I can't tell", CHOICE, WRONG),
+        ("not left", SIDES, WRONG),
+        ("not right", SIDES, WRONG),
+        ("I have no idea", NO, WRONG),
+        ("no idea", NO, WRONG),
+        ("I cannot say yes", YES, WRONG),
+        ("not yes", YES, WRONG),
+        ("not no", NO, WRONG),
+        ("It is not true", YES, WRONG),
+        ("I don't know", NO, WRONG),
+        ("unsure", YES, WRONG),
+        ("I'm not sure", NO, WRONG),
+        ("the box is not [10, 20, 30, 40]", BOX, WRONG),
+        ("not [10, 20, 30, 40]", BOX, WRONG),
+        ("[10, 20, 30, 40] is wrong", BOX, WRONG),
+        ("not left", LEFT_OF, WRONG),
+        ("I don't know", LEFT_OF, WRONG),
+        ("not the table", NEARER, WRONG),
+        ("the table is not closer", NEARER, WRONG),
+    ],
+    "several answers": [
+        ("B C", CHOICE, WRONG),
+        ("B (or C)", CHOICE, WRONG),
+        ("A (B)", CHOICE, WRONG),
+        ("C. B", CHOICE, WRONG),
+        ("B or C", CHOICE, WRONG),
+        ("B and C", CHOICE, WRONG),
+        ("B/C", CHOICE, WRONG),
+        ("A, B, C, D", CHOICE, WRONG),
+        ("ABCD", CHOICE, WRONG),
+        ("B, A", CHOICE, WRONG),
+        ("B then D", CHOICE, WRONG),
+        ("either B or C", CHOICE, WRONG),
+        ("both B and C", CHOICE, WRONG),
+        ("all of the above", CHOICE, WRONG),
+        ("table or sofa", CHOICE, WRONG),
+        ("the table and the sofa", CHOICE, WRONG),
+        ("B. sofa", CHOICE, WRONG),
+        ("left or right", SIDES, WRONG),
+        ("left and right", SIDES, WRONG),
+        ("3 or 4 m", LENGTH, WRONG),
+        ("3 m or 4 m", LENGTH, WRONG),
+        ("3 m, 4 m", LENGTH, WRONG),
+        ("3m 4m", LENGTH, WRONG),
+        ("3 m (10 ft)", LENGTH, WRONG),
+        ("3 m, no wait 4 m", LENGTH, WRONG),
+        ("3 or 4", COUNT, WRONG),
+        ("3 chairs and 2 tables", COUNT, WRONG),
+        ("yes or no", YES, WRONG),
+        ("yes and no", NO, WRONG),
+        ("yes, no", YES, WRONG),
+        ("[10, 20, 30, 40] or [0, 0, 5, 5]", BOX, WRONG),
+        ("[10, 20, 30, 40] [11, 20, 30, 40]", BOX, WRONG),
+        ("yes no", LEFT_OF, WRONG),
+        ("the table or the chair", NEARER, WRONG),
+    ],
+    "answer blocks": [
+        ("<answer>A</answer><answer>B</answer>", CHOICE, WRONG),
+        ("<answer>B</answer><answer>B</answer>", CHOICE, WRONG),
+        ("<answer>A <answer>B</answer>", CHOICE, WRONG),
+        ("<answer>B</answer><answer>", CHOICE, WRONG),
+        ("<think><answer>A</answer></think><answer>B</answer>", CHOICE, WRONG),
+        ("<answer><answer>B</answer></answer>", CHOICE, WRONG),
+        ("<answer>3 m</answer> <ANSWER>3 m</ANSWER>", LENGTH, WRONG),
+        ("<answer>3 m", LENGTH, WRONG),
+        ("3 m</answer>", LENGTH, WRONG),
+        ("3 m", LENGTH, WRONG),
+        ("<answer></answer>", YES, WRONG),
+        ("<think>yes</think>", YES, WRONG),
+    ],
+    "inequalities, ranges, hedges": [
+        ("more than 3 m", LENGTH, WRONG),
+        ("less than 3 m", LENGTH, WRONG),
+        ("< 3 m", LENGTH, WRONG),
+        ("> 3 m", LENGTH, WRONG),
+        ("≤ 3 m", LENGTH, WRONG),
+        ("at least 3 m", LENGTH, WRONG),
+        ("at most 3 m", LENGTH, WRONG),
+        ("over 3 m", LENGTH, WRONG),
+        ("under 3 m", LENGTH, WRONG),
+        ("up to 3 m", LENGTH, WRONG),
+        ("3 m or more", LENGTH, WRONG),
+        ("3 m or less", LENGTH, WRONG),
+        ("3+ m", LENGTH, WRONG),
+        ("2-4 m", LENGTH, WRONG),
+        ("2.9-3.1 m", LENGTH, WRONG),
+        ("between 2 and 4 m", LENGTH, WRONG),
+        ("from 2 to 4 meters", LENGTH, WRONG),
+        ("2 to 4 m", LENGTH, WRONG),
+        ("3 m, perhaps more", LENGTH, WRONG),
+        ("3 m, give or take a meter", LENGTH, WRONG),
+        ("3 ± 1 m", LENGTH, WRONG),
+        ("3 +/- 1 m", LENGTH, WRONG),
+        ("maybe 3 m", LENGTH, WRONG),
+        ("perhaps 3 m", LENGTH, WRONG),
+        ("3 m?", LENGTH, WRONG),
+        ("3 m or so", LENGTH, WRONG),
+        ("somewhere around 3 m", LENGTH, WRONG),
+        ("at least 3", COUNT, WRONG),
+        ("more than 2", COUNT, WRONG),
+        ("3 or more", COUNT, WRONG),
+        ("2-4", COUNT, WRONG),
+        ("3+", COUNT, WRONG),
+        ("fewer than 4", COUNT, WRONG),
+        ("over 10 m^2", AREA, WRONG),
+        ("10-14 m^2", AREA, WRONG),
+        ("maybe B", CHOICE, WRONG),
+        ("B?", CHOICE, WRONG),
+        ("probably B", CHOICE, WRONG),
+        ("possibly yes", YES, WRONG),
+        ("maybe", YES, WRONG),
+        ("maybe [10, 20, 30, 40]", BOX, WRONG),
+        ("probably left", LEFT_OF, WRONG),
+    ],
+    "arithmetic and code": [
+        ("1+2 m", LENGTH, WRONG),
+        ("6/2 m", LENGTH, WRONG),
+        ("sqrt(9) m", LENGTH, WRONG),
+        ("eval('3')", LENGTH, WRONG),
+        ("1.5*2 m", LENGTH, WRONG),
+        ("2+1", COUNT, WRONG),
+        ("__import__('os')", CHOICE, WRONG),
+    ],
+    "malformed numbers": [
+        ("nan m", LENGTH, WRONG),
+        ("inf m", LENGTH, WRONG),
+        ("1e400 m", LENGTH, WRONG),
+        ("-3 m", LENGTH, WRONG),
+        ("3 bananas", LENGTH, WRONG),
+        ("3 m^2", LENGTH, WRONG),
+        ("3 seconds", LENGTH, WRONG),
+        ("3 m/s", LENGTH, WRONG),
+        ("3 m", AREA, WRONG),
+        ("3.5", COUNT, WRONG),
+        ("3 m", COUNT, WRONG),
+        ("-3", COUNT, WRONG),
+        ("3" * 3000, COUNT, WRONG),
+        ("E", CHOICE, WRONG),
+        ("Z", CHOICE, WRONG),
+        ("[30, 20, 10, 40]", BOX, WRONG),
+        ("[10, 20, 30]", BOX, WRONG),
+        ("[nan, 20, 30, 40]", BOX, WRONG),
+    ],
+    "invisible and empty": [
+        ("\u200b", LENGTH, WRONG),
+        ("\ufeff", CHOICE, WRONG),
+        ("\u2060", YES, WRONG),
+        ("\u2800", NO, WRONG),
+        ("\u3164", BOX, WRONG),
+        ("   ", YES, WRONG),
+        ("\u200b3\u200b m", LENGTH, CORRECT),  # invisible characters around a real answer
+        ("B\u200b", CHOICE, CORRECT),
+    ],
+    "correct answers in honest spellings": [
+        ("3 m", LENGTH, CORRECT),
+        ("3", LENGTH, CORRECT),
+        ("3.0 meters", LENGTH, CORRECT),
+        ("300 cm", LENGTH, CORRECT),
+        ("three meters", LENGTH, CORRECT),
+        ("+3 m", LENGTH, CORRECT),
+        ("about 3 m", LENGTH, CORRECT),
+        ("approximately 3 meters", LENGTH, CORRECT),
+        ("~3 m", LENGTH, CORRECT),
+        ("3 m (300 cm)", LENGTH, CORRECT),
+        ("The distance is 3 m.", LENGTH, CORRECT),
+        ("**3 m**", LENGTH, CORRECT),
+        ("3 m, not 4 m", LENGTH, CORRECT),
+        ("No, it is 3 m", LENGTH, CORRECT),
+        ("\\scalar{3} \\distance_unit{meters}", LENGTH, CORRECT),
+        ("３ｍ", LENGTH, CORRECT),
+        ("3\u2009m", LENGTH, CORRECT),
+        ("½ m", HALF, CORRECT),
+        ("0½ m", HALF, CORRECT),
+        ("50 cm", HALF, CORRECT),
+        ("3½ m", _BASE | dict(answer_type="numerical", answer_value=3.5, dimension="length", answer="3.5"),
+         CORRECT),
+        ("3", COUNT, CORRECT),
+        ("three", COUNT, CORRECT),
+        ("3 chairs", COUNT, CORRECT),
+        ("+3", COUNT, CORRECT),
+        ("There are 3 chairs.", COUNT, CORRECT),
+        ("none", ZERO, CORRECT),
+        ("None", ZERO, CORRECT),
+        ("zero", ZERO, CORRECT),
+        ("0", ZERO, CORRECT),
+        ("there are no chairs", ZERO, CORRECT),
+        ("12 m^2", AREA, CORRECT),
+        ("12 m²", AREA, CORRECT),
+        ("12 square meters", AREA, CORRECT),
+        ("B", CHOICE, CORRECT),
+        ("(B)", CHOICE, CORRECT),
+        ("B.", CHOICE, CORRECT),
+        ("B. table", CHOICE, CORRECT),
+        ("B, not A", CHOICE, CORRECT),
+        ("B (not A)", CHOICE, WRONG),  # one clause holds both: rejected as a whole
+        ("not A, but B", CHOICE, CORRECT),
+        ("The answer is B.", CHOICE, CORRECT),
+        ("Option B", CHOICE, CORRECT),
+        ("table", CHOICE, CORRECT),
+        ("the table", CHOICE, CORRECT),
+        ("the table, not the chair", CHOICE, CORRECT),
+        ("A table", CHOICE, CORRECT),
+        ("**B**", CHOICE, CORRECT),
+        ("A", CHOICE_A, CORRECT),
+        ("A.", CHOICE_A, CORRECT),
+        ("(A) chair", CHOICE_A, CORRECT),
+        ("left", SIDES, CORRECT),
+        ("A. left", SIDES, CORRECT),
+        ("left, not right", SIDES, CORRECT),
+        ("yes", YES, CORRECT),
+        ("Yes, it is.", YES, CORRECT),
+        ("YES", YES, CORRECT),
+        ("no", NO, CORRECT),
+        ("No, it is not.", NO, CORRECT),
+        ("No, it isn't.", NO, CORRECT),
+        ("no.", NO, CORRECT),
+        ("[10, 20, 30, 40]", BOX, CORRECT),
+        ("(10, 20), (30, 40)", BOX, CORRECT),
+        ('{"bbox_2d": [10, 20, 30, 40]}', BOX, CORRECT),
+        ("Yes", LEFT_OF, CORRECT),
+        ("Yes, the chair is to the left of the table.", LEFT_OF, CORRECT),
+        ("left", LEFT_OF, CORRECT),
+        ("No", RIGHT_OF, CORRECT),
+        ("No, it is to the right.", RIGHT_OF, CORRECT),
+        ("the table", NEARER, CORRECT),
+        ("The table is closer to the camera than the chair.", NEARER, CORRECT),
+        ("the chair is farther away", NEARER, CORRECT),
+    ],
+    "wrong but well formed": [
+        ("9 m", LENGTH, WRONG),
+        ("A", CHOICE, WRONG),
+        ("no", YES, WRONG),
+        ("yes", NO, WRONG),
+        ("right", SIDES, WRONG),
+        ("No", LEFT_OF, WRONG),
+        ("Yes, it is to the right", LEFT_OF, WRONG),  # yes contradicts the side it names
+        ("the chair", NEARER, WRONG),
+        ("The chair is closer to the camera than the table.", NEARER, WRONG),
+    ],
+}
+
+FORMAT_CASES = [
+    ("<think>look</think><answer>3 m</answer>", 1.0),
+    ("<think></think><answer>B</answer>", 1.0),
+    ("  <think>a</think>\n<answer>yes</answer>\n", 1.0),
+    ("<think>look</think><answer>\u200b</answer>", 0.0),
+    ("<think>look</think><answer>\ufeff</answer>", 0.0),
+    ("<think>look</think><answer>\u2060\u2060</answer>", 0.0),
+    ("<think>look</think><answer>\u2800</answer>", 0.0),
+    ("<think>look</think><answer>\u3164</answer>", 0.0),
+    ("<think>look</think><answer>\u00ad</answer>", 0.0),
+    ("<think>look</think><answer> </answer>", 0.0),
+    ("<think>look</think><answer></answer>", 0.0),
+    ("<think>look</think><answer>A</answer><answer>B</answer>", 0.0),
+    ("<think>look</think><answer>A <answer>B</answer>", 0.0),
+    ("<think><answer>A</answer></think><answer>B</answer>", 0.0),
+    ("<answer>B</answer><think>look</think>", 0.0),
+    ("<think>look</think>", 0.0),
+    ("<answer>B</answer>", 0.0),
+    ("<think>look<answer>B</answer>", 0.0),
+    ("<think>look</think><answer>B</answer> trailing text", 0.0),
+    ("preamble <think>look</think><answer>B</answer>", 0.0),
+    ("<think>look</think><think>more</think><answer>B</answer>", 0.0),
+    ("<THINK>look</THINK><ANSWER>B</ANSWER>", 0.0),
+    ("", 0.0),
+]
+
+
+RAW = "answer blocks"  # the class whose texts are whole completions, not answer contents
+
+
+def _completion(cls: str, text: str) -> str:
+    return text if cls == RAW else f"<answer>{text}</answer>"
+
+
+def _score(text: str, row: dict, cls: str = "") -> float:
+    completion = _completion(cls, text)
+    reward = accuracy_reward(SharpnessSchedule.constant(K))
+    return reward(prompts=["q"], completions=[completion], completion_ids=[[0]],
+                  **{key: [value] for key, value in row.items()})[0]
+
+
+ALL = [(cls, text, row, expected) for cls, rows in CASES.items() for text, row, expected in rows]
+
+
+@pytest.mark.parametrize("cls,text,row,expected", ALL, ids=[f"{c}: {t[:40]!r}" for c, t, _, _ in ALL])
+def test_accuracy_reward(cls, text, row, expected):
+    score = _score(text, row, cls)
+    if expected == CORRECT:
+        assert score == pytest.approx(1.0), f"{cls}: {text!r} is a committed right answer"
+    else:
+        assert score == pytest.approx(FLOOR), f"{cls}: {text!r} must earn no more than garbage"
+
+
+@pytest.mark.parametrize("completion,expected", FORMAT_CASES)
+def test_format_reward(completion, expected):
+    assert format_reward_func()(completions=[completion])[0] == expected
+
+
+def test_suite_is_large_and_covers_every_kind():
+    assert len(ALL) + len(FORMAT_CASES) >= 200
+    kinds = {row["answer_type"] for _, _, row, _ in ALL}
+    assert kinds == {"numerical", "discrete", "grounding", "open_ended"}
+
+
+def test_a_batch_scores_like_single_calls():
+    """GRPO scores a whole batch at once: the same answers give the same rewards."""
+    reward = accuracy_reward(SharpnessSchedule.constant(K))
+    rows = [row for _, _, row, _ in ALL]
+    completions = [_completion(cls, text) for cls, text, _, _ in ALL]
+    columns = {key: [row[key] for row in rows] for key in rows[0]}
+    batch = reward(completions=completions, **columns)
+    assert batch == pytest.approx([_score(text, row, cls) for cls, text, row, _ in ALL])
