@@ -35,7 +35,8 @@ test: $(STAMP)
 
 # Every performance script; each prints the ratios and figures recorded in docs/performance.md.
 bench: $(STAMP)
-	$(PY) benchmarks/rewards.py
+	$(PY) benchmarks/rewards.py --update-docs
+	$(PY) benchmarks/reward_fuzz.py
 	$(PY) benchmarks/data_build.py
 	$(PY) benchmarks/eval_scoring.py
 	$(PY) benchmarks/generation.py

@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from typing import Any, NamedTuple
 
-from spatialrl.answers import MAX_TEXT_CHARS, _lower, _normalize, _option_pattern, parse_yes_no
+from spatialrl.answers import MAX_TEXT_CHARS, _lower, _never_raises, _normalize, _option_pattern, parse_yes_no
 from spatialrl.answers.commitment import in_spans, is_hedged, is_refusal, negated_spans
 
 __all__ = ["RelationReference", "parse_nearer", "parse_side", "relation_reference"]
@@ -36,6 +36,7 @@ def _prepare(text: Any) -> str | None:
     return t
 
 
+@_never_raises
 def parse_side(text: Any) -> str | None:
     """The one side (``"left"`` / ``"right"``) the text asserts; ``None`` when it asserts
     none, both, or a side it also rejects ("left, not right" is left; "not left" is ``None``).
@@ -45,21 +46,19 @@ def parse_side(text: Any) -> str | None:
     >>> parse_side("not left") is None
     True
     """
-    try:
-        t = _prepare(text)
-        if t is None:
-            return None
-        rejected = negated_spans(t)
-        said, denied = set(), set()
-        for m in _SIDE.finditer(t):
-            (denied if rejected and in_spans(m.start(), rejected) else said).add(m.group(1))
-        if len(said) != 1 or said & denied:
-            return None
-        return said.pop()
-    except Exception:  # model text must never stop training
+    t = _prepare(text)
+    if t is None:
         return None
+    rejected = negated_spans(t)
+    said, denied = set(), set()
+    for m in _SIDE.finditer(t):
+        (denied if rejected and in_spans(m.start(), rejected) else said).add(m.group(1))
+    if len(said) != 1 or said & denied:
+        return None
+    return said.pop()
 
 
+@_never_raises
 def parse_nearer(text: Any, names: Any) -> int | None:
     """Index in ``names`` of the object the text says is nearer, or ``None``.
 
@@ -74,46 +73,43 @@ def parse_nearer(text: Any, names: Any) -> int | None:
     >>> parse_nearer("not the chair", ["chair", "table"]) is None
     True
     """
-    try:
-        t = _prepare(text)
-        if t is None or not isinstance(names, (list, tuple)) or len(names) != 2:
-            return None
-        keys = [_lower(_normalize(str(n))).strip() for n in names]
-        if not all(keys) or keys[0] == keys[1]:
-            return None
-        spans = []
-        for idx, key in enumerate(keys):
-            spans += [(m.start(), m.end(), idx) for m in _option_pattern(key).finditer(t)]
-        spans = [s for s in spans if not any(o[0] <= s[0] and s[1] <= o[1] and (o[1] - o[0]) > (s[1] - s[0])
-                                              for o in spans)]
-        rejected = negated_spans(t, masked=[(s, e) for s, e, _ in spans])
-        near, far = _NEAR_WORDS.search(t), _FAR_WORDS.search(t)
-        if near and far:
-            return None
-        comparative = near or far
-        if rejected and comparative and in_spans(comparative.start(), rejected):
-            return None  # "the chair is not closer": says what is not, not what is
-        asserted = [(s, idx) for s, _, idx in spans if not (rejected and in_spans(s, rejected))]
-        denied = {idx for s, _, idx in spans if rejected and in_spans(s, rejected)}
-        named = {idx for _, idx in asserted}
-        if not named:
-            return None
-        if len(named) == 1:
-            idx = named.pop()
-            if idx in denied:
-                return None
-            return 1 - idx if far else idx
-        if comparative is None or len(denied):
-            return None
-        than = _THAN.search(t, comparative.end())
-        before = {idx for s, idx in asserted if s < comparative.start()}
-        after = {idx for s, idx in asserted if than is not None and s > than.start()}
-        if len(before) != 1 or after != {1 - next(iter(before))}:
-            return None
-        subject = next(iter(before))
-        return 1 - subject if far else subject
-    except Exception:  # model text must never stop training
+    t = _prepare(text)
+    if t is None or not isinstance(names, (list, tuple)) or len(names) != 2:
         return None
+    keys = [_lower(_normalize(str(n))).strip() for n in names]
+    if not all(keys) or keys[0] == keys[1]:
+        return None
+    spans = []
+    for idx, key in enumerate(keys):
+        spans += [(m.start(), m.end(), idx) for m in _option_pattern(key).finditer(t)]
+    spans = [s for s in spans if not any(o[0] <= s[0] and s[1] <= o[1] and (o[1] - o[0]) > (s[1] - s[0])
+                                          for o in spans)]
+    rejected = negated_spans(t, masked=[(s, e) for s, e, _ in spans])
+    near, far = _NEAR_WORDS.search(t), _FAR_WORDS.search(t)
+    if near and far:
+        return None
+    comparative = near or far
+    if rejected and comparative and in_spans(comparative.start(), rejected):
+        return None  # "the chair is not closer": says what is not, not what is
+    asserted = [(s, idx) for s, _, idx in spans if not (rejected and in_spans(s, rejected))]
+    denied = {idx for s, _, idx in spans if rejected and in_spans(s, rejected)}
+    named = {idx for _, idx in asserted}
+    if not named:
+        return None
+    if len(named) == 1:
+        idx = named.pop()
+        if idx in denied:
+            return None
+        return 1 - idx if far else idx
+    if comparative is None or len(denied):
+        return None
+    than = _THAN.search(t, comparative.end())
+    before = {idx for s, idx in asserted if s < comparative.start()}
+    after = {idx for s, idx in asserted if than is not None and s > than.start()}
+    if len(before) != 1 or after != {1 - next(iter(before))}:
+        return None
+    subject = next(iter(before))
+    return 1 - subject if far else subject
 
 
 class RelationReference(NamedTuple):
