@@ -738,11 +738,14 @@ def _training_sections(inputs: Inputs) -> list[Section]:
     for k in ks:
         tags = [n for n, kv in (("k_min", v["k_min"]), ("k_max", v["k_max"])) if kv == k]
         labels.append((k, f"k = {k:g}" + (f" ({', '.join(tags)})" if tags else "")))
-    op_name = "SNRA 2/(1+exp(k·e))" if v["snra_operator"] == "sigmoid" else "SNRA 1−tanh(k·e)"
+    op_name, op_source = {
+        "sigmoid": ("SNRA 2/(1+exp(k·e))", ")"),
+        "tanh": ("SNRA 1−tanh(k·e)", "; tanh variant, Table 8)"),
+        "binary": ("binary 1[e ≤ 0.01]", "'s k → ∞ limit; Table 2, S1)"),
+    }[v["snra_operator"]]
     png = rp.plot_snra(OPERATORS[v["snra_operator"]], labels, 5.3, op_name)
     blocks.append(Fig("snra", png, "SNRA reward as a function of squared error for several sharpness values",
-                      f"Reward r = {op_name.split(' ', 1)[1]} (Smooth Operator eq. 2"
-                      + (")" if v["snra_operator"] == "sigmoid" else "; tanh variant, Table 8)")
+                      f"Reward r = {op_name.split(' ', 1)[1]} (Smooth Operator eq. 2" + op_source
                       + " against the squared error e, linear and log axes; dotted: e_max = 5.3, where a "
                         "wrong discrete answer or a parse failure lands."))
     rows = []

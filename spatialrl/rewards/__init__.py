@@ -6,9 +6,11 @@ from spatialrl.rewards.format import format_reward
 from spatialrl.rewards.iou import box_iou, box_iou_matrix
 from spatialrl.rewards.schedules import SharpnessSchedule
 from spatialrl.rewards.snra import (
+    BINARY_TOLERANCE,
     DEFAULT_E_MAX,
     DISCRETE_ERROR_SCALE,
     OPERATORS,
+    binary_reward,
     composite_reward,
     discrete_error,
     numeric_error,
@@ -17,11 +19,13 @@ from spatialrl.rewards.snra import (
 )
 
 __all__ = [
+    "BINARY_TOLERANCE",
     "DEFAULT_E_MAX",
     "DISCRETE_ERROR_SCALE",
     "OPERATORS",
     "SharpnessSchedule",
     "apply_view_consistency",
+    "binary_reward",
     "box_iou",
     "box_iou_matrix",
     "composite_reward",

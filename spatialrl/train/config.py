@@ -378,7 +378,8 @@ class GRPOJobConfig(_JobConfig):
     k_max: float = _opt(100.0, "sharpness at the end of training (eq. 5; paper 100.0); >= k_min")
     tau: float = _opt(0.5, "centre of the sigmoid schedule as a fraction of training, in (0, 1) (eq. 5; paper 0.5)")
     steepness: float = _opt(10.0, "steepness s of the sigmoid schedule, > 0 (eq. 5; paper 10)")
-    snra_operator: str = _opt("sigmoid", "SNRA operator: sigmoid (eq. 2, 2 / (1 + exp(k e))) or tanh (1 - tanh(k e), Table 8)")
+    snra_operator: str = _opt("sigmoid", "SNRA operator: sigmoid (eq. 2, 2 / (1 + exp(k e))), tanh (1 - tanh(k e), Table 8) "
+                                "or binary (Table 2's S1: 1 when e <= 0.01, else 0; ignores k)")
     error_mode: str = _opt("absolute", "numeric error: absolute (eq. 1, (y_hat - y)^2 in SI units) or relative "
                                        "(((y_hat - y) / y)^2; our addition)")
     e_max: float = _opt(5.3, "error given to an unparsable answer, and cap on any error (snra(1, 5.3) < 0.01)")

@@ -115,3 +115,37 @@ def test_composite_reward_eq4():
         composite_reward([1.0, 0.0], [1.0])
     with pytest.raises(ValueError, match="lam"):
         composite_reward(1.0, 1.0, lam=1.5)
+
+
+def test_binary_reward_is_table2_s1():
+    """Smooth Operator Table 2, S1: 0/1, no partial credit, k ignored; selectable by name."""
+    from spatialrl.rewards import BINARY_TOLERANCE, OPERATORS, binary_reward
+
+    assert OPERATORS["binary"] is binary_reward
+    assert binary_reward(0.0) == 1.0 and binary_reward(BINARY_TOLERANCE) == 1.0
+    assert binary_reward(BINARY_TOLERANCE * 1.01) == 0.0
+    assert binary_reward([0.0, 0.5, 5.3], 100.0).tolist() == [1.0, 0.0, 0.0]
+    with pytest.raises(ValueError):
+        binary_reward(-1.0)
+
+
+def test_binary_operator_in_the_trl_reward_and_the_config():
+    from spatialrl.rewards.trl import accuracy_reward
+    from spatialrl.train.config import GRPOJobConfig
+
+    reward = accuracy_reward(operator="binary")
+    rows = dict(answer_type=["numerical"] * 3, answer_value=[3.0] * 3, dimension=["length"] * 3,
+                options=[[]] * 3, answer_index=[-1] * 3, answer=["3"] * 3, bbox=[[]] * 3)
+    completions = ["<answer>3 m</answer>", "<answer>3.05 m</answer>", "<answer>3.5 m</answer>"]
+    assert reward(completions=completions, **rows) == [1.0, 1.0, 0.0]  # within 10 cm, then not
+    config = GRPOJobConfig(model="m", dataset="d", output_dir="o", snra_operator="binary")
+    assert config.snra_operator == "binary"
+
+
+def test_scalar_error_path_equals_numpy_path():
+    """The reward's float fast path gives numeric_error's numpy result, clipping included."""
+    for pred, target in [(2.5, 3.0), (1e200, 3.0), (3.0, 3.0), (0.0, 1e-9)]:
+        for mode in ("absolute", "relative"):
+            fast = numeric_error(pred, target, mode=mode)
+            slow = float(numeric_error(np.array([pred]), np.array([target]), mode=mode)[0])
+            assert fast == pytest.approx(slow)
