@@ -954,7 +954,8 @@ def _choice_letters(text: str, n_options: int) -> list[tuple[str, int]]:
         found.append((c.upper(), m.start(3)))
     for m in _LETTER_LIST.finditer(text):
         found.append((m.group(1), m.start(1)))
-        found.append((m.group(2), m.start(2)))
+        if not _article_like(text, m.group(2), m.end(2)):  # "B, I think": the pronoun
+            found.append((m.group(2), m.start(2)))
     # Any other stand-alone capital that names an option ("B C", "A (B)"); "A"/"I" before a
     # word are English words.
     for m in _LETTER_ALONE.finditer(text):
@@ -1068,6 +1069,10 @@ def _choice(text: str, opts: tuple[str, ...]) -> int | None:
 # parse_yes_no
 # --------------------------------------------------------------------------------------
 
+_BARE_NO = re.compile(
+    r"(?:^|[,;:.!]\s*)(?:(?:definitely|certainly|absolutely|of\s+course|surely|clearly)\s+)?"
+    r"not(?:\s+at\s+all)?\s*[.!]?\s*(?:[,;:]|$)"
+)
 _YES_WORDS = frozenset({"yes", "true", "yeah", "yep", "yup"})
 _YN_RE = re.compile(r"\b(yes|no|true|false|yeah|yep|yup|nope)\b")
 _YN_FAST = {"yes": True, "yes.": True, "no": False, "no.": False, "yes!": True, "no!": False,
@@ -1108,6 +1113,8 @@ def _yes_no(text: str) -> bool | None:
         return None
     rejected = negated_spans(t, yes_no=True)
     said, denied = set(), set()
+    if rejected and _BARE_NO.search(t):
+        said.add(False)  # "definitely not", "not at all": a no without the keyword
     for m in _YN_RE.finditer(t):
         # "not yes", "isn't true": a negated keyword is rejected, never flipped
         (denied if rejected and in_spans(m.start(), rejected) else said).add(m.group(1) in _YES_WORDS)

@@ -836,3 +836,23 @@ def test_property_single_letter(letter_index, n_options):
     expected = letter_index if letter_index < n_options else None
     for form in (letter, f"({letter})", f"{letter}.", f"Option {letter}", f"The answer is {letter}."):
         assert parse_choice(form, options) == expected, form
+
+
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("Definitely not", False),
+        ("Not at all", False),
+        ("No, not at all", False),
+        ("Yes, definitely not", None),  # a yes and a no
+        ("It is not", None),  # negates nothing it names
+        ("Yes, it is not far", True),
+    ],
+)
+def test_parse_yes_no_bare_negation(text, expected):
+    assert parse_yes_no(text) is expected
+
+
+def test_parse_choice_pronoun_after_a_letter_is_not_an_option():
+    assert parse_choice("B, I think", ["a", "b", "c", "d"]) == 1
+    assert parse_choice("A, I think", ["a", "b"]) == 0
