@@ -100,3 +100,34 @@ def test_completion_text_shapes():
     assert completion_text("x") == "x"
     assert completion_text([{"role": "assistant", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]}]) == "ab"
     assert completion_text(None) == "" and completion_text([]) == ""
+
+
+def test_open_ended_relation_rows_get_an_accuracy_reward():
+    """World rows with a left/right or closer-to-the-camera reference (about 3.6 % of rows) were
+    None under the Smooth Operator recipes: once the format was learned their advantage was 0."""
+    import json
+
+    from spatialrl.data.build import BuildConfig, scene_rows
+    from spatialrl.rewards import SharpnessSchedule
+    from spatialrl.rewards.trl import accuracy_reward
+
+    config = BuildConfig(scenes=40, seed=3, image_size=56, test_fraction=0.0)
+    rows = [r for i in range(40) for r in scene_rows(i, config)
+            if r["answer_type"] == "open_ended" and r["answer_value"] is None
+            and json.loads(r["meta"])["template"] in ("left_right", "closer")]
+    assert rows, "the world builds open-ended relation rows"
+    keys = ("answer_type", "answer", "answer_value", "dimension", "options", "answer_index", "bbox")
+    columns = {k: [r[k] for r in rows] for k in keys}
+    reward = accuracy_reward(SharpnessSchedule.constant(1.0))
+    right = reward(completions=[f"<answer>{r['answer']}</answer>" for r in rows], **columns)
+    assert right == [1.0] * len(rows)
+    flipped = []
+    for r in rows:
+        a = r["answer"]
+        if a.startswith("The "):  # "The X is closer to the camera than the Y." -> swap X and Y
+            near, far = a[4:].split(" is closer to the camera than the ")
+            flipped.append(f"The {far.rstrip('.')} is closer to the camera than the {near}.")
+        else:  # "Yes, ... left ..." <-> "No, ... right ..."
+            flipped.append("No" if a.startswith("Yes") else "Yes")
+    wrong = reward(completions=[f"<answer>{f}</answer>" for f in flipped], **columns)
+    assert all(w is not None and w < 0.01 for w in wrong)
