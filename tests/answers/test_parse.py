@@ -24,13 +24,7 @@ IN = 0.0254
 YD = 0.9144
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _surface_internal_errors():
-    """Internal bugs must raise in tests instead of being turned into None by the guard."""
-    old = answers._RAISE_INTERNAL_ERRORS
-    answers._RAISE_INTERNAL_ERRORS = True
-    yield
-    answers._RAISE_INTERNAL_ERRORS = old
+pytestmark = pytest.mark.usefixtures("surface_parser_errors")
 
 
 def test_docstring_examples():

@@ -20,8 +20,6 @@ from spatialrl.answers.relations import parse_nearer, parse_side
 from spatialrl.rewards import SharpnessSchedule
 from spatialrl.rewards.trl import accuracy_reward, format_reward_func
 
-import spatialrl.answers as answers
-
 ACCURACY = accuracy_reward(SharpnessSchedule.constant(1.0))
 FORMAT = format_reward_func()
 
@@ -32,13 +30,7 @@ texts = st.one_of(
 )
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _surface_internal_errors():
-    """A parser bug must fail the fuzz, not hide as ``None`` behind the never-raise guard."""
-    old = answers._RAISE_INTERNAL_ERRORS
-    answers._RAISE_INTERNAL_ERRORS = True
-    yield
-    answers._RAISE_INTERNAL_ERRORS = old
+pytestmark = pytest.mark.usefixtures("surface_parser_errors")
 
 
 def _check_reward(value):
