@@ -4,6 +4,11 @@ Both keep ``pair_id`` (and ``view``) so that Spatial-GRPO (SVQA-R1 eq. 2-4) can 
 original with its mirrored twin, and both append the answer-format instruction of SVQA-R1
 Table 9 ("Original" prompt): think in ``<think> </think>``, answer in ``<answer> </answer>``
 (the structure the format reward of Smooth Operator eq. 4 / SVQA-R1 sec. 3.2 checks).
+Question and instruction are joined with a space, as Table 9 prints them
+(:data:`PROMPT_SEPARATOR`). A model trained with another separator records it in its
+``config.json`` (``spatialrl_prompt_separator``; the shipped tiny spatial VLM was pretrained
+with a newline): training and evaluation read it (``spatialrl.models.prompt_separator``) and
+re-join the prompt with :func:`with_separator`, so a model always sees the prompt it learned.
 
 TRL (``GRPOTrainer``, trl 1.16)
     ``prompt``: conversational, one user message whose content is
@@ -33,12 +38,14 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "DATA_SOURCE",
     "FORMATS",
+    "PROMPT_SEPARATOR",
     "FORMAT_INSTRUCTION",
     "convert",
     "features_for",
     "prompt_text",
     "trl_row",
     "verl_row",
+    "with_separator",
 ]
 
 FORMATS = ("hf", "trl", "verl")
@@ -57,12 +64,26 @@ VERL_EXTRA = (
 )  # fmt: skip
 
 
-def prompt_text(question: str) -> str:
-    """The user text: the question, a newline, then :data:`FORMAT_INSTRUCTION`."""
-    return f"{question}\n{FORMAT_INSTRUCTION}"
+#: SVQA-R1 Table 9 joins the question and the instruction with a space.
+PROMPT_SEPARATOR = " "
 
 
-def trl_row(row: dict[str, Any]) -> dict[str, Any]:
+def prompt_text(question: str, separator: str | None = None) -> str:
+    """The user text: the question, ``separator`` (default :data:`PROMPT_SEPARATOR`, a space,
+    as in Table 9), then :data:`FORMAT_INSTRUCTION`."""
+    return f"{question}{PROMPT_SEPARATOR if separator is None else separator}{FORMAT_INSTRUCTION}"
+
+
+def with_separator(prompt: str, separator: str | None) -> str:
+    """``prompt`` re-joined with ``separator`` when it ends with :data:`FORMAT_INSTRUCTION`
+    (a prompt built by :func:`prompt_text`); any other prompt, or ``separator=None``, unchanged."""
+    if separator is None or not prompt.endswith(FORMAT_INSTRUCTION):
+        return prompt
+    head = prompt[: -len(FORMAT_INSTRUCTION)].rstrip(" \n")
+    return f"{head}{separator}{FORMAT_INSTRUCTION}"
+
+
+def trl_row(row: dict[str, Any], separator: str | None = None) -> dict[str, Any]:
     """A dataset row in TRL's conversational vision format (see the module docstring)."""
     out: dict[str, Any] = {
         "prompt": [
@@ -70,7 +91,7 @@ def trl_row(row: dict[str, Any]) -> dict[str, Any]:
                 "role": "user",
                 "content": [
                     {"type": "image", "text": None},
-                    {"type": "text", "text": prompt_text(row["question"])},
+                    {"type": "text", "text": prompt_text(row["question"], separator)},
                 ],
             }
         ],

@@ -169,13 +169,20 @@ def _greedy_config(model: Any, tokenizer: Any, max_new_tokens: int) -> Any:
 def generate_batch(model: Any, processor: Any, texts: Sequence[str], images: Sequence[Sequence[Any]],
                    max_new_tokens: int, generation_config: Any = None) -> list[str]:
     """Greedy completions (raw text, special tokens removed) for a batch of user prompts, each
-    with its images (PIL images or paths), left-padded. ``generation_config`` (a
+    with its images (PIL images or paths), left-padded. A prompt built by ``prompt_text`` is
+    re-joined with the separator the model records (``spatialrl.models.prompt_separator``).
+    ``generation_config`` (a
     ``transformers.GenerationConfig``) replaces the greedy one, e.g. to sample; it then sets
     ``max_new_tokens`` itself."""
     import torch
 
+    from spatialrl.data.export import with_separator
+    from spatialrl.models import prompt_separator
+
+    separator = prompt_separator(model)  # the prompt the model learned (data.export)
     prompts = [
-        processor.apply_chat_template(build_messages(text, len(imgs)), add_generation_prompt=True, tokenize=False)
+        processor.apply_chat_template(build_messages(with_separator(text, separator), len(imgs)),
+                                      add_generation_prompt=True, tokenize=False)
         for text, imgs in zip(texts, images)
     ]
     flat = [_load_image(im) for imgs in images for im in imgs]

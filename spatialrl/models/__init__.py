@@ -74,6 +74,29 @@ def register_lazily() -> None:
         sys.meta_path.insert(0, _RegisterAfterImport())
 
 
+#: The ``config.json`` key where a model records the separator it was trained with between a
+#: question and the answer-format instruction (``spatialrl.data.export.prompt_text``).
+PROMPT_SEPARATOR_KEY = "spatialrl_prompt_separator"
+
+
+def prompt_separator(model: Any) -> str | None:
+    """The prompt separator recorded by ``model`` (a loaded model, or a local model directory),
+    or ``None`` when it records none (a model we did not train: use SVQA-R1 Table 9's space)."""
+    config = getattr(model, "config", None)
+    if config is not None:
+        value = getattr(config, PROMPT_SEPARATOR_KEY, None)
+        return value if isinstance(value, str) else None
+    import json
+    from pathlib import Path
+
+    try:
+        path = Path(str(model)) / "config.json"
+        value = json.loads(path.read_text(encoding="utf-8")).get(PROMPT_SEPARATOR_KEY) if path.is_file() else None
+    except (OSError, ValueError, AttributeError):
+        return None
+    return value if isinstance(value, str) else None
+
+
 def load_model_and_processor(path: Any, dtype: Any = None, device: str | None = None) -> tuple[Any, Any]:
     """See :func:`spatialrl.models.tiny.load_model_and_processor`."""
     from spatialrl.models.tiny import load_model_and_processor as _load

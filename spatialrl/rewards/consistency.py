@@ -10,7 +10,7 @@ rewards ``r`` and ``r_mirror``:
 Paper values: threshold (delta in the paper) 0.5, eta 1. Only the better view's confident
 samples are penalised, so the policy gains by closing the gap between views, not by lowering
 both. Advantages are computed afterwards, per group (eq. 5-6). As in the paper the penalised
-reward is not clipped at 0. Our extension (DESIGN.md "Combined"): the penalty may act on any
+reward is not clipped at 0. Our extension (docs/design.md, "Combined method"): the penalty may act on any
 accuracy component (e.g. SNRA), not only the semantic reward.
 
 Arguments are validated, never coerced silently: ``threshold`` must be a finite number and

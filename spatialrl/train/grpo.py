@@ -242,9 +242,13 @@ def prepare_dataset(cfg: Any, log: Any = print) -> tuple[Any, list[tuple[int, in
             ds = ds.select(sorted(i for p in pairs for i in p))
             pairs, _ = find_pairs(ds["pair_id"], ds["view"])
 
+    from spatialrl.models import prompt_separator
+
+    separator = prompt_separator(cfg.model)  # the prompt the start model learned, else Table 9's
+
     def to_prompt(question: str) -> dict[str, Any]:
         return {"prompt": [{"role": "user", "content": [{"type": "image", "text": None},
-                                                        {"type": "text", "text": prompt_text(question)}]}]}
+                                                        {"type": "text", "text": prompt_text(question, separator)}]}]}
 
     ds = ds.map(to_prompt, input_columns="question")
     return ds, pairs

@@ -177,6 +177,9 @@ class PretrainConfig:
                     "the answer names the option by its text) or direction_text (only rel_direction / "
                     "rel_direction_allocentric answer by the option's text, with an empty think; the rest as empty: "
                     "the shipped checkpoint's format, docs/pretraining.md)")
+    prompt_separator: str = _f("\n", "between a question and the answer-format instruction (newline: the shipped "
+                                     "checkpoint's; SVQA-R1 Table 9 prints a space); recorded in the checkpoint's "
+                                     "config.json, which training and evaluation then follow")
     normalize: str = _f("world", "processor normalisation: world (room ~ 0) or clip (Qwen's CLIP mean/std)")
     eval_every: int = _f(100, "steps between held-out diagnostics")
     heldout_samples: int = _f(128, "held-out questions for the true-vs-shuffled loss diagnostic")
@@ -425,7 +428,8 @@ class AuxHeads:
 class Bank:
     """Every view's image, dense truth and tokenised questions, ready for batching."""
 
-    def __init__(self, views: list[Any], processor: Any, think: str, image_size: int, progress: bool = False):
+    def __init__(self, views: list[Any], processor: Any, think: str, image_size: int, progress: bool = False,
+                 separator: str = "\n"):
         import numpy as np
 
         from spatialrl.data.export import prompt_text
@@ -461,12 +465,12 @@ class Bank:
         for vi, v in enumerate(views):
             for qt, q, a in v.qa:
                 keys.append((vi, "qa", qt))
-                questions.append(prompt_text(q))
+                questions.append(prompt_text(q, separator))
                 targets.append(target_text(a, qt, think, q))
                 answers.append(a)
             for kind, q, a in v.texts:
                 keys.append((vi, "ground", kind))
-                questions.append(prompt_text(q))
+                questions.append(prompt_text(q, separator))
                 targets.append(target_text(a, None, think))
                 answers.append(a)
         enc = tok(questions, add_special_tokens=False, return_offsets_mapping=True)
@@ -521,7 +525,7 @@ def make_bank(cfg: PretrainConfig, processor: Any, indices: range, progress: boo
     views = []
     for i in tqdm(indices, desc=desc, unit="scene", disable=not progress, dynamic_ncols=True, file=sys.stderr):
         views.extend(make_views(i, cfg.world_seed, cfg.image_size, tuple(cfg.ground_extra)))
-    bank = Bank(views, processor, cfg.think, cfg.image_size)
+    bank = Bank(views, processor, cfg.think, cfg.image_size, separator=cfg.prompt_separator)
     bank.attend_think = cfg.answer_attend_think
     return bank
 
@@ -1295,7 +1299,10 @@ def _save(model: Any, processor: Any, path: Path, cfg: PretrainConfig) -> None:
     """A plain Qwen2.5-VL checkpoint (no auxiliary heads) in ``cfg.save_dtype``."""
     import torch
 
+    from spatialrl.models import PROMPT_SEPARATOR_KEY
+
     model.eval()
+    setattr(model.config, PROMPT_SEPARATOR_KEY, cfg.prompt_separator)  # the prompt it learned
     dtype = torch.float16 if cfg.save_dtype == "float16" else torch.float32
     model.to(dtype).save_pretrained(path)
     processor.save_pretrained(path)

@@ -150,11 +150,12 @@ def target_text(answer: str, question_type: str | None = None, think: str = "tem
     return f"<think>{think_text(question_type, think, question, answer)}</think><answer>{answer}</answer>"
 
 
-def sft_example(row: dict[str, Any], think: str = "template") -> dict[str, Any]:
-    """A dataset row as a TRL conversational prompt-completion example (with its ``image``)."""
+def sft_example(row: dict[str, Any], think: str = "template", separator: str | None = None) -> dict[str, Any]:
+    """A dataset row as a TRL conversational prompt-completion example (with its ``image``);
+    ``separator`` joins question and instruction (``spatialrl.data.export.prompt_text``)."""
     from spatialrl.data.export import trl_row
 
-    prompt = trl_row({"question": row["question"]})["prompt"]
+    prompt = trl_row({"question": row["question"]}, separator)["prompt"]
     completion = [{"role": "assistant",
                    "content": [{"type": "text", "text": target_text(row["answer"], row.get("question_type"), think,
                                                                    row["question"])}]}]
@@ -168,9 +169,13 @@ def build_sft_dataset(cfg: Any) -> Any:
                     seed=cfg.seed, whole_pairs=False)
     text_columns = ["question", "answer", "question_type"]
     ds = ds.select_columns(["image", *text_columns])
+    from spatialrl.models import prompt_separator
+
+    separator = prompt_separator(cfg.model)  # the prompt the start model learned, else Table 9's
 
     def convert(question: str, answer: str, question_type: str) -> dict[str, Any]:
-        ex = sft_example({"question": question, "answer": answer, "question_type": question_type}, cfg.think)
+        ex = sft_example({"question": question, "answer": answer, "question_type": question_type}, cfg.think,
+                         separator)
         return {"prompt": ex["prompt"], "completion": ex["completion"]}
 
     return ds.map(convert, input_columns=text_columns, remove_columns=text_columns)

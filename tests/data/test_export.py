@@ -42,7 +42,7 @@ def test_trl_format_loads_and_feeds_trl(dirs):
     assert msg["role"] == "user"
     assert msg["content"][0] == {"type": "image", "text": None}
     assert msg["content"][1]["type"] == "text"
-    assert msg["content"][1]["text"] == row["question"] + "\n" + FORMAT_INSTRUCTION
+    assert msg["content"][1]["text"] == row["question"] + " " + FORMAT_INSTRUCTION  # SVQA-R1 Table 9: a space
     assert "<think>" in FORMAT_INSTRUCTION and "<answer>" in FORMAT_INSTRUCTION
     # What GRPOTrainer does with a row: fill the placeholder from the `image` column ...
     filled = prepare_multimodal_messages(row["prompt"], images=[row["image"]])
@@ -75,7 +75,7 @@ def test_verl_format(dirs):
         # verl's RLHFDataset splits the content at "<image>": exactly one image segment
         segments = [s for s in re.split("(<image>|<video>)", msg["content"]) if s]
         assert segments[0] == "<image>" and segments.count("<image>") == 1
-        assert segments[1] == h["question"] + "\n" + FORMAT_INSTRUCTION
+        assert segments[1] == h["question"] + " " + FORMAT_INSTRUCTION
         assert len(r["images"]) == 1 and r["images"][0]["bytes"] == h["image"]["bytes"]
         assert r["reward_model"] == {"style": "rule", "ground_truth": h["answer"]}
         ex = r["extra_info"]
@@ -111,8 +111,36 @@ def test_row_functions_and_features():
     t = trl_row(row)
     assert t["prompt"][0]["content"][0]["type"] == "image" and t["pair_id"] == "s-q00"
     v = verl_row(row, "train", 5)
-    assert v["prompt"][0]["content"].startswith("<image>Q?\n") and v["extra_info"]["index"] == 5
+    assert v["prompt"][0]["content"].startswith("<image>Q? ") and v["extra_info"]["index"] == 5
     assert v["images"] == [row["image"]] and v["pair_id"] == "s-q00"
     assert set(features_for("verl")) >= {"data_source", "prompt", "images", "ability", "reward_model", "extra_info"}
     with pytest.raises(ValueError, match="unknown format"):
         features_for("csv")
+
+
+def test_prompt_joins_question_and_instruction_with_a_space_as_table9():
+    from spatialrl.data.export import PROMPT_SEPARATOR, prompt_text, with_separator
+
+    assert PROMPT_SEPARATOR == " "
+    assert prompt_text("How tall is the chair?") == "How tall is the chair? " + FORMAT_INSTRUCTION
+    assert prompt_text("Q?", "\n") == "Q?\n" + FORMAT_INSTRUCTION
+    assert with_separator(prompt_text("Q?"), "\n") == "Q?\n" + FORMAT_INSTRUCTION
+    assert with_separator(prompt_text("Q?", "\n"), " ") == prompt_text("Q?")
+    assert with_separator(prompt_text("Q?"), None) == prompt_text("Q?")
+    assert with_separator("another benchmark's prompt", "\n") == "another benchmark's prompt"
+
+
+def test_models_record_the_separator_they_learned(tmp_path):
+    """The shipped tiny VLM was pretrained with a newline; a model that records nothing gets Table 9's space."""
+    import json
+    from pathlib import Path
+
+    import spatialrl
+    from spatialrl.models import PROMPT_SEPARATOR_KEY, prompt_separator
+
+    assert prompt_separator(Path(spatialrl.__file__).parent / "assets" / "tiny-spatial-vlm") == "\n"
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "qwen2_5_vl"}))
+    assert prompt_separator(tmp_path) is None
+    assert prompt_separator("Qwen/Qwen2.5-VL-3B-Instruct") is None
+    (tmp_path / "config.json").write_text(json.dumps({PROMPT_SEPARATOR_KEY: " "}))
+    assert prompt_separator(tmp_path) == " "

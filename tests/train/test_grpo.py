@@ -270,3 +270,22 @@ def test_without_mirror_pairs_each_question_is_trained_once_unless_kept(world_da
                                                   mirror_twins=twins, num_generations=4, per_device_train_batch_size=8),
                                     log=lambda *_: None)
     assert len(paired) == len(rows) and len(pairs) == len(questions)
+
+
+def test_prompts_follow_the_separator_the_start_model_learned(world_dataset_dir):
+    """SVQA-R1 Table 9 joins question and instruction with a space; the shipped tiny VLM records
+    the newline it was pretrained with, and GRPO prompts it the way it learned."""
+    from pathlib import Path
+
+    import spatialrl
+    from spatialrl.data.export import FORMAT_INSTRUCTION
+    from spatialrl.train.config import GRPOJobConfig
+    from spatialrl.train.grpo import prepare_dataset
+
+    shipped = str(Path(spatialrl.__file__).parent / "assets" / "tiny-spatial-vlm")
+    for model, separator in (("Qwen/Qwen2.5-VL-3B-Instruct", " "), (shipped, "\n")):
+        ds, _ = prepare_dataset(GRPOJobConfig(model=model, dataset=world_dataset_dir, output_dir="o", max_samples=3),
+                                log=lambda *_: None)
+        for row in ds:
+            text = row["prompt"][0]["content"][1]["text"]
+            assert text == row["question"] + separator + FORMAT_INSTRUCTION
