@@ -67,3 +67,25 @@ def test_train_with_a_missing_dataset_or_model_is_an_error_not_a_traceback(small
     err = capsys.readouterr().err
     assert re.search(expected, err) and err.startswith("error: ") and len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("command", ["train", "sft"])
+def test_train_on_a_truncated_shard_names_the_file(small_dataset, tmp_path, capsys, command):
+    """An interrupted copy leaves a shard cut short: the error names it instead of a bare Arrow traceback."""
+    import shutil
+    from pathlib import Path
+
+    from spatialrl.data.load import load_split
+
+    data = tmp_path / "data"
+    shutil.copytree(small_dataset, data)
+    shard = sorted((data / "data").glob("train-*.parquet"))[0]
+    shard.write_bytes(shard.read_bytes()[: shard.stat().st_size // 2])
+    with pytest.raises(ValueError, match=rf"{shard.name} is not a readable parquet file.*truncated"):
+        load_split(data, "train")
+    config = Path(__file__).resolve().parents[1] / "configs" / ("demo.yaml" if command == "train" else "sft_demo.yaml")
+    shipped = Path(__file__).resolve().parents[1] / "spatialrl" / "assets" / "tiny-spatial-vlm"
+    assert main([command, "--config", str(config), f"dataset={data}", f"model={shipped}",
+                 f"output_dir={tmp_path / 'out'}"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and shard.name in err and len(err.strip().splitlines()) == 1, err

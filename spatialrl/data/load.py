@@ -42,7 +42,7 @@ def load_split(path: str | Path, split: str = "train", *, max_samples: int | Non
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    table = pa.concat_tables([pq.read_table(f) for f in data_files(path, split)])
+    table = pa.concat_tables([_read_shard(pq, f) for f in data_files(path, split)])
     ds = datasets.Dataset(table)
     if question_types is not None:
         wanted = set(question_types)
@@ -51,6 +51,29 @@ def load_split(path: str | Path, split: str = "train", *, max_samples: int | Non
             raise ValueError(f"dataset {path} split {split!r} has no rows of question types {sorted(wanted)}")
         ds = ds.select(keep)
     return sample_rows(ds, max_samples, seed=seed, whole_pairs=whole_pairs)
+
+
+def _unreadable(file: Path, exc: Exception) -> ValueError:
+    return ValueError(f"{file} is not a readable parquet file ({type(exc).__name__}: {exc}); it may be truncated "
+                      "by an interrupted copy or build: copy it again or rebuild the dataset")
+
+
+def _read_shard(pq: Any, file: Path) -> Any:
+    try:
+        return pq.read_table(file)
+    except Exception as exc:  # pyarrow raises ArrowInvalid / OSError for a damaged file
+        raise _unreadable(file, exc) from None
+
+
+def check_readable(path: str | Path, split: str = "train") -> None:
+    """Open the footer of every shard of ``split`` (cheap); a damaged one is a ``ValueError`` naming it."""
+    import pyarrow.parquet as pq
+
+    for file in data_files(path, split):
+        try:
+            pq.ParquetFile(file)
+        except Exception as exc:
+            raise _unreadable(file, exc) from None
 
 
 def sample_rows(ds: Any, max_samples: int | None, *, seed: int = 0, whole_pairs: bool = True) -> Any:

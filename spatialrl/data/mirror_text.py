@@ -1336,7 +1336,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     llm.add_argument("--llm-workers", type=int, default=4, help="concurrent LLM requests (default: 4)")
     llm.add_argument("--llm-retries", type=int, default=4, help="retries per request on transport errors, with exponential back-off (default: 4)")
     llm.add_argument("--llm-backoff", type=float, default=1.0, help="first retry delay in seconds, doubled each retry (default: 1.0)")
-    llm.add_argument("--llm-timeout", type=float, default=60.0, help="seconds per request (default: 60)")
+    llm.add_argument("--llm-timeout", type=float, default=60.0, help="seconds per attempt: connect, reply and parse (default: 60); a whole call, retries included, also has an overall deadline (spatialrl.data.llm)")
     llm.add_argument("--llm-temperature", type=float, default=0.0, help="sampling temperature (default: 0)")
 
 

@@ -88,13 +88,15 @@ def load_job_config(args: argparse.Namespace, job: str) -> tuple[Any, int | None
 def input_problem(cfg: Any) -> str | None:
     """Why the job's ``dataset`` or ``model`` cannot be read (one line naming the field and the
     fix), or None. Checked before anything heavy loads, so a typo is an error, not a traceback."""
-    from spatialrl.data.load import data_files
+    from spatialrl.data.load import check_readable
 
     name = type(cfg).__name__
     try:
-        data_files(cfg.dataset, cfg.train_split)
+        check_readable(cfg.dataset, cfg.train_split)
     except FileNotFoundError as exc:
         return f"{name}.dataset: {exc} (set dataset: DIR in the recipe, or dataset=DIR on the command line)"
+    except ValueError as exc:
+        return f"{name}.dataset: {exc}"
     problem = model_problem(cfg.model)
     return f"{name}.model: {problem}" if problem else None
 
