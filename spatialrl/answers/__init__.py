@@ -33,11 +33,13 @@ Commitment (all parsers; ``spatialrl.answers.commitment``, with examples there)
     * Refusals (``"I have no idea"``, ``"not sure"``, ``"I cannot say yes"``) and hedges
       (``"maybe B"``, ``"either A or B"``, ``"both"``, ``"3 m, give or take a meter"``,
       ``"3 m ± 0.5"``, ``"B?"``) give ``None``. ``about``/``approximately``/``~`` are fine.
-    * Negation is scoped to its clause: a clause with ``not``, ``n't``, ``no``, ``never``,
-      ``wrong``, ``incorrect``, ``false``, ``rather than``... rejects the values it holds.
-      One value must be asserted and not also rejected: ``"not left"``, ``"3 m is wrong"``,
-      ``"B is incorrect"``, ``"the box is not [10, 20, 30, 40]"`` give ``None``;
-      ``"B, not A"`` is B; ``"3 m, not 4 m"`` is 3 m.
+    * Rejection is scoped: a verdict (``wrong``, ``incorrect``, ``not correct``...) rejects the
+      values of its clause, or of the clause it judges (``"3 m, which is wrong"``,
+      ``"Wrong: B"``); a prefix cue (``not``, ``n't``, ``never``, ``instead of``...) rejects the
+      values after it, or its whole clause when none follows. One value must be asserted and
+      not also rejected: ``"not left"``, ``"3 m is wrong"``, ``"B is incorrect"``,
+      ``"the box is not [10, 20, 30, 40]"`` give ``None``; ``"B, not A"``, ``"B and not C"``
+      are B; ``"3 m, not 4 m"`` is 3 m.
 
 Input hygiene (all parsers)
     * Text longer than ``MAX_TEXT_CHARS`` (2048) characters gives ``None`` (an answer is
@@ -48,12 +50,15 @@ Input hygiene (all parsers)
       characters are removed, Unicode decimal digits (``"٣"``) become ASCII digits, Unicode
       dashes and the minus sign become ``-``, primes and curly quotes become ``'`` and ``"``,
       ``²``/``³`` become ``^2``/``^3``, and vulgar fractions become decimals (``½`` -> 0.5,
-      ``3½`` -> 3.5).
+      ``3½`` and ``3 and ½`` -> 3.5).
+    * Markdown is read as it renders: struck-out text (``~~A~~ B``) is gone, ``_`` emphasis
+      is a space (``_yes_``), ``$...$`` around a number is dropped (``$3$ m``).
 
 ``extract_answer``
     * Exactly one ``<answer>...</answer>`` block, or ``None``: two blocks (even one inside
-      ``<think>``), an unclosed ``<answer>`` before or after a closed one, nesting, or no
-      block at all give ``None``. Tags are case-insensitive (``<ANSWER>``) and may carry
+      ``<think>``), an unclosed ``<answer>`` before or after a closed one, nesting, a block that
+      crosses the reasoning block (``<think><answer></think>B</answer>``), or no block at all
+      give ``None``. Tags are case-insensitive (``<ANSWER>``) and may carry
       inner whitespace (``<answer >``). An empty or invisible-only content gives ``None``.
 
 ``parse_quantity``
@@ -82,8 +87,11 @@ Input hygiene (all parsers)
       Non-integers (``"2.5"``) give ``None``.
     * Number words: ``zero`` .. ``nineteen``, tens, hyphenated or spaced compounds
       (``twenty-one``, ``twenty one``), ``hundred``/``thousand``/``million`` with ``and``
-      (``two hundred and five``), and ``a hundred`` / ``a thousand``. Malformed sequences
-      (``"two three"``) give ``None``. Fractions in words (``half``) are not numbers.
+      (``two hundred and five``), ``a hundred`` / ``a thousand``, ``a dozen`` (counts),
+      decimals in words (``three point five``, ``point five``) and the fractions
+      ``N and a half`` / ``and a quarter`` / ``and three quarters``, ``half a`` / ``one half``.
+      Malformed sequences (``"two three"``) and any other fraction word (``"a third"``,
+      ``"3 halves"``) give ``None``.
     * Numbers: decimals, scientific notation (``2e-3``), thousands separators only in
       exact groups of three (``1,200`` is 1200; ``2,5`` is two numbers, hence ``None``), an
       explicit sign ``+3 m``.
@@ -152,11 +160,10 @@ from typing import Any, Literal, NamedTuple
 
 from spatialrl.answers.commitment import (
     has_visible_content,
-    in_spans,
     is_hedged,
     is_inequality,
     is_refusal,
-    negated_spans,
+    rejected,
     strip_invisible,
 )
 
@@ -240,7 +247,7 @@ _VULGAR = {
     "\u215a": 5 / 6, "\u2150": 1 / 7, "\u215b": 1 / 8, "\u215c": 3 / 8, "\u215d": 5 / 8,
     "\u215e": 7 / 8, "\u2151": 1 / 9, "\u2152": 1 / 10,
 }  # fmt: skip
-_VULGAR_RE = re.compile(r"(?<![\d.])(\d+)?[ \u00a0]?([" + "".join(_VULGAR) + r"])")
+_VULGAR_RE = re.compile(r"(?<![\d.])(?:(\d+)(?:[ \u00a0]?|\s+and\s+)|)([" + "".join(_VULGAR) + r"])")
 
 
 def _vulgar_to_decimal(m: re.Match) -> str:
@@ -273,6 +280,17 @@ def _normalize(text: str) -> str:
     return "".join(out)
 
 
+_STRUCK = re.compile(r"~~.*?~~", re.DOTALL)
+
+
+def _markdown(text: str) -> str:
+    """Markdown read as a reader sees it: struck-out text (``~~A~~``) is gone, ``_`` emphasis is
+    a space (``_yes_``). One character for one except for struck text."""
+    if "~~" in text:
+        text = _STRUCK.sub(" ", text)
+    return text.replace("_", " ") if "_" in text else text
+
+
 _EXPLICIT_PLUS = re.compile(r"(?<![\w.)\]}])\+(?=\.?\d)")
 
 
@@ -298,6 +316,7 @@ def _drop_explicit_plus(text: str) -> str:
 _ANS_OPEN = re.compile(r"<\s*answer\s*>", re.IGNORECASE)
 _ANS_CLOSE = re.compile(r"<\s*/\s*answer\s*>", re.IGNORECASE)
 _ANS_ANY = re.compile(r"<\s*/?\s*answer\s*>", re.IGNORECASE)
+_THINK_TAG = re.compile(r"<\s*/?\s*think\s*>", re.IGNORECASE)
 
 
 @_never_raises
@@ -330,8 +349,8 @@ def extract_answer(text: Any) -> str | None:
             return None
         content = text[opens[0].end() : closes[0].start()]
     content = content.strip()
-    if not content or not has_visible_content(content):
-        return None
+    if not content or not has_visible_content(content) or ("<" in content and _THINK_TAG.search(content)):
+        return None  # empty, invisible, or crossing the reasoning block ("<answer></think>B</answer>")
     return content
 
 
@@ -729,23 +748,30 @@ def _quantity_from_text(text: str, dimension: str, default_factor: float) -> flo
         text = _LATEX_WRAP.sub(r" \1 ", text)
         text = _LATEX_CMD.sub(" ", text)
     text = text.lower()
+    if "$" in text and text.count("$") % 2 == 0:
+        text = text.replace("$", " ")  # LaTeX math: "$3$ m"
     if is_refusal(text) or is_hedged(text) or is_inequality(text) or _CODE_CALL.search(text):
         return None
+    if "point" in text:
+        text = _POINT_WORDS.sub(_point_to_decimal, text)  # "three point five" -> 3.5
+    if _FRACTION_WORD.search(text):
+        text = _fraction_words(text)
+        if text is None:
+            return None
     if dimension == "count":
         text = _count_words(text)
     items = _scan_items(text)
     if not items:
         return None
-    rejected = negated_spans(text)
+    if any(item[0] != "q" for item in items):
+        return None  # a range is not one committed value
     asserted: list[float] = []
     denied: list[float] = []
-    for item in items:
-        if item[0] != "q":
-            return None  # a range is not one committed value
+    for item, no in zip(items, rejected(text, [item[2] for item in items])):
         x = _resolve(item[1], dimension, default_factor)
         if x is None:
             return None
-        (denied if rejected and in_spans(item[2], rejected) else asserted).append(x)
+        (denied if no else asserted).append(x)
     if not asserted:
         return None
     first = asserted[0]
@@ -757,17 +783,64 @@ def _quantity_from_text(text: str, dimension: str, default_factor: float) -> flo
 _CODE_CALL = re.compile(r"[a-z_][a-z0-9_]*\((?=[^)]*\d)")  # eval('3'), sqrt(9): code, never evaluated
 
 
+_NUMBER_PHRASE = rf"\d+(?:\.\d+)?|(?:{_NW_ALT})(?:{_NW_SEP}(?:{_NW_ALT}))*"
+_DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+_DIGITS_AFTER_POINT = rf"\d+|(?:{'|'.join(_DIGIT_WORDS)})(?:[\s-]+(?:{'|'.join(_DIGIT_WORDS)}))*"
+_POINT_WORDS = re.compile(rf"(?:\b({_NUMBER_PHRASE})\s+|(?<![\w.]))point\s+({_DIGITS_AFTER_POINT})\b")
+
+
+def _point_to_decimal(m: re.Match) -> str:
+    """``three point five`` -> ``3.5``, ``point five`` -> ``0.5``; anything else unchanged."""
+    if m.group(1) is None:
+        whole: float | None = 0.0
+    else:
+        whole = float(m.group(1)) if m.group(1)[0].isdigit() else _words_to_number(m.group(1))
+    if whole is None or whole != int(whole) or "." in (m.group(1) or ""):
+        return m.group()
+    tail = m.group(2)
+    digits = tail if tail.isdigit() else "".join(str(_DIGIT_WORDS.index(w)) for w in re.split(r"[\s-]+", tail) if w)
+    return f"{int(whole)}.{digits}"
+
+
+_FRACTION_WORD = re.compile(r"\b(?:halfs?|halves|quarters?|thirds?)\b")
+_AND_A_FRACTION = re.compile(rf"\b({_NUMBER_PHRASE})\s+and\s+(a|one|three)\s+(half|quarters?)\b")
+_LONE_HALF = re.compile(r"\b(?:(?:a|one)\s+half(?:\s+an?\b)?|half\s+an?\b)")
+_FRACTION_VALUES = {("a", "half"): 0.5, ("one", "half"): 0.5, ("a", "quarter"): 0.25, ("one", "quarter"): 0.25,
+                    ("three", "quarters"): 0.75}
+
+
+def _fraction_words(text: str) -> str | None:
+    """``3 and a half`` -> ``3.5``, ``three and a quarter`` -> ``3.25``, ``half a meter`` ->
+    ``0.5 meter``; ``None`` when a fraction word is left that this cannot read."""
+    def whole_and_fraction(m: re.Match) -> str:
+        whole = float(m.group(1)) if m.group(1)[0].isdigit() else _words_to_number(m.group(1))
+        part = _FRACTION_VALUES.get((m.group(2), m.group(3)))
+        return "\x00" if whole is None or part is None else repr(whole + part)
+
+    text = _AND_A_FRACTION.sub(whole_and_fraction, text)
+    text = _LONE_HALF.sub(" 0.5 ", text)
+    if "\x00" in text or _FRACTION_WORD.search(text):
+        return None
+    return text
+
+
 def _same_value(a: float, b: float) -> bool:
     return abs(a - b) <= REL_TOL * max(abs(a), abs(b))
 
 
-_NONE_COUNT = re.compile(r"\bnone\b|\bno\b(?=\s+[a-z])(?!\s+(?:idea|answer)\b)")
+_NONE_COUNT = re.compile(r"\bnone\b|\bnothing\b|\b(?:are|is)\s*n[o']t\s+any\b|\bno\b(?=\s+[a-z])(?!\s+(?:idea|answer)\b)")
 _HAS_NUMBER = re.compile(r"\d|\b(?:zero|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|hundred)\b")
 
 
+_DOZEN = re.compile(r"\b(?:a|(\d+))\s+dozen\b")
+
+
 def _count_words(text: str) -> str:
-    """``none`` and ``no <noun>`` are a count of 0 when the text states no other number."""
-    if ("no" in text) and _HAS_NUMBER.search(text) is None:
+    """``none``, ``nothing``, ``no <noun>``, ``there aren't any`` are a count of 0 when the text
+    states no other number; ``a dozen`` is 12."""
+    if "dozen" in text:
+        text = _DOZEN.sub(lambda m: str(12 * (int(m.group(1)) if m.group(1) else 1)), text)
+    if ("no" in text or "any" in text) and _HAS_NUMBER.search(text) is None:
         return _NONE_COUNT.sub("0", text)
     return text
 
@@ -896,7 +969,7 @@ def parse_quantity(text: Any, dimension: Dimension = "length", default_unit: str
 @functools.lru_cache(maxsize=65536)
 def _quantity(text: str, dimension: str, default_factor: float) -> float | None:
     """``parse_quantity``'s general path, cached: a group's answers repeat."""
-    return _quantity_from_text(_drop_explicit_plus(_normalize(text)), dimension, default_factor)
+    return _quantity_from_text(_drop_explicit_plus(_markdown(_normalize(text))), dimension, default_factor)
 
 
 # --------------------------------------------------------------------------------------
@@ -919,13 +992,16 @@ _LETTER_NEG = re.compile(
     r"(?:\bnot|n't)\s+(?:(?:option|choice)\s+)?[(\[]?([A-Za-z])(?![A-Za-z0-9])", re.IGNORECASE
 )
 _WORD_FOLLOWS = re.compile(r"\s+[A-Za-z]")
+_VERB_FOLLOWS = re.compile(r"\s+(?:is|was|would|will|should|must|seems|looks|appears|fits|matches|wins|it)\b")
 _OPTION_LABEL = re.compile(r"^\s*[(\[]?[a-z][)\].:]\s+")
 _SPACES = re.compile(r"\s+")
 
 
 def _article_like(text: str, letter: str, end: int) -> bool:
-    """``A`` / ``I`` followed by a word are English words, not option labels."""
-    return letter in "aAiI" and _WORD_FOLLOWS.match(text, end) is not None
+    """``A`` / ``I`` followed by a word are English words, not option labels, unless that word
+    is a verb said of the letter (``"A is correct"``, ``"A fits"``)."""
+    return (letter in "aAiI" and _WORD_FOLLOWS.match(text, end) is not None
+            and not (letter in "aA" and _VERB_FOLLOWS.match(text, end) is not None))
 
 
 def _choice_letters(text: str, n_options: int) -> list[tuple[str, int]]:
@@ -982,7 +1058,7 @@ def _lower(s: str) -> str:
 
 
 def _norm_for_match(s: str) -> str:
-    return _SPACES.sub(" ", _lower(_normalize(s))).strip()
+    return _SPACES.sub(" ", _lower(_markdown(_normalize(s)))).strip()
 
 
 def _mentioned_options(t: str, options: list[str]) -> list[tuple[int, int, int]]:
@@ -1038,25 +1114,27 @@ def parse_choice(text: Any, options: Any) -> int | None:
 @functools.lru_cache(maxsize=65536)
 def _choice(text: str, opts: tuple[str, ...]) -> int | None:
     """``parse_choice`` past its argument checks, cached: a group's answers repeat."""
-    t = _SPACES.sub(" ", _normalize(text)).strip()
+    t = _SPACES.sub(" ", _markdown(_normalize(text))).strip()
     low = _lower(t)
     if is_refusal(low) or is_hedged(low):
         return None
     mentions = _mentioned_options(low, list(opts))
-    rejected = negated_spans(low, masked=[(s, e) for s, e, _ in mentions])
+    letters = _choice_letters(t, len(opts))
+    flags = rejected(low, [pos for _, pos in letters] + [s for s, _, _ in mentions],
+                     masked=[(s, e) for s, e, _ in mentions])
     said: set[int] = set()
     denied: set[int] = set()
-    for letter, pos in _choice_letters(t, len(opts)):
+    for (letter, _), no in zip(letters, flags):
         idx = ord(letter) - ord("A")
-        if rejected and in_spans(pos, rejected):
+        if no:
             denied.add(idx)
         elif idx >= len(opts):
             return None  # a letter beyond the options
         else:
             said.add(idx)
     named: set[int] = set()
-    for s, _, idx in mentions:
-        (denied if rejected and in_spans(s, rejected) else named).add(idx)
+    for (_, _, idx), no in zip(mentions, flags[len(letters):]):
+        (denied if no else named).add(idx)
     if len(said) > 1 or said & denied or named & denied:
         return None
     if said:
@@ -1074,6 +1152,8 @@ _BARE_NO = re.compile(
     r"not(?:\s+at\s+all)?\s*[.!]?\s*(?:[,;:]|$)"
 )
 _YES_WORDS = frozenset({"yes", "true", "yeah", "yep", "yup"})
+_NO_IDIOM = re.compile(r"no\s+(?:doubt|question|problem|worries|way\s+it\s+isn't)\b")  # "no doubt" affirms
+_DETERMINER_NO = re.compile(r"no\s+(?=[a-z])")
 _YN_RE = re.compile(r"\b(yes|no|true|false|yeah|yep|yup|nope)\b")
 _YN_FAST = {"yes": True, "yes.": True, "no": False, "no.": False, "yes!": True, "no!": False,
             "Yes": True, "Yes.": True, "No": False, "No.": False, "true": True, "false": False}
@@ -1105,19 +1185,22 @@ def parse_yes_no(text: Any) -> bool | None:
 @functools.lru_cache(maxsize=65536)
 def _yes_no(text: str) -> bool | None:
     """``parse_yes_no`` past its argument checks, cached."""
-    t = _lower(_normalize(text)).strip()
+    t = _lower(_markdown(_normalize(text))).strip()
     fast = _YN_FAST.get(t)
     if fast is not None:
         return fast
     if is_refusal(t) or is_hedged(t):
         return None
-    rejected = negated_spans(t, yes_no=True)
+    keywords = [m for m in _YN_RE.finditer(t) if not _NO_IDIOM.match(t, m.start())]
+    if any(m.group(1) != "no" for m in keywords):
+        # "Yes, there are no other chairs": beside another keyword, a determiner "no" is no answer
+        keywords = [m for m in keywords if not (m.group(1) == "no" and _DETERMINER_NO.match(t, m.start()))]
     said, denied = set(), set()
-    if rejected and _BARE_NO.search(t):
+    if _BARE_NO.search(t):
         said.add(False)  # "definitely not", "not at all": a no without the keyword
-    for m in _YN_RE.finditer(t):
-        # "not yes", "isn't true": a negated keyword is rejected, never flipped
-        (denied if rejected and in_spans(m.start(), rejected) else said).add(m.group(1) in _YES_WORDS)
+    # "not yes", "isn't true": a negated keyword is rejected, never flipped
+    for m, no in zip(keywords, rejected(t, [m.start() for m in keywords], yes_no=True)):
+        (denied if no else said).add(m.group(1) in _YES_WORDS)
     if len(said) != 1 or said & denied:
         return None
     return said.pop()
@@ -1161,7 +1244,7 @@ def parse_bbox(text: Any) -> tuple[float, float, float, float] | None:
         x1, y1, x2, y2 = (float(g) for g in m.groups())
         ok = x1 <= x2 and y1 <= y2 and all(math.isfinite(v) for v in (x1, y1, x2, y2))
         return (x1, y1, x2, y2) if ok else None
-    t = _normalize(text)
+    t = _markdown(_normalize(text))
     found = []
     for m in _BOX_RE.finditer(t):
         nums = [g for g in m.groups() if g is not None]
@@ -1183,8 +1266,8 @@ def parse_bbox(text: Any) -> tuple[float, float, float, float] | None:
     low = _lower("".join(words))
     if is_refusal(low) or is_hedged(low):
         return None
-    rejected = negated_spans(low)
-    said = {vals for start, _, vals in found if not (rejected and in_spans(start, rejected))}
-    if len(said) != 1 or any(vals in said for start, _, vals in found if rejected and in_spans(start, rejected)):
+    flags = rejected(low, [start for start, _, _ in found])
+    said = {vals for (_, _, vals), no in zip(found, flags) if not no}
+    if len(said) != 1 or any(vals in said for (_, _, vals), no in zip(found, flags) if no):
         return None
     return said.pop()  # type: ignore[return-value]

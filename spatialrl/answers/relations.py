@@ -16,43 +16,76 @@ from __future__ import annotations
 import re
 from typing import Any, NamedTuple
 
-from spatialrl.answers import MAX_TEXT_CHARS, _lower, _never_raises, _normalize, _option_pattern, parse_yes_no
-from spatialrl.answers.commitment import in_spans, is_hedged, is_refusal, negated_spans
+from spatialrl.answers import (
+    MAX_TEXT_CHARS,
+    _lower,
+    _markdown,
+    _never_raises,
+    _normalize,
+    _option_pattern,
+    parse_yes_no,
+)
+from spatialrl.answers.commitment import clause_index, clauses, is_hedged, is_refusal, rejected
 
 __all__ = ["RelationReference", "parse_nearer", "parse_side", "relation_reference"]
 
 _SIDE = re.compile(r"\b(left|right)\b")
-_NEAR_WORDS = re.compile(r"\b(closer|nearer|nearest|closest)\b")
-_FAR_WORDS = re.compile(r"\b(farther|further|farthest|furthest)\b")
+_COMPARATIVE = re.compile(r"\b(?:(?P<near>closer|nearer|nearest|closest)|(?P<far>farther|further|farthest|furthest))\b")
 _THAN = re.compile(r"\bthan\b")
 
 
 def _prepare(text: Any) -> str | None:
     if not isinstance(text, str) or len(text) > MAX_TEXT_CHARS:
         return None
-    t = _lower(_normalize(text)).strip()
+    t = _lower(_markdown(_normalize(text))).strip()
     if not t or is_refusal(t) or is_hedged(t):
         return None
     return t
 
 
+def _name_spans(t: str, names: Any) -> list[tuple[int, int, int]] | None:
+    """``(start, end, index)`` of each mention of ``names`` in ``t`` (a mention inside a longer
+    one left out); ``None`` when ``names`` is not two distinct names."""
+    if not isinstance(names, (list, tuple)) or len(names) != 2:
+        return None
+    keys = [_lower(_markdown(_normalize(str(n)))).strip() for n in names]
+    if not all(keys) or keys[0] == keys[1]:
+        return None
+    spans = [(m.start(), m.end(), idx) for idx, key in enumerate(keys) for m in _option_pattern(key).finditer(t)]
+    return [s for s in spans if not any(o[0] <= s[0] and s[1] <= o[1] and (o[1] - o[0]) > (s[1] - s[0])
+                                        for o in spans)]
+
+
 @_never_raises
-def parse_side(text: Any) -> str | None:
+def parse_side(text: Any, names: Any = None) -> str | None:
     """The one side (``"left"`` / ``"right"``) the text asserts; ``None`` when it asserts
     none, both, or a side it also rejects ("left, not right" is left; "not left" is ``None``).
+
+    ``names`` = (subject, object) of the question "is the subject left of the object?": a clause
+    that names the object first states the converse ("the table is on the right" = the chair is
+    on the left), so its side is turned round.
 
     >>> parse_side("The chair is to the left of the table.")
     'left'
     >>> parse_side("not left") is None
     True
+    >>> parse_side("The table is to the right of the chair.", ("chair", "table"))
+    'left'
     """
     t = _prepare(text)
     if t is None:
         return None
-    rejected = negated_spans(t)
+    sides = list(_SIDE.finditer(t))
+    mentions = (_name_spans(t, names) or []) if names is not None else []
+    spans = clauses(t)
     said, denied = set(), set()
-    for m in _SIDE.finditer(t):
-        (denied if rejected and in_spans(m.start(), rejected) else said).add(m.group(1))
+    for m, no in zip(sides, rejected(t, [m.start() for m in sides], masked=[(a, b) for a, b, _ in mentions])):
+        side = m.group(1)
+        ci = clause_index(spans, m.start())
+        before = [idx for a, _, idx in mentions if spans[ci][0] <= a < m.start()]
+        if before and before[0] == 1:
+            side = "right" if side == "left" else "left"  # the object named first: the converse
+        (denied if no else said).add(side)
     if len(said) != 1 or said & denied:
         return None
     return said.pop()
@@ -62,9 +95,10 @@ def parse_side(text: Any) -> str | None:
 def parse_nearer(text: Any, names: Any) -> int | None:
     """Index in ``names`` of the object the text says is nearer, or ``None``.
 
-    One name alone is the answer ("the table"), turned round by a far-word ("the chair is
-    farther" names the other one). With both names, the one before the comparative is its
-    subject and the one after "than" its object ("the table is closer than the chair").
+    Clause by clause: one name alone is the answer ("the table"), turned round by a far-word
+    ("the chair is farther" names the other one); with both names, the one before the
+    comparative is its subject and the one after "than" its object ("the table is closer than
+    the chair"). Every clause must agree, and no rejected name may be the answer.
 
     >>> parse_nearer("The table is closer to the camera than the chair.", ["chair", "table"])
     1
@@ -74,47 +108,47 @@ def parse_nearer(text: Any, names: Any) -> int | None:
     True
     """
     t = _prepare(text)
-    if t is None or not isinstance(names, (list, tuple)) or len(names) != 2:
+    mentions = None if t is None else _name_spans(t, names)
+    if not mentions:
         return None
-    keys = [_lower(_normalize(str(n))).strip() for n in names]
-    if not all(keys) or keys[0] == keys[1]:
-        return None
-    spans = []
-    for idx, key in enumerate(keys):
-        spans += [(m.start(), m.end(), idx) for m in _option_pattern(key).finditer(t)]
-    spans = [s for s in spans if not any(o[0] <= s[0] and s[1] <= o[1] and (o[1] - o[0]) > (s[1] - s[0])
-                                          for o in spans)]
-    rejected = negated_spans(t, masked=[(s, e) for s, e, _ in spans])
-    near, far = _NEAR_WORDS.search(t), _FAR_WORDS.search(t)
-    if near and far:
-        return None
-    comparative = near or far
-    if rejected and comparative and in_spans(comparative.start(), rejected):
+    comparatives = list(_COMPARATIVE.finditer(t))
+    flags = rejected(t, [a for a, _, _ in mentions] + [c.start() for c in comparatives],
+                     masked=[(a, b) for a, b, _ in mentions])
+    if any(flags[len(mentions):]):
         return None  # "the chair is not closer": says what is not, not what is
-    asserted = [(s, idx) for s, _, idx in spans if not (rejected and in_spans(s, rejected))]
-    denied = {idx for s, _, idx in spans if rejected and in_spans(s, rejected)}
-    named = {idx for _, idx in asserted}
-    if not named:
-        return None
-    if len(named) == 1:
-        idx = named.pop()
-        if idx in denied:
+    denied = {idx for (_, _, idx), no in zip(mentions, flags) if no}
+    asserted = [(a, idx) for (a, _, idx), no in zip(mentions, flags) if not no]
+    spans = clauses(t)
+    claims = set()
+    for ci, (start, end, _) in enumerate(spans):
+        named = [(a, idx) for a, idx in asserted if start <= a < end]
+        if not named:
+            continue
+        comps = [c for c in comparatives if start <= c.start() < end]
+        if len({c.lastgroup for c in comps}) > 1:
             return None
-        return 1 - idx if far else idx
-    if comparative is None or len(denied):
+        far = bool(comps) and comps[0].lastgroup == "far"
+        if len({idx for _, idx in named}) == 1:
+            idx = named[0][1]
+        else:
+            if not comps:
+                return None
+            than = _THAN.search(t, comps[0].end(), end)
+            before = {idx for a, idx in named if a < comps[0].start()}
+            after = {idx for a, idx in named if than is not None and a > than.start()}
+            if len(before) != 1 or after != {1 - next(iter(before))}:
+                return None
+            idx = next(iter(before))
+        claims.add(1 - idx if far else idx)
+    if len(claims) != 1 or claims & denied:
         return None
-    than = _THAN.search(t, comparative.end())
-    before = {idx for s, idx in asserted if s < comparative.start()}
-    after = {idx for s, idx in asserted if than is not None and s > than.start()}
-    if len(before) != 1 or after != {1 - next(iter(before))}:
-        return None
-    subject = next(iter(before))
-    return 1 - subject if far else subject
+    return claims.pop()
 
 
 class RelationReference(NamedTuple):
-    """What a reference sentence states: ``kind`` ``"side"`` (with ``yes`` and ``side``) or
-    ``"nearer"`` (with ``names``, the nearer object first)."""
+    """What a reference sentence states: ``kind`` ``"side"`` (with ``yes``, ``side`` and
+    ``names`` = (subject, object) when the sentence names them) or ``"nearer"`` (with
+    ``names``, the nearer object first)."""
 
     kind: str
     yes: bool | None = None
@@ -128,11 +162,17 @@ _NEARER_SENTENCE = re.compile(
 )
 
 
+_SIDE_SENTENCE = re.compile(
+    r"^\s*(?:yes|no)\s*,\s*the\s+(.+?)\s+is\s+(?:to\s+the\s+)?(?:left|right)\s+of\s+the\s+(.+?)\s*\.?\s*$",
+    re.IGNORECASE,
+)
+
+
 def relation_reference(answer: Any) -> RelationReference | None:
     """Parse a reference answer of the world's open-ended relation templates, else ``None``.
 
     >>> relation_reference("No, the chair is to the right of the table.")
-    RelationReference(kind='side', yes=False, side='right', names=None)
+    RelationReference(kind='side', yes=False, side='right', names=('chair', 'table'))
     >>> relation_reference("The table is closer to the camera than the chair.").names
     ('table', 'chair')
     """
@@ -144,5 +184,7 @@ def relation_reference(answer: Any) -> RelationReference | None:
     yes = parse_yes_no(answer.split(",")[0]) if "," in answer else None
     side = parse_side(answer)
     if yes is not None and side is not None:
-        return RelationReference("side", yes=yes, side=side)
+        m = _SIDE_SENTENCE.match(answer)
+        names = (m.group(1).strip(), m.group(2).strip()) if m else None
+        return RelationReference("side", yes=yes, side=side, names=names)
     return None

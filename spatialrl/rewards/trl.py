@@ -166,7 +166,7 @@ def _relation_score(answer: str | None, reference: Any) -> float | None:
         return 0.0
     if ref.kind == "nearer":
         return 1.0 if parse_nearer(answer, list(ref.names)) == 0 else 0.0
-    said_yes, side = parse_yes_no(answer), parse_side(answer)
+    said_yes, side = parse_yes_no(answer), parse_side(answer, ref.names)
     if said_yes is None and side is None:
         return 0.0
     agrees = (said_yes is None or said_yes == ref.yes) and (side is None or side == ref.side)

@@ -379,6 +379,8 @@ O4 = ["chair", "table", "lamp", "sofa"]
 LR = ["left", "right"]
 
 CHOICE_CASES = [
+    ("A is closer", LR, 0),  # "A" before a verb said of it is the letter, not the article
+    ("A is correct.", O4, 0),
     ("B", O4, 1),
     ("b", O4, 1),
     ("(B)", O4, 1),
@@ -422,7 +424,6 @@ CHOICE_CASES = [
 
 CHOICE_NONE = [
     ("A chair is closer", LR),
-    ("A is closer", LR),
     ("I think so", O4),
     ("A or B", O4),
     ("A, B", O4),

@@ -121,6 +121,7 @@ CASES: dict[str, list[tuple[str, dict, str]]] = {
         ("<answer>B</answer><answer>", CHOICE, WRONG),
         ("<think><answer>A</answer></think><answer>B</answer>", CHOICE, WRONG),
         ("<answer><answer>B</answer></answer>", CHOICE, WRONG),
+        ("<think><answer></think>B</answer>", CHOICE, WRONG),  # the block crosses the reasoning
         ("<answer>3 m</answer> <ANSWER>3 m</ANSWER>", LENGTH, WRONG),
         ("<answer>3 m", LENGTH, WRONG),
         ("3 m</answer>", LENGTH, WRONG),
@@ -252,7 +253,7 @@ CASES: dict[str, list[tuple[str, dict, str]]] = {
         ("B.", CHOICE, CORRECT),
         ("B. table", CHOICE, CORRECT),
         ("B, not A", CHOICE, CORRECT),
-        ("B (not A)", CHOICE, WRONG),  # one clause holds both: rejected as a whole
+        ("B (not A)", CHOICE, CORRECT),  # "not" rejects what follows it: A
         ("not A, but B", CHOICE, CORRECT),
         ("The answer is B.", CHOICE, CORRECT),
         ("Option B", CHOICE, CORRECT),
@@ -299,6 +300,95 @@ CASES: dict[str, list[tuple[str, dict, str]]] = {
     ],
 }
 
+LENGTH_35 = _BASE | dict(answer_type="numerical", answer_value=3.5, dimension="length", answer="3.5")
+
+CASES |= {
+    "verdicts and rejections in other words": [
+        ("Wrong: 3 m", LENGTH, WRONG),  # a verdict before the answer
+        ("Incorrect answer: 3 m", LENGTH, WRONG),
+        ("Not correct: 3 m", LENGTH, WRONG),
+        ("Wrong: B", CHOICE, WRONG),
+        ("False: B", CHOICE, WRONG),
+        ("Incorrect — B", CHOICE, WRONG),
+        ("Wrong: yes", YES, WRONG),
+        ("Rejected: [10, 20, 30, 40]", BOX, WRONG),
+        ("Wrong: the table", NEARER, WRONG),
+        ("3 m, which is wrong", LENGTH, WRONG),  # a verdict after it
+        ("B. That's not right.", CHOICE, WRONG),
+        ("3 m is a mistake", LENGTH, WRONG),
+        ("3 m is inaccurate", LENGTH, WRONG),
+        ("I doubt it is 3 m", LENGTH, WRONG),
+        ("It's hardly 3 m", LENGTH, WRONG),
+        ("B is invalid", CHOICE, WRONG),
+        ("B would be a mistake", CHOICE, WRONG),
+        ("Anything but B", CHOICE, WRONG),
+        ("Any option but B", CHOICE, WRONG),
+        ("B. Just kidding.", CHOICE, WRONG),
+        ("Yes, but I'm not confident", YES, WRONG),
+        ("B, A is wrong", CHOICE, CORRECT),  # the verdict is on A
+        ("No, that's wrong. It is B.", CHOICE, CORRECT),  # the verdict is on the "No"
+        ("B and not C", CHOICE, CORRECT),  # "not" rejects what follows it
+        ("B instead of C", CHOICE, CORRECT),
+        ("It is not B", CHOICE, WRONG),
+        ("B is not closer", CHOICE, WRONG),  # nothing follows the "not": the whole clause
+    ],
+    "bounds and hedges in other words": [
+        ("3 m max", LENGTH, WRONG),
+        ("max. 3 m", LENGTH, WRONG),
+        ("3 m tops", LENGTH, WRONG),
+        ("3 m (upper bound)", LENGTH, WRONG),
+        ("3 m, if not more", LENGTH, WRONG),
+        ("just shy of 3 m", LENGTH, WRONG),
+        ("3 plus", COUNT, WRONG),
+        ("3 or thereabouts", COUNT, WRONG),
+        ("3 m, with some uncertainty", LENGTH, WRONG),
+        ("B, presumably", CHOICE, WRONG),
+        ("kind of yes", YES, WRONG),
+        ("B or something", CHOICE, WRONG),
+        ("two-something meters", LENGTH, WRONG),
+        ("Yes (50% confident)", YES, WRONG),
+    ],
+    "fractions and number words": [
+        ("3 and a half meters", LENGTH_35, CORRECT),
+        ("three and a half meters", LENGTH_35, CORRECT),
+        ("3 and ½ m", LENGTH_35, CORRECT),
+        ("three point five meters", LENGTH_35, CORRECT),
+        ("half a meter", HALF, CORRECT),
+        ("point five meters", HALF, CORRECT),
+        ("three and a half", COUNT, WRONG),  # a count is whole
+        ("a dozen", _BASE | dict(answer_type="numerical", answer_value=12.0, dimension="count", answer="12"),
+         CORRECT),
+        ("There aren't any chairs", ZERO, CORRECT),
+        ("nothing", ZERO, CORRECT),
+    ],
+    "markup": [
+        ("$3$", LENGTH, CORRECT),
+        ("$3$ m", LENGTH, CORRECT),
+        ("$0$", ZERO, CORRECT),
+        ("_yes_", YES, CORRECT),
+        ("_No_", NO, CORRECT),
+        ("_table_", CHOICE, CORRECT),
+        ("~~A~~ B", CHOICE, CORRECT),  # struck out
+        ("_left_", LEFT_OF, CORRECT),
+    ],
+    "letters, idioms and relations said another way": [
+        ("A is the answer", CHOICE_A, CORRECT),
+        ("A is correct.", CHOICE_A, CORRECT),
+        ("B, I think", CHOICE, CORRECT),
+        ("Yes, there is no doubt.", YES, CORRECT),
+        ("Yes, there are no other chairs.", YES, CORRECT),
+        ("There is no chair.", NO, CORRECT),
+        ("Definitely not", NO, CORRECT),
+        ("Yes, definitely not", YES, WRONG),
+        ("The table is closer; the chair is farther.", NEARER, CORRECT),
+        ("The table is closer; the chair is closer.", NEARER, WRONG),
+        ("Yes, the table is to the right of the chair.", LEFT_OF, CORRECT),  # the converse
+        ("The chair is on the left, the table on the right.", LEFT_OF, CORRECT),
+        ("No, the table is to the left of the chair.", RIGHT_OF, CORRECT),
+        ("The table is to the left of the chair.", LEFT_OF, WRONG),
+    ],
+}
+
 FORMAT_CASES = [
     ("<think>look</think><answer>3 m</answer>", 1.0),
     ("<think></think><answer>B</answer>", 1.0),
@@ -322,6 +412,11 @@ FORMAT_CASES = [
     ("preamble <think>look</think><answer>B</answer>", 0.0),
     ("<think>look</think><think>more</think><answer>B</answer>", 0.0),
     ("<THINK>look</THINK><ANSWER>B</ANSWER>", 0.0),
+    ("<think>x</think><answer>A <ANSWER>B</answer>", 0.0),  # another spelling of a tag inside
+    ("<think>x</think><answer><br></answer>", 0.0),  # markup that renders as nothing
+    ("<think>x</think><answer>&#8203;</answer>", 0.0),
+    ("<think>x</think><answer>\\text{}</answer>", 0.0),
+    ("<think>x</think><answer>$3$</answer>", 1.0),
     ("", 0.0),
 ]
 
