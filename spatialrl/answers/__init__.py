@@ -51,14 +51,19 @@ Input hygiene (all parsers)
       dashes and the minus sign become ``-``, primes and curly quotes become ``'`` and ``"``,
       ``²``/``³`` become ``^2``/``^3``, and vulgar fractions become decimals (``½`` -> 0.5,
       ``3½`` and ``3 and ½`` -> 3.5).
-    * Markdown is read as it renders: struck-out text (``~~A~~ B``) is gone, ``_`` emphasis
-      is a space (``_yes_``), ``$...$`` around a number is dropped (``$3$ m``).
+    * Markup is read as it renders: struck-out text (``~~A~~ B``) is gone, HTML-like tags and
+      special tokens (``<b>``, ``<box>``, ``<|box_start|>``) are spaces, ``_`` emphasis is a
+      space (``_yes_``), ``$...$`` around a number is dropped (``$3$ m``).
+    * Fractions of whole numbers are number literals, not arithmetic: ``1/2 m``, ``3 1/2 m``,
+      ``3 and 1/2 m``, ``\\frac{7}{2}`` are 0.5, 3.5, 3.5, 3.5.
 
 ``extract_answer``
     * Exactly one ``<answer>...</answer>`` block, or ``None``: two blocks (even one inside
       ``<think>``), an unclosed ``<answer>`` before or after a closed one, nesting, a block that
       crosses the reasoning block (``<think><answer></think>B</answer>``), or no block at all
-      give ``None``. Tags are case-insensitive (``<ANSWER>``) and may carry
+      give ``None``. The answer is the final word: after ``</answer>`` only whitespace,
+      punctuation and special tokens (``<|im_end|>``) may follow (``"<answer>C</answer> The
+      answer is D."`` and ``"<answer>C</answer><think>no</think>"`` give ``None``). Tags are case-insensitive (``<ANSWER>``) and may carry
       inner whitespace (``<answer >``). An empty or invisible-only content gives ``None``.
 
 ``parse_quantity``
@@ -106,9 +111,10 @@ Input hygiene (all parsers)
       but ``"2 or 3 m"`` and a rounded restatement (``"2.5 m (8.2 ft)"``) give ``None``.
       Every number in the text counts, including number words (``"the one on the left is
       2 m"`` is ``None``): the answer block should hold only the answer.
-    * Arithmetic signs ``+ × ÷`` between or after numbers, and ``* ^ /`` between two numbers,
-      give ``None`` (``"2+2 m"``, ``"2*3"``, ``"2/2 m"``; markdown ``**2 m**`` is fine), and so
-      does a function call around a number (``"sqrt(4) m"``): text is never evaluated.
+    * Arithmetic signs ``+ × ÷`` between or after numbers, and ``* ^`` between two numbers,
+      give ``None`` (``"2+2 m"``, ``"2*3"``; markdown ``**2 m**`` is fine), and so does a
+      function call around a number (``"sqrt(4) m"``, ``"eval('3')"``): text is never
+      evaluated.
     * NaN, inf (``1e400``), overflow after conversion, and negative values give ``None``
       (a ``-`` glued to a number after a space or at the start is a minus sign; a ``-``
       followed by a space is a list bullet).
@@ -143,7 +149,8 @@ Input hygiene (all parsers)
 
 ``parse_bbox``
     * ``[x1, y1, x2, y2]`` or ``(x1, y1, x2, y2)`` (commas or spaces), and Qwen's two-point
-      form ``(x1,y1),(x2,y2)``, anywhere in the text (JSON such as
+      form ``(x1,y1),(x2,y2)``, anywhere in the text, or an answer that is just the four
+      numbers ``x1, y1, x2, y2`` (JSON such as
       ``{"bbox_2d": [1, 2, 3, 4]}`` works). Floats, ``+``/``-`` signs and exponents are
       allowed; negative coordinates are accepted (clipping is the scorer's job).
     * ``x2 < x1`` or ``y2 < y1``, NaN/inf, or two different asserted boxes -> ``None``; the
@@ -235,6 +242,7 @@ _CHAR_MAP = str.maketrans(
         "\u2019": "'",
         "\u201c": '"',
         "\u201d": '"',
+        "\u2044": "/",  # fraction slash: "1⁄2"
         "\u00b2": "^2",
         "\u00b3": "^3",
     }
@@ -283,11 +291,17 @@ def _normalize(text: str) -> str:
 _STRUCK = re.compile(r"~~.*?~~", re.DOTALL)
 
 
+_MARKUP_TAG = re.compile(r"</?[A-Za-z][\w-]*\s*/?>|<\|[^|<>]{1,40}\|>")
+
+
 def _markdown(text: str) -> str:
-    """Markdown read as a reader sees it: struck-out text (``~~A~~``) is gone, ``_`` emphasis is
-    a space (``_yes_``). One character for one except for struck text."""
+    """Markup read as a reader sees it: struck-out text (``~~A~~``) is gone, HTML-like tags and
+    special tokens (``<b>``, ``<box>``, ``<|box_start|>``) are spaces, ``_`` emphasis is a space
+    (``_yes_``)."""
     if "~~" in text:
         text = _STRUCK.sub(" ", text)
+    if "<" in text:
+        text = _MARKUP_TAG.sub(" ", text)
     return text.replace("_", " ") if "_" in text else text
 
 
@@ -315,13 +329,16 @@ def _drop_explicit_plus(text: str) -> str:
 
 _ANS_OPEN = re.compile(r"<\s*answer\s*>", re.IGNORECASE)
 _ANS_CLOSE = re.compile(r"<\s*/\s*answer\s*>", re.IGNORECASE)
-_ANS_ANY = re.compile(r"<\s*/?\s*answer\s*>", re.IGNORECASE)
+_ANS_ANY = re.compile(r"<\s*/?\s*answer\s*/?\s*>", re.IGNORECASE)
+_SPECIAL_TOKEN = re.compile(r"<\|[^|<>]{1,40}\|>")  # "<|im_end|>", "<|endoftext|>"
+_TRAILING_WORDS = re.compile(r"[^\W_]|<", re.UNICODE)
 _THINK_TAG = re.compile(r"<\s*/?\s*think\s*>", re.IGNORECASE)
 
 
 @_never_raises
 def extract_answer(text: Any) -> str | None:
-    """Return the stripped content of the one ``<answer>...</answer>`` block, else ``None``.
+    """Return the stripped content of the one ``<answer>...</answer>`` block, which must end the
+    text, else ``None``.
 
     >>> extract_answer("<think>about 2 m</think><answer> 2.5 m </answer>")
     '2.5 m'
@@ -333,21 +350,24 @@ def extract_answer(text: Any) -> str | None:
     True
     >>> extract_answer("<answer> \u200b </answer>") is None   # nothing visible
     True
+    >>> extract_answer("<answer>C</answer> The answer is D.") is None  # not the final word
+    True
     """
     if not isinstance(text, str):
         return None
     i = text.find("<answer>")
     j = text.find("</answer>")
     if (i >= 0 and j > i and text.find("<answer>", i + 8) < 0 and text.find("</answer>", j + 9) < 0
-            and "<" not in text[i + 8 : j] and _ANS_ANY.search(text[:i]) is None
-            and _ANS_ANY.search(text, j + 9) is None):
-        content = text[i + 8 : j]  # fast path: one lower-case block, no other answer tag
+            and "<" not in text[i + 8 : j] and _ANS_ANY.search(text, 0, i) is None):
+        content, end = text[i + 8 : j], j + 9  # fast path: one lower-case block, no other answer tag
     else:
         opens = list(_ANS_OPEN.finditer(text))
         closes = list(_ANS_CLOSE.finditer(text))
         if len(opens) != 1 or len(closes) != 1 or opens[0].end() > closes[0].start():
             return None
-        content = text[opens[0].end() : closes[0].start()]
+        content, end = text[opens[0].end() : closes[0].start()], closes[0].end()
+    if end < len(text) and _TRAILING_WORDS.search(_SPECIAL_TOKEN.sub("", text[end:])):
+        return None  # more after the answer ("... The answer is D.", "<think>no, D</think>")
     content = content.strip()
     if not content or not has_visible_content(content) or ("<" in content and _THINK_TAG.search(content)):
         return None  # empty, invisible, or crossing the reasoning block ("<answer></think>B</answer>")
@@ -432,7 +452,7 @@ _TOKEN_RE = re.compile(
     (?P<num>\d{{1,3}}(?:,\d{{3}})+(?:\.\d+)?(?!\d)|\d+(?:\.\d+)?(?:e[+-]?\d+)?|\.\d+(?:e[+-]?\d+)?)
     |(?P<nw>(?:a\s+(?=(?:hundred|thousand|million)\b))?(?:{_NW_ALT})(?:{_NW_SEP}(?:{_NW_ALT}))*\b)
     |(?P<word>[^\W\d_]+)
-    |(?P<pow>(?:(?<=[^\W\d_])|(?<=[^\W\d_]\s))(?:\^|\*\*)\s*\{{?\s*[23](?![\d.])\s*\}}?)
+    |(?P<pow>(?:(?<=[^\W\d_])|(?<=[^\W\d_]\s))(?:\^|\*\*)\s*\{{?\s*[23](?!\d|\.\d)\s*\}}?)
     |(?P<inch>''|")
     |(?P<foot>')
     |(?P<dash>-)
@@ -745,6 +765,8 @@ def _inherit_units(q1: _Q, q2: _Q) -> tuple[_Q, _Q]:
 def _quantity_from_text(text: str, dimension: str, default_factor: float) -> float | None:
     """Parse normalised text (no ``\\scalar``) into one SI value or None (reward policy)."""
     if "\\" in text:
+        if "frac" in text:
+            text = _numeric_fractions(text)  # before the commands are stripped
         text = _LATEX_WRAP.sub(r" \1 ", text)
         text = _LATEX_CMD.sub(" ", text)
     text = text.lower()
@@ -754,10 +776,14 @@ def _quantity_from_text(text: str, dimension: str, default_factor: float) -> flo
         return None
     if "point" in text:
         text = _POINT_WORDS.sub(_point_to_decimal, text)  # "three point five" -> 3.5
+    if "/" in text or "frac" in text:
+        text = _numeric_fractions(text)  # "3 1/2", "7/2", "\frac{7}{2}" -> 3.5
     if _FRACTION_WORD.search(text):
         text = _fraction_words(text)
         if text is None:
             return None
+    if " of a" in text:
+        text = _OF_A.sub(r"\1", text)  # "0.75 of a meter" (from "three quarters of a meter")
     if dimension == "count":
         text = _count_words(text)
     items = _scan_items(text)
@@ -802,23 +828,55 @@ def _point_to_decimal(m: re.Match) -> str:
     return f"{int(whole)}.{digits}"
 
 
-_FRACTION_WORD = re.compile(r"\b(?:halfs?|halves|quarters?|thirds?)\b")
-_AND_A_FRACTION = re.compile(rf"\b({_NUMBER_PHRASE})\s+and\s+(a|one|three)\s+(half|quarters?)\b")
-_LONE_HALF = re.compile(r"\b(?:(?:a|one)\s+half(?:\s+an?\b)?|half\s+an?\b)")
-_FRACTION_VALUES = {("a", "half"): 0.5, ("one", "half"): 0.5, ("a", "quarter"): 0.25, ("one", "quarter"): 0.25,
-                    ("three", "quarters"): 0.75}
+_DENOMINATORS = {"half": 2, "halves": 2, "third": 3, "quarter": 4, "fourth": 4, "fifth": 5, "sixth": 6,
+                 "seventh": 7, "eighth": 8, "ninth": 9, "tenth": 10}
+_DENOMINATOR = r"(?:halfs?|halves|(?:third|quarter|fourth|fifth|sixth|seventh|eighth|ninth|tenth)s?)"
+_FRACTION_WORD = re.compile(rf"\b{_DENOMINATOR}\b")
+_NUMERATOR = r"a|an|one|two|three|four|five|six|seven|eight|nine|\d+"
+# "[3 and] [a|two] half/fifths", "two-fifths"; "half a meter" is handled first.
+_WORD_FRACTION = re.compile(
+    rf"\b(?:({_NUMBER_PHRASE})\s+and\s+)?({_NUMERATOR})[\s-]+({_DENOMINATOR})\b(?:\s+of\s+an?\b)?"
+)
+_LONE_HALF = re.compile(r"\bhalf\s+(?:of\s+)?an?\b")
+_OF_A = re.compile(r"(\d)\s+of\s+an?\b")
+_MIXED = re.compile(r"(?<![\d.])(\d+)(?:\s+|\s+and\s+)(\d+)\s*/\s*(\d+)(?![\d.])")
+_SIMPLE = re.compile(r"(?<![\d./])(\d+)\s*/\s*(\d+)(?![\d./])")
+_LATEX_FRAC = re.compile(r"(?:(?<![\d.])(\d+)\s*)?\\[dt]?frac\s*\{\s*(\d+)\s*\}\s*\{\s*(\d+)\s*\}")
+
+
+def _numeric_fractions(text: str) -> str:
+    """A fraction of whole numbers is a number literal: ``3 1/2`` and ``3 and 1/2`` -> 3.5,
+    ``7/2`` -> 3.5, ``\\frac{7}{2}`` -> 3.5. A zero denominator stays (and is refused later)."""
+    def value(n: str, d: str, whole: str | None = None) -> str:
+        den = int(d)
+        if den == 0:
+            return "\x00"
+        return repr((int(whole) if whole else 0) + int(n) / den)
+
+    text = _LATEX_FRAC.sub(lambda m: " " + value(m.group(2), m.group(3), m.group(1)) + " ", text)
+    text = _MIXED.sub(lambda m: value(m.group(2), m.group(3), m.group(1)) if int(m.group(2)) < int(m.group(3))
+                      else m.group(), text)
+    return _SIMPLE.sub(lambda m: value(m.group(1), m.group(2)), text)
 
 
 def _fraction_words(text: str) -> str | None:
-    """``3 and a half`` -> ``3.5``, ``three and a quarter`` -> ``3.25``, ``half a meter`` ->
-    ``0.5 meter``; ``None`` when a fraction word is left that this cannot read."""
-    def whole_and_fraction(m: re.Match) -> str:
-        whole = float(m.group(1)) if m.group(1)[0].isdigit() else _words_to_number(m.group(1))
-        part = _FRACTION_VALUES.get((m.group(2), m.group(3)))
-        return "\x00" if whole is None or part is None else repr(whole + part)
+    """``3 and a half`` -> ``3.5``, ``two and two-fifths`` -> ``2.4``, ``three quarters of a meter``
+    -> ``0.75 meter``, ``half a meter`` -> ``0.5 meter``; ``None`` when a fraction word is left
+    that this cannot read."""
+    def fraction(m: re.Match) -> str:
+        whole: float | None = 0.0
+        if m.group(1):
+            whole = float(m.group(1)) if m.group(1)[0].isdigit() else _words_to_number(m.group(1))
+        num_word = m.group(2)
+        num = 1.0 if num_word in ("a", "an") else (float(num_word) if num_word.isdigit()
+                                                   else _words_to_number(num_word))
+        den = _DENOMINATORS.get(m.group(3).rstrip("s") if m.group(3) != "halves" else "halves")
+        if whole is None or num is None or den is None:
+            return "\x00"
+        return " " + repr(whole + num / den) + " "
 
-    text = _AND_A_FRACTION.sub(whole_and_fraction, text)
     text = _LONE_HALF.sub(" 0.5 ", text)
+    text = _WORD_FRACTION.sub(fraction, text)
     if "\x00" in text or _FRACTION_WORD.search(text):
         return None
     return text
@@ -828,7 +886,11 @@ def _same_value(a: float, b: float) -> bool:
     return abs(a - b) <= REL_TOL * max(abs(a), abs(b))
 
 
-_NONE_COUNT = re.compile(r"\bnone\b|\bnothing\b|\b(?:are|is)\s*n[o']t\s+any\b|\bno\b(?=\s+[a-z])(?!\s+(?:idea|answer)\b)")
+_NONE_COUNT = re.compile(
+    r"\bnothing\b|\bnil\b|\b(?:are|is|do|does)\s*n[o']t\s+(?:(?:see|have|contain|show)\s+)?any\b"
+    r"|\bno\b(?=\s+[a-z])(?!\s+(?:idea|answer)\b)"
+)
+_NOT_ONE = re.compile(r"\bnot\s+(?:even\s+)?(?:a\s+single\s+one|one|a\s+single\s+\w+)\b")
 _HAS_NUMBER = re.compile(r"\d|\b(?:zero|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|hundred)\b")
 
 
@@ -836,11 +898,16 @@ _DOZEN = re.compile(r"\b(?:a|(\d+))\s+dozen\b")
 
 
 def _count_words(text: str) -> str:
-    """``none``, ``nothing``, ``no <noun>``, ``there aren't any`` are a count of 0 when the text
-    states no other number; ``a dozen`` is 12."""
+    """``none``, ``not (even) one``, and, when the text states no other number, ``nothing``,
+    ``nil``, ``no <noun>``, ``there aren't any``, ``I don't see any`` are a count of 0;
+    ``a dozen`` is 12."""
     if "dozen" in text:
         text = _DOZEN.sub(lambda m: str(12 * (int(m.group(1)) if m.group(1) else 1)), text)
-    if ("no" in text or "any" in text) and _HAS_NUMBER.search(text) is None:
+    if "none" in text:
+        text = re.sub(r"\bnone\b", "0", text)
+    if "not" in text and _HAS_NUMBER.search(_NOT_ONE.sub("", text).replace("0", "")) is None:
+        text = _NOT_ONE.sub("0", text)  # "no chairs, not even one" (but "2 chairs, not one" is 2)
+    if _HAS_NUMBER.search(text.replace("0", "")) is None and ("n" in text):
         return _NONE_COUNT.sub("0", text)
     return text
 
@@ -1185,12 +1252,22 @@ def parse_yes_no(text: Any) -> bool | None:
 @functools.lru_cache(maxsize=65536)
 def _yes_no(text: str) -> bool | None:
     """``parse_yes_no`` past its argument checks, cached."""
+    said, denied = yes_no_keywords(text)
+    if len(said) != 1 or said & denied:
+        return None
+    return next(iter(said))
+
+
+def yes_no_keywords(text: str) -> tuple[frozenset[bool], frozenset[bool]]:
+    """The polarities a text asserts and rejects (``True`` = yes); both empty when it refuses or
+    hedges. ``parse_yes_no`` is the one asserted polarity; a relation answer that names a side
+    must not also say both yes and no."""
     t = _lower(_markdown(_normalize(text))).strip()
     fast = _YN_FAST.get(t)
     if fast is not None:
-        return fast
+        return frozenset((fast,)), frozenset()
     if is_refusal(t) or is_hedged(t):
-        return None
+        return frozenset(), frozenset()
     keywords = [m for m in _YN_RE.finditer(t) if not _NO_IDIOM.match(t, m.start())]
     if any(m.group(1) != "no" for m in keywords):
         # "Yes, there are no other chairs": beside another keyword, a determiner "no" is no answer
@@ -1201,9 +1278,7 @@ def _yes_no(text: str) -> bool | None:
     # "not yes", "isn't true": a negated keyword is rejected, never flipped
     for m, no in zip(keywords, rejected(t, [m.start() for m in keywords], yes_no=True)):
         (denied if no else said).add(m.group(1) in _YES_WORDS)
-    if len(said) != 1 or said & denied:
-        return None
-    return said.pop()
+    return frozenset(said), frozenset(denied)
 
 
 # --------------------------------------------------------------------------------------
@@ -1219,6 +1294,7 @@ _BOX_RE = re.compile(
 )
 
 
+_BARE_BOX = re.compile(rf"\s*({_N})\s*,\s*({_N})\s*,\s*({_N})\s*,\s*({_N})\s*\.?\s*")
 _PLAIN_BOX = re.compile(rf"\s*\[\s*({_N})\s*,\s*({_N})\s*,\s*({_N})\s*,\s*({_N})\s*\]\s*")
 
 
@@ -1239,8 +1315,8 @@ def parse_bbox(text: Any) -> tuple[float, float, float, float] | None:
     """
     if not isinstance(text, str) or len(text) > MAX_TEXT_CHARS:
         return None
-    m = _PLAIN_BOX.fullmatch(text)
-    if m is not None:  # fast path: just "[x1, y1, x2, y2]"
+    m = _PLAIN_BOX.fullmatch(text) or _BARE_BOX.fullmatch(text)
+    if m is not None:  # fast path: just "[x1, y1, x2, y2]" (or the four numbers alone)
         x1, y1, x2, y2 = (float(g) for g in m.groups())
         ok = x1 <= x2 and y1 <= y2 and all(math.isfinite(v) for v in (x1, y1, x2, y2))
         return (x1, y1, x2, y2) if ok else None
@@ -1264,8 +1340,8 @@ def parse_bbox(text: Any) -> tuple[float, float, float, float] | None:
         last = end
     words.append(t[last:])
     low = _lower("".join(words))
-    if is_refusal(low) or is_hedged(low):
-        return None
+    if is_refusal(low) or is_hedged(low) or is_inequality(low):
+        return None  # "roughly [..] or a bit larger", "at least [..]"
     flags = rejected(low, [start for start, _, _ in found])
     said = {vals for (_, _, vals), no in zip(found, flags) if not no}
     if len(said) != 1 or any(vals in said for (_, _, vals), no in zip(found, flags) if no):

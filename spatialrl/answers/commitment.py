@@ -80,7 +80,9 @@ def strip_invisible(text: str) -> str:
 _ASCII_ALNUM = re.compile(r"[A-Za-z0-9]")
 
 
-_RENDERS_EMPTY = re.compile(r"<[^<>]*>|&#?\w+;|\\[a-zA-Z]+\s*\{\s*\}|\\[,;:! ]|\$+")
+_RENDERS_EMPTY = re.compile(
+    r"<[^<>]*>|&#?\w+;|\\[a-zA-Z]+\s*\{\s*\}|\\(?:q?quad|[hv]space\*?\s*\{[^{}]*\})|\\[,;:! ]|\$+"
+)
 
 
 def has_visible_content(text: object) -> bool:
@@ -96,9 +98,8 @@ def has_visible_content(text: object) -> bool:
     for c in text:
         if c in _BLANK_LOOKALIKES:
             continue
-        cat = unicodedata.category(c)
-        if cat[0] in "LN":
-            return True
+        if unicodedata.category(c)[0] in "LN" or any(d.isalnum() for d in unicodedata.normalize("NFKC", c)):
+            return True  # a letter or digit, or a symbol that stands for one (circled "C")
     return False
 
 
@@ -108,6 +109,8 @@ _REFUSAL = re.compile(
     r"|(?:don'?t|do\s+not|does\s+not|doesn'?t)\s+know|dunno"
     r"|cannot|can\s*not|can'?t|could\s*n[o']t|unable|impossible"
     r"|insufficient|sorry|no\s+answer|none\s+of\s+(?:the\s+)?(?:above|options|them|these|those)"
+    r"|(?:no|zero)\s+(?:clue|idea|comment|information|info|data|telling|clear\s+answer|can\s+do)"
+    r"|no\s+way\s+(?:to|of)\s+\w+|none\s+of\s+your\s+business"
     r"|hard\s+to\s+(?:say|tell)|difficult\s+to\s+(?:say|tell|determine))\b"
     r"|\bn/a(?!\w)"
 )
@@ -115,14 +118,14 @@ _REFUSAL = re.compile(
 _HEDGE = re.compile(
     r"\b(?:maybe|perhaps|possibly|probably|likely|presumably|supposedly|arguably|seemingly|apparently"
     r"|might|could\s+be|either|both|neither|whichever|all\s+of\s+(?:the|them)|any\s+of"
-    r"|guess\w*|i\s+suppose|sort\s+of|kind\s+of|somewhat|ish"
+    r"|guess\w*|i\s+suppose|sort\s+of|kind\s+of|somewhat|ish|a\s+(?:bit|little)\s+(?:more|less|larger|smaller)"
     r"|or\s+(?:so|thereabouts|something|whatever|similar|about)|thereabouts|something|and\s+(?:a\s+bit|change)"
     r"|give\s+or\s+take|plus\s+or\s+minus|more\s+or\s+less|somewhere|odd"
     r"|(?:low|some|little|limited)\s+confidence|confidence\s*(?::|of|is)?\s*(?:low|\d)"
     # self-corrections and retractions: the answer changes its mind ("2 m, no wait 3 m", "B. jk")
     r"|wait|actually|i\s+mean|scratch\s+that|second\s+thought|or\s+rather|correction|oops"
     r"|kidding|joking|jk)\b"
-    r"|\d\s*%\s*(?:confiden\w*|sure|certain)|[±∓?]|\+\s*/\s*-|\+-"
+    r"|\b(?!100\b)\d{1,2}(?:\.\d+)?\s*%\s*(?:confiden\w*|sure|certain)|(?<=\d)-?ish\b|[±∓?]|\+\s*/\s*-|\+-"
 )
 
 _INEQUALITY = re.compile(
@@ -131,9 +134,9 @@ _INEQUALITY = re.compile(
     r"|at\s+(?:the\s+)?(?:least|most|minimum|maximum|max|min)|up\s+to|upwards\s+of|in\s+excess\s+of|exceed\w*"
     r"|or\s+(?:more|less|fewer|greater|above|below|higher|lower|over|under|larger|smaller|longer"
     r"|shorter|bigger|taller)"
-    r"|and\s+(?:up|upwards?|above|over|more|below|under)|if\s+not|shy\s+of|plus|tops|bound"
+    r"|and\s+(?:up|upwards?|above|over|more|below|under)|upwards?|if\s+not|shy\s+of|plus|tops|bound"
     r"|minimum|maximum|max|min|no\s+(?:more|less|fewer)"
-    r"|(?:over|under|above|below|beyond)(?=\s*(?:about\s+|approximately\s+|around\s+|roughly\s+|~\s*)?[\d.]))\b"
+    r"|(?:over|under|above|below|beyond|within)(?=\s*(?:about\s+|approximately\s+|around\s+|roughly\s+|~\s*)?[\d.]))\b"
     r"|[<>≤≥≦≧≲≳≪≫]"
     r"|\d\s*\+(?!\s*[\d.])"
 )

@@ -128,14 +128,15 @@ def parse_nearer(text: Any, names: Any) -> int | None:
         if len({c.lastgroup for c in comps}) > 1:
             return None
         far = bool(comps) and comps[0].lastgroup == "far"
-        if len({idx for _, idx in named}) == 1:
+        than = _THAN.search(t, comps[0].end(), end) if comps else None
+        before = {idx for a, idx in named if comps and a < comps[0].start()}
+        after = {idx for a, idx in named if than is not None and a > than.start()}
+        if comps and not before and len(after) == 1 and len(named) == len([1 for a, _ in named if a > than.start()]):
+            # "(the bed,) which is closer than the lamp": the object of "than" is the other one
+            idx = 1 - next(iter(after))
+        elif len({idx for _, idx in named}) == 1:
             idx = named[0][1]
         else:
-            if not comps:
-                return None
-            than = _THAN.search(t, comps[0].end(), end)
-            before = {idx for a, idx in named if a < comps[0].start()}
-            after = {idx for a, idx in named if than is not None and a > than.start()}
             if len(before) != 1 or after != {1 - next(iter(before))}:
                 return None
             idx = next(iter(before))

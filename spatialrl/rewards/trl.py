@@ -30,7 +30,14 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from spatialrl.answers import extract_answer, parse_bbox, parse_choice, parse_quantity, parse_yes_no
+from spatialrl.answers import (
+    extract_answer,
+    parse_bbox,
+    parse_choice,
+    parse_quantity,
+    parse_yes_no,
+    yes_no_keywords,
+)
 from spatialrl.answers.relations import parse_nearer, parse_side, relation_reference
 from spatialrl.rewards.format import format_reward
 from spatialrl.rewards.iou import box_iou
@@ -167,8 +174,8 @@ def _relation_score(answer: str | None, reference: Any) -> float | None:
     if ref.kind == "nearer":
         return 1.0 if parse_nearer(answer, list(ref.names)) == 0 else 0.0
     said_yes, side = parse_yes_no(answer), parse_side(answer, ref.names)
-    if said_yes is None and side is None:
-        return 0.0
+    if said_yes is None and (side is None or len(yes_no_keywords(answer)[0]) > 1):
+        return 0.0  # nothing committed, or a side with both a yes and a no
     agrees = (said_yes is None or said_yes == ref.yes) and (side is None or side == ref.side)
     return 1.0 if agrees else 0.0
 

@@ -65,6 +65,11 @@ EXTRACT_CASES = [
     ("<answer>B</answer><answer>", None),
     ("<answer>\u200b\ufeff\u2060</answer>", None),  # invisible only
     ("<answer>\u2800</answer>", None),  # braille blank
+    ("<answer>C</answer> The answer is D.", None),  # words after the answer: it is not the final word
+    ("<answer>C</answer><think>no, D</think>", None),
+    ("<answer>C</answer><answer/>", None),
+    ("<answer>C</answer>.\n", "C"),  # punctuation and whitespace are fine
+    ("<answer>C</answer><|im_end|>", "C"),  # so is an end-of-turn token
 ]
 
 
@@ -78,6 +83,16 @@ def test_extract_answer(text, expected):
 # --------------------------------------------------------------------------------------
 
 LENGTH_CASES = [
+    ("1/2 m", 0.5),  # a fraction of whole numbers is a number literal
+    ("3 1/2 m", 3.5),
+    ("3 and 1/2 m", 3.5),
+    ("7/2 m", 3.5),
+    ("1\u20442 m", 0.5),  # fraction slash
+    (r"$\frac{7}{2}$ m", 3.5),
+    (r"$3\frac{1}{2}$ m", 3.5),
+    ("three quarters of a meter", 0.75),
+    ("two and two-fifths meters", 2.4),
+    ("15 m.", 15.0),
     # plain numbers and units
     ("2.5 m", 2.5),
     ("2.5m", 2.5),
@@ -219,7 +234,6 @@ LENGTH_NONE = [
     "0-1 m",
     "2 \u00b1 0.5 m",
     "2 x 3 m",
-    "1/2 m",
     "two three meters",
     "the one on the left is 2 m",
     "2 m 3",
@@ -233,13 +247,14 @@ LENGTH_NONE = [
     "2+2 m",
     "2*2 m",
     "2^2 m",
-    "2/2 m",
     "10^3 mm",
     "2 \u00d7 2 m",
     "__import__('os').system('x') 2 m 3 m",
 ]
 
 AREA_CASES = [
+    ("15 m\u00b2.", 15.0),  # a sentence's full stop after the exponent
+    ("The area is 15 m^2.", 15.0),
     ("12 m^2", 12.0),
     ("12 m2", 12.0),
     ("12 m\u00b2", 12.0),
@@ -283,6 +298,10 @@ COUNT_CASES = [
     ("\uff13", 3.0),
     ("none", 0.0),
     ("None.", 0.0),
+    ("0 (none)", 0.0),
+    ("There are no chairs, not even one.", 0.0),
+    ("I don't see any chairs.", 0.0),
+    ("There are 2 chairs, not one", 2.0),
     ("There are no chairs.", 0.0),
     ("zero", 0.0),
 ]
@@ -518,6 +537,7 @@ def test_parse_yes_no(text, expected):
 # --------------------------------------------------------------------------------------
 
 BBOX_CASES = [
+    ("1, 2, 3, 4", (1.0, 2.0, 3.0, 4.0)),  # an answer that is just the four numbers
     ("[10, 20, 30, 40]", (10.0, 20.0, 30.0, 40.0)),
     ("[10.5,20.25,30,40]", (10.5, 20.25, 30.0, 40.0)),
     ("(10, 20, 30, 40)", (10.0, 20.0, 30.0, 40.0)),
@@ -546,7 +566,6 @@ BBOX_NONE = [
     "[inf, 0, 1, 1]",
     "[1e400, 0, 1e401, 1]",
     "[a, b, c, d]",
-    "1, 2, 3, 4",
     "[1, 2, 3, 4)",
     "",
     "no box",
@@ -650,7 +669,7 @@ ADVERSARIAL = [
     (_ext_q, "<answer>1 m</answer><answer>2 m</answer>", None),
     (_ext_q, "<think><answer>1 m</answer></think><answer>2 m</answer>", None),
     (_ext_q, "<answer>1 m</answer><answer>2 m", None),
-    (_ext_q, "<answer>2 m</answer>" + LONG, 2.0),
+    (_ext_q, "<answer>2 m</answer>" + LONG, None),  # words after the answer: not the final word
     (_ext_q, LONG + "<answer>2 m</answer>", 2.0),
     (_ext_q, "<answer>" + LONG + "</answer>", None),
     (_ext_q, "<answer><answer>2 m</answer></answer>", None),

@@ -175,7 +175,7 @@ CASES: dict[str, list[tuple[str, dict, str]]] = {
     ],
     "arithmetic and code": [
         ("1+2 m", LENGTH, WRONG),
-        ("6/2 m", LENGTH, WRONG),
+        ("6/2 m", LENGTH, CORRECT),  # a fraction of whole numbers is a number literal (3 m), not arithmetic
         ("sqrt(9) m", LENGTH, WRONG),
         ("eval('3')", LENGTH, WRONG),
         ("1.5*2 m", LENGTH, WRONG),
@@ -389,6 +389,54 @@ CASES |= {
     ],
 }
 
+AREA_15 = _BASE | dict(answer_type="numerical", answer_value=15.0, dimension="area", answer="15")
+LENGTH_24 = _BASE | dict(answer_type="numerical", answer_value=2.4, dimension="length", answer="2.4")
+
+CASES |= {
+    "refusals that start like an answer": [
+        ("No clue.", NO, WRONG),
+        ("No way to tell from the image.", NO, WRONG),
+        ("No comment", NO, WRONG),
+        ("No information.", ZERO, WRONG),
+        ("Zero idea.", ZERO, WRONG),
+        ("None of your business.", ZERO, WRONG),
+        ("No way to tell.", RIGHT_OF, WRONG),
+    ],
+    "more bounds, hedges and contradictions": [
+        ("3 m upwards", LENGTH, WRONG),
+        ("within 3 m", LENGTH, WRONG),
+        ("roughly [10, 20, 30, 40] or a bit larger", BOX, WRONG),
+        ("at least [10, 20, 30, 40]", BOX, WRONG),
+        ("4ish", _BASE | dict(answer_type="numerical", answer_value=4.0, dimension="count", answer="4"), WRONG),
+        ("Yes, the chair is to the left of the table. No.", LEFT_OF, WRONG),
+        ("Yes (100% sure).", YES, CORRECT),  # full confidence is no hedge
+    ],
+    "words after the answer": [
+        ("<think>x</think><answer>B</answer> The answer is D.", CHOICE, WRONG),
+        ("<think>x</think><answer>B</answer><think>no, D</think>", CHOICE, WRONG),
+        ("<think>x</think><answer>3 m</answer> Actually it's 4 m.", LENGTH, WRONG),
+        ("<think>x</think><answer>B</answer><answer/>", CHOICE, WRONG),
+        ("<think>x</think><answer>B</answer>\n", CHOICE, CORRECT),
+        ("<think>x</think><answer>B</answer><|im_end|>", CHOICE, CORRECT),
+    ],
+    "more honest spellings": [
+        ("15 m².", AREA_15, CORRECT),
+        ("The area is 15 m², not 20 m².", AREA_15, CORRECT),
+        ("12/5 m", LENGTH_24, CORRECT),
+        ("2 2/5 m", LENGTH_24, CORRECT),
+        ("$\\frac{12}{5}$ m", LENGTH_24, CORRECT),
+        ("two and two-fifths meters", LENGTH_24, CORRECT),
+        ("1/2 m", HALF, CORRECT),
+        ("three quarters of a meter", _BASE | dict(answer_type="numerical", answer_value=0.75, dimension="length",
+                                                    answer="0.75"), CORRECT),
+        ("There are no chairs, not even one.", ZERO, CORRECT),
+        ("0 (none)", ZERO, CORRECT),
+        ("I don't see any chairs.", ZERO, CORRECT),
+        ("The table, which is closer to the camera than the chair.", NEARER, CORRECT),
+        ("10, 20, 30, 40", BOX, CORRECT),
+    ],
+}
+
 FORMAT_CASES = [
     ("<think>look</think><answer>3 m</answer>", 1.0),
     ("<think></think><answer>B</answer>", 1.0),
@@ -417,15 +465,17 @@ FORMAT_CASES = [
     ("<think>x</think><answer>&#8203;</answer>", 0.0),
     ("<think>x</think><answer>\\text{}</answer>", 0.0),
     ("<think>x</think><answer>$3$</answer>", 1.0),
+    ("<think>x</think><answer>\u24b8</answer>", 1.0),  # a circled letter is visible
+    ("<think>x</think><answer>\\quad</answer>", 0.0),  # LaTeX space
     ("", 0.0),
 ]
 
 
-RAW = "answer blocks"  # the class whose texts are whole completions, not answer contents
+RAW = ("answer blocks", "words after the answer")  # classes whose texts are whole completions
 
 
 def _completion(cls: str, text: str) -> str:
-    return text if cls == RAW else f"<answer>{text}</answer>"
+    return text if cls in RAW else f"<answer>{text}</answer>"
 
 
 def _score(text: str, row: dict, cls: str = "") -> float:

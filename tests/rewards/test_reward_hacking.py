@@ -47,7 +47,7 @@ TABLE = [
     ("2 m²", LENGTH, "wrong"),  # an area is not a length
     ("eval('1+1')", LENGTH, "wrong"),  # text is never evaluated
     ("1+1 m", LENGTH, "wrong"),  # an expression is not a quantity
-    ("4/2 m", LENGTH, "wrong"),
+    ("4/2 m", LENGTH, "correct"),  # a fraction literal: 2 m
     ("sqrt(4) m", LENGTH, "wrong"),
     ("", LENGTH, "wrong"),
     ("2 " * 5000 + "m", LENGTH, "wrong"),
@@ -115,7 +115,7 @@ def test_adversarial_answer(answer, truth, expected):
     "completion,accuracy,fmt",
     [
         ("<think>x</think><answer>5 m</answer> oh <answer>2 m</answer>", FLOOR, 0.0),  # two answers: wrong, format fails
-        ("<think><answer>2 m</answer></think>", 1.0, 0.0),  # answer hidden in the reasoning: no format point
+        ("<think><answer>2 m</answer></think>", FLOOR, 0.0),  # the answer inside the reasoning: not final
         ("2 m", FLOOR, 0.0),  # untagged: unparsable for the reward
         ("<ANSWER>2 m</ANSWER>", 1.0, 0.0),
         ("<think>x</think><answer>2 m</answer>", 1.0, 1.0),
