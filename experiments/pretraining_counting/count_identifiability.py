@@ -1,6 +1,6 @@
 """How well can *any* model count the world's categories from what the image shows? (issue #6)
 
-    .venv/bin/python benchmarks/pretraining/count_identifiability.py DATA [SPLIT] [NOISE,...] [REPEATS]
+    .venv/bin/python experiments/pretraining_counting/count_identifiability.py DATA [SPLIT] [NOISE,...] [REPEATS]
 
 DATA: a world build (``spatialrl data build --out DATA --seed 0 --scenes 1000`` is the model
 card's held-out set). Every category except ``ball`` (a sphere) is drawn as a plain box, and
@@ -18,9 +18,13 @@ averaged over REPEATS (default 5) seeded draws, as a model that estimates sizes 
 precise the size perception must be for a given counting accuracy.
 """
 
+import sys
+
+if sys.argv[1:2] in (["-h"], ["--help"]):  # usage before the heavy imports
+    sys.exit(print(__doc__))
+
 import glob
 import json
-import sys
 
 import numpy as np
 import pandas as pd

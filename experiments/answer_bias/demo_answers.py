@@ -13,8 +13,8 @@ For a ``spatialrl demo`` run directory and every evaluated model (``eval/<name>/
 
 docs/demo.md ("What the measurements say") cites both::
 
-    .venv/bin/python benchmarks/demo_answers.py runs/demo
-    .venv/bin/python benchmarks/demo_answers.py runs/demo --choices
+    .venv/bin/python experiments/answer_bias/demo_answers.py runs/demo
+    .venv/bin/python experiments/answer_bias/demo_answers.py runs/demo --choices
 
 Answers that do not parse as one number are counted, not averaged.
 """

@@ -1,6 +1,6 @@
 """What torch's deterministic algorithms cost ``spatialrl pretrain`` (they make a run repeat bit for bit).
 
-    .venv/bin/python benchmarks/pretraining/deterministic_cost.py [STEPS] [THREADS]
+    .venv/bin/python experiments/pretraining_determinism/deterministic_cost.py [STEPS] [THREADS]
 
 Trains the default small recipe for STEPS language steps (default 60; STEPS / 2 dense steps,
 120 scenes) twice in this process: once as ``spatialrl pretrain`` runs it (deterministic
@@ -12,6 +12,10 @@ job's load would distort it. THREADS defaults to 2, the recipe's own.
 from __future__ import annotations
 
 import sys
+
+if sys.argv[1:2] in (["-h"], ["--help"]):  # usage before the heavy imports
+    sys.exit(print(__doc__))
+
 import tempfile
 from pathlib import Path
 

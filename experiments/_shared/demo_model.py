@@ -1,9 +1,9 @@
-"""Shared by the benchmark scripts that decode a demo run's model on its held-out items.
+"""Shared by the experiment scripts that decode a demo run's model on its held-out items.
 
 ``open_demo_model`` checks a ``spatialrl demo`` run directory and loads the demo's held-out subset
 (the same items as the run's ``eval/`` stages) and one of its models; ``sampling_config`` is GRPO's
-sampling (TRL's top_k 0, top_p 1) at a given temperature. Scripts import it as ``_demo_model``
-(``python benchmarks/SCRIPT.py`` puts ``benchmarks/`` on the path).
+sampling (TRL's top_k 0, top_p 1) at a given temperature. Scripts put ``experiments/_shared/``
+on ``sys.path`` and import it as ``demo_model``.
 """
 
 from __future__ import annotations

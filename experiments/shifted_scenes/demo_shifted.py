@@ -7,8 +7,8 @@ so the scenes are more crowded and the counts larger than any training scene's. 
 the run's three models on the same stratified subset, greedily, with the world scorer, and prints
 their macro scores and RL − start, RL − control::
 
-    .venv/bin/python benchmarks/demo_shifted.py runs/demo --data /tmp/crowded
-    .venv/bin/python benchmarks/demo_shifted.py runs/demo --data /tmp/crowded --objects 1 2
+    .venv/bin/python experiments/shifted_scenes/demo_shifted.py runs/demo --data /tmp/crowded
+    .venv/bin/python experiments/shifted_scenes/demo_shifted.py runs/demo --data /tmp/crowded --objects 1 2
 
 ``--data`` is built once (``spatialrl data build`` with ``BuildConfig.objects``; ~30 s) and reused by
 later runs with the same settings (an existing directory it did not build is refused, never

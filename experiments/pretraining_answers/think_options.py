@@ -1,6 +1,6 @@
 """What a ``think=option`` checkpoint says before its letter (issue #6 diagnostic).
 
-    .venv/bin/python benchmarks/pretraining/think_options.py CKPT DATA [TYPES]
+    .venv/bin/python experiments/pretraining_answers/think_options.py CKPT DATA [TYPES]
 
 DATA: a world build (``spatialrl data build --out DATA --seed 0 --scenes 1000`` is the model
 card's held-out set); TYPES: comma-separated question types with options (default
@@ -14,9 +14,13 @@ two hops (the comparison in words, the word to its answer) fails.
 
 from __future__ import annotations
 
+import sys
+
+if sys.argv[1:2] in (["-h"], ["--help"]):  # usage before the heavy imports
+    sys.exit(print(__doc__))
+
 import collections
 import re
-import sys
 
 import torch
 

@@ -1,6 +1,6 @@
 """What checkpoints answer on chosen held-out question types (issue #6 diagnostics).
 
-    .venv/bin/python benchmarks/pretraining/answer_table.py DATA TYPES CKPT [CKPT ...]
+    .venv/bin/python experiments/pretraining_answers/answer_table.py DATA TYPES CKPT [CKPT ...]
 
 DATA: a world build (``spatialrl data build --out DATA --seed 0 --scenes 1000`` is the model
 card's held-out set); TYPES: comma-separated question types (e.g.
@@ -10,8 +10,12 @@ in front/behind and quadrant questions apart), then per type the most frequent
 (truth, answer) pairs, which show a model that always gives one answer. Both are cut at the
 first comma, so an open-ended left/right sentence counts as its "Yes" / "No".
 """
-import collections
+
 import sys
+
+if sys.argv[1:2] in (["-h"], ["--help"]):  # usage before the heavy imports
+    sys.exit(print(__doc__))
+import collections
 
 import torch
 

@@ -12,9 +12,9 @@ SFT stage) on the run's evaluation subset, greedily, as the demo scores its mode
 
 docs/demo.md ("Is a 5-point fall of one type noise?") cites it::
 
-    .venv/bin/python benchmarks/demo_paired.py runs/demo            # rl - sft
-    .venv/bin/python benchmarks/demo_paired.py runs/demo control sft
-    .venv/bin/python benchmarks/demo_paired.py runs/demo --model spatialrl/assets/tiny-spatial-vlm
+    .venv/bin/python experiments/paired_noise/demo_paired.py runs/demo            # rl - sft
+    .venv/bin/python experiments/paired_noise/demo_paired.py runs/demo control sft
+    .venv/bin/python experiments/paired_noise/demo_paired.py runs/demo --model spatialrl/assets/tiny-spatial-vlm
 """
 
 from __future__ import annotations

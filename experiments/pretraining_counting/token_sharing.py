@@ -1,6 +1,6 @@
 """How often objects of one category share their main image token (issue #6 counting diagnostic).
 
-    .venv/bin/python benchmarks/pretraining/token_sharing.py [SCENES] [WORLD_SEED]
+    .venv/bin/python experiments/pretraining_counting/token_sharing.py [SCENES] [WORLD_SEED]
 
 The tiny model sees a 112-pixel image as 16 merged tokens (2 x 2 patches of 14 pixels). For
 every category a counting question could ask about (``SceneContext.countable_categories``) in
@@ -12,8 +12,12 @@ pixels). A count that 16 tokens cannot separate would show up here.
 
 from __future__ import annotations
 
-import collections
 import sys
+
+if sys.argv[1:2] in (["-h"], ["--help"]):  # usage before the heavy imports
+    sys.exit(print(__doc__))
+
+import collections
 
 import numpy as np
 

@@ -7,7 +7,7 @@ held-out scenes from index 50,000) and prints, every ``every`` steps, the held-o
 with true and with shuffled images (their difference, the gap, per question type) and the
 teacher-forced exact-answer accuracy per type.
 
-    .venv/bin/python benchmarks/pretraining/image_use_harness.py '{"scenes": 800, "steps": 400}'
+    .venv/bin/python experiments/pretraining_image_use/image_use_harness.py '{"scenes": 800, "steps": 400}'
 
 JSON settings: ``scenes``, ``held_scenes``, ``steps``, ``batch``, ``lr`` (language model),
 ``lr_v`` (vision tower), ``every``, ``held`` (held-out questions), ``fams`` (``qa``, ``ground``),
@@ -17,6 +17,11 @@ per-token truth -- category, colour, depth and position fractions -- through a t
 ``save`` (a directory for the model). ``THREADS`` (environment) sets torch threads.
 The runs of docs/pretraining.md ("Where the information stops") are printed by this script.
 """
+
+import sys
+
+if sys.argv[1:2] in (["-h"], ["--help"]):  # usage before the heavy imports
+    sys.exit(print(__doc__))
 import json, sys, time, math, random
 import numpy as np, torch
 torch.set_num_threads(int(__import__("os").environ.get("THREADS", "2")))

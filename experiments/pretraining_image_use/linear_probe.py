@@ -1,6 +1,6 @@
 """Linear probes of a pretrained checkpoint (issue #6): where does image information stop?
 
-    .venv/bin/python benchmarks/pretraining/linear_probe.py CKPT QUESTION_TYPE N_TRAIN N_TEST [answer|mention]
+    .venv/bin/python experiments/pretraining_image_use/linear_probe.py CKPT QUESTION_TYPE N_TRAIN N_TEST [answer|mention]
 
 ``answer``: a logistic probe per layer on the hidden state at the position that predicts the
 answer of QUESTION_TYPE (e.g. closer_to_camera), fitted on N_TRAIN scenes and scored on N_TEST
@@ -9,6 +9,11 @@ others, with the true and with shuffled images, beside the majority answer ("pri
 predicting the object's image column (u), log camera depth and log height: R^2 with true and
 with shuffled images. Scenes are world seed 11 (neither the pretraining nor the evaluation seed).
 """
+
+import sys
+
+if sys.argv[1:2] in (["-h"], ["--help"]):  # usage before the heavy imports
+    sys.exit(print(__doc__))
 import sys, numpy as np, torch
 torch.set_num_threads(1)
 from spatialrl.models import load_model_and_processor

@@ -20,8 +20,8 @@ greedy answer and N answers sampled at temperature T (GRPO's sampling: no top-k/
 ``mbr - greedy`` is the gain available without new perception; ``docs/demo.md`` ("The decision
 ceiling") compares it with the seed-to-seed spread of the demo's RL score::
 
-    .venv/bin/python benchmarks/demo_decision_ceiling.py runs/demo --samples 16
-    .venv/bin/python benchmarks/demo_decision_ceiling.py runs/demo --items 680 --temperature 0.7
+    .venv/bin/python experiments/decision_ceiling/demo_decision_ceiling.py runs/demo --samples 16
+    .venv/bin/python experiments/decision_ceiling/demo_decision_ceiling.py runs/demo --items 680 --temperature 0.7
 """
 
 from __future__ import annotations
@@ -63,7 +63,8 @@ def main() -> None:
     import torch
     from tqdm import tqdm
 
-    from _demo_model import open_demo_model, sampling_config
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "_shared"))  # experiments/_shared/demo_model.py
+    from demo_model import open_demo_model, sampling_config
     from spatialrl.eval.runner import generate_batch
 
     demo = open_demo_model("demo_decision_ceiling", args.run, args.model, args.items, args.threads)

@@ -7,7 +7,7 @@ command line, also the step and the true answer of each of its questions, in ord
 sees few questions of a type, and their order decides which way the type's answers move
 (docs/demo.md, "Reward settings, the KL term and a stratified order")::
 
-    .venv/bin/python benchmarks/demo_grpo_questions.py runs/demo compare_yes_no room_size
+    .venv/bin/python experiments/grpo_question_order/demo_grpo_questions.py runs/demo compare_yes_no room_size
 """
 
 from __future__ import annotations

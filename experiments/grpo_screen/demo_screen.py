@@ -1,15 +1,15 @@
 """Screen one GRPO setting from several finished demo runs at once, and judge it as issue #7 does.
 
 One seed's screen says little: from the same start, RL − start moves by ±0.6 points between
-seeds (docs/demo.md). This runs ``benchmarks/demo_grpo_only.py`` for every RUN (a finished
+seeds (docs/demo.md). This runs ``experiments/grpo_screen/demo_grpo_only.py`` for every RUN (a finished
 ``spatialrl demo`` directory, typically one per seed) with the same GRPO overrides, two at a
 time, into ``OUT/<RUN's name>/``, then prints one row per run and a summary: RL − start,
 RL − control, the question types more than 5 points below the start, and how many runs meet the
 demo's condition (RL above its start and the control, no type more than 5 points below its start)::
 
-    .venv/bin/python benchmarks/demo_screen.py --out /tmp/screen_nc runs/s0 runs/s1 runs/s2 runs/s3 \\
+    .venv/bin/python experiments/grpo_screen/demo_screen.py --out /tmp/screen_nc runs/s0 runs/s1 runs/s2 runs/s3 \\
         --set consistency_reward=null
-    .venv/bin/python benchmarks/demo_screen.py --out /tmp/screen_nc runs/s0 runs/s1 --table   # print only
+    .venv/bin/python experiments/grpo_screen/demo_screen.py --out /tmp/screen_nc runs/s0 runs/s1 --table   # print only
 
 A run whose ``OUT/<name>/rl.json`` exists is not redone (delete it to redo). Each child's log is
 ``OUT/<name>.log``. Like ``demo_grpo_only.py``, no control is trained: the control is the run's.

@@ -1,6 +1,6 @@
 """What a checkpoint's image tokens say per patch: category and colour on unseen scenes (issue #6).
 
-    .venv/bin/python benchmarks/pretraining/dense_accuracy.py CKPT [N_SCENES] [train]
+    .venv/bin/python experiments/pretraining_counting/dense_accuracy.py CKPT [N_SCENES] [train]
 
 With ``dense_head='code'`` (the recipe's default) the dense stage writes each 14-pixel patch's
 class fractions (floor, wall, the 10 categories) and colour fractions into fixed dimensions of
@@ -13,8 +13,12 @@ colour lookup does not. With ``train`` it reads the first N_SCENES training scen
 recipe (world seed 7) instead: the same figures on views the checkpoint was trained on.
 """
 
-import collections
 import sys
+
+if sys.argv[1:2] in (["-h"], ["--help"]):  # usage before the heavy imports
+    sys.exit(print(__doc__))
+
+import collections
 
 import numpy as np
 import torch

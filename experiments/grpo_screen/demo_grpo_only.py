@@ -9,8 +9,8 @@ control is trained, so a setting costs one GRPO stage and one evaluation (~4 min
 whole demo: a screen of GRPO settings on the same start, not a replacement for the demo's
 equal-time comparison (docs/demo.md, "Does RL move the held-out score at all?")::
 
-    .venv/bin/python benchmarks/demo_grpo_only.py runs/demo /tmp/screen_t07 temperature=0.7
-    .venv/bin/python benchmarks/demo_grpo_only.py runs/demo /tmp/screen_long max_steps=200 max_seconds=null
+    .venv/bin/python experiments/grpo_screen/demo_grpo_only.py runs/demo /tmp/screen_t07 temperature=0.7
+    .venv/bin/python experiments/grpo_screen/demo_grpo_only.py runs/demo /tmp/screen_long max_steps=200 max_seconds=null
 
 ``OUT/rl.json`` keeps the scores. A rerun into the same OUT reuses a finished ``OUT/grpo/final``.
 """

@@ -1,6 +1,6 @@
 """What a pretrained checkpoint answers to the pretraining's grounding texts on unseen scenes.
 
-    .venv/bin/python benchmarks/pretraining/grounding_answers.py CKPT [SCENES] [WORLD_SEED] [EXTRA_KINDS]
+    .venv/bin/python experiments/pretraining_answers/grounding_answers.py CKPT [SCENES] [WORLD_SEED] [EXTRA_KINDS]
 
 Draws SCENES (default 60) scenes of world seed WORLD_SEED (default 11, which no pretraining run
 uses), asks every grounding text of both views (objects left to right and near to far, colours,
@@ -14,8 +14,12 @@ from "cannot count one category" (the world's object_count questions), docs/pret
 
 from __future__ import annotations
 
-import collections
 import sys
+
+if sys.argv[1:2] in (["-h"], ["--help"]):  # usage before the heavy imports
+    sys.exit(print(__doc__))
+
+import collections
 
 import torch
 from PIL import Image

@@ -5,7 +5,7 @@ model (spatialrl/assets/tiny-spatial-vlm) was pretrained with a newline. This sc
 checkpoint on the same held-out items (every question, both views, of the first N test scenes of
 the pretraining evaluation build), greedy, once per separator, and prints both reports.
 
-    .venv/bin/python benchmarks/prompt_separator.py --scenes 12
+    .venv/bin/python experiments/prompt_separator/prompt_separator.py --scenes 12
 
 Measured (2-core CPU, one torch thread, greedy, float32), overall score in percent:
 
@@ -28,7 +28,7 @@ import json
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def main() -> None:

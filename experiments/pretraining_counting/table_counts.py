@@ -1,6 +1,6 @@
 """Per-category counts read from a checkpoint's image tokens (issue #6, ``scene_table=true``).
 
-    .venv/bin/python benchmarks/pretraining/table_counts.py CKPT [N_SCENES]
+    .venv/bin/python experiments/pretraining_counting/table_counts.py CKPT [N_SCENES]
 
 With ``dense_head='code'`` and ``scene_table=true`` the dense stage writes every image's
 per-category counts (times ``CODE_SCALE``) into dimensions 128-137 of each merged image token.
@@ -8,7 +8,11 @@ This reads them back (mean over the image's tokens, rounded) for both views of N
 of world seed 11 (neither the pretraining nor the evaluation seed) and prints the share of the
 categories present whose count is right, and the same for counts of 2 or more.
 """
+
 import sys
+
+if sys.argv[1:2] in (["-h"], ["--help"]):  # usage before the heavy imports
+    sys.exit(print(__doc__))
 
 import numpy as np
 import torch

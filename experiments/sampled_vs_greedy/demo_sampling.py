@@ -8,8 +8,8 @@ and per question type. When samples score far below greedy, a group's best answe
 the greedy answer itself and RL mostly sharpens what greedy already says (docs/demo.md, "Does RL
 move the held-out score at all?")::
 
-    .venv/bin/python benchmarks/demo_sampling.py runs/demo --items 680 --samples 4
-    .venv/bin/python benchmarks/demo_sampling.py runs/demo --model grpo/final --temperature 0.7
+    .venv/bin/python experiments/sampled_vs_greedy/demo_sampling.py runs/demo --items 680 --samples 4
+    .venv/bin/python experiments/sampled_vs_greedy/demo_sampling.py runs/demo --model grpo/final --temperature 0.7
 """
 
 from __future__ import annotations
@@ -34,7 +34,8 @@ def main() -> None:
 
     import torch
 
-    from _demo_model import open_demo_model, sampling_config
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "_shared"))  # experiments/_shared/demo_model.py
+    from demo_model import open_demo_model, sampling_config
     from spatialrl.demo import _scores
     from spatialrl.eval.benchmarks import score_predictions
     from spatialrl.eval.runner import generate_batch
