@@ -19,7 +19,7 @@ from spatialrl.train.pretrain import (
     pretrain,
     run,
 )
-from spatialrl.train.pretrain_data import CLASS_NAMES, COLOR_NAMES, make_views, patch_order, patchify
+from spatialrl.train.pretrain.data import CLASS_NAMES, COLOR_NAMES, make_views, patch_order, patchify
 
 ASSET = Path(__file__).resolve().parents[2] / "spatialrl" / "assets" / "tiny-spatial-vlm"
 
@@ -69,7 +69,7 @@ def test_opt_in_grounding_texts_follow_the_world_rules_and_leave_the_default_tex
     default texts are unchanged (their own random stream)."""
     import collections
 
-    from spatialrl.train.pretrain_data import EXTRA_GROUNDING_KINDS
+    from spatialrl.train.pretrain.data import EXTRA_GROUNDING_KINDS
     from spatialrl.world.questions import plural
 
     plain = [make_views(i, 7, 112) for i in range(6)]
@@ -260,7 +260,7 @@ TOLERANCE = 1.0
 
 @pytest.mark.skipif(not (ASSET / "model.safetensors").exists(), reason="no shipped checkpoint")
 def test_shipped_checkpoint_reproduces_its_model_card_score():
-    from spatialrl.train.pretrain_eval import REPRO_SUBSET, card_subset_score, score_subset
+    from spatialrl.eval.pretrain_eval import REPRO_SUBSET, card_subset_score, score_subset
 
     card = (ASSET / "README.md").read_text(encoding="utf-8")
     expected = card_subset_score(card)
@@ -462,7 +462,7 @@ def test_init_continues_from_a_checkpoint(trained, tmp_path):
 def test_model_card_shows_scores_per_template_and_the_subset_line():
     """The card lists rel_direction's templates (left/right apart from the rest) and the
     fixed-subset line the reproduction test reads."""
-    from spatialrl.train.pretrain_eval import card_subset_score, model_card
+    from spatialrl.eval.pretrain_eval import card_subset_score, model_card
 
     def report(per_type, overall):
         return {"per_type": per_type, "overall": overall, "counts": {"per_type": {t: 10 for t in per_type}}}
@@ -491,7 +491,7 @@ def test_sampler_weights_question_types_and_grounding_kinds():
     from types import SimpleNamespace
 
     from spatialrl.train.pretrain import Sampler
-    from spatialrl.train.pretrain_data import GROUNDING_KINDS
+    from spatialrl.train.pretrain.data import GROUNDING_KINDS
 
     def item(kind):
         return (kind, [1], [2], [], [], -1)

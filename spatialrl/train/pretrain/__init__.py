@@ -79,7 +79,7 @@ ANSWER_ATTEND_MODES = ("union", "ordered")
 ANSWER_ATTEND_OPTIONS = ("", "both", "correct")
 
 #: The world's pixel statistics (mean and std per RGB channel of 100 renders at 112 px, world seed
-#: 7, ``spatialrl.train.pretrain_data.make_views``): the grey room normalises to about 0.
+#: 7, ``spatialrl.train.pretrain.data.make_views``): the grey room normalises to about 0.
 WORLD_IMAGE_MEAN = (0.4172, 0.3774, 0.3730)
 WORLD_IMAGE_STD = (0.1403, 0.1148, 0.1371)
 CLIP_IMAGE_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -255,7 +255,7 @@ class PretrainConfig:
             bad("type_weights", f"has unknown question type(s) {unknown}; use some of {', '.join(QUESTION_TYPES)}")
         if any(v < 0 for v in self.type_weights.values()):
             bad("type_weights", "must map to weights >= 0")
-        from spatialrl.train.pretrain_data import EXTRA_GROUNDING_KINDS, GROUNDING_KINDS
+        from spatialrl.train.pretrain.data import EXTRA_GROUNDING_KINDS, GROUNDING_KINDS
 
         if isinstance(self.ground_extra, str):  # --set ground_extra=left_or_right,count_each
             self.ground_extra = [k.strip() for k in self.ground_extra.split(",") if k.strip()]
@@ -324,7 +324,7 @@ def _tokenizer_corpus(cfg: PretrainConfig) -> Any:
     import itertools
 
     from spatialrl.models.tiny import corpus
-    from spatialrl.train.pretrain_data import make_views
+    from spatialrl.train.pretrain.data import make_views
 
     def grounding() -> Any:
         for i in range(max(1, cfg.tokenizer_scenes // 2)):
@@ -383,7 +383,7 @@ class AuxHeads:
         import torch
         from torch import nn
 
-        from spatialrl.train.pretrain_data import CLASS_NAMES, COLOR_NAMES
+        from spatialrl.train.pretrain.data import CLASS_NAMES, COLOR_NAMES
 
         n_cls, n_col = len(CLASS_NAMES), len(COLOR_NAMES)
 
@@ -459,7 +459,7 @@ class Bank:
         self.close_tag_id = tok.convert_tokens_to_ids("</")
         # Tokenise every question once: items[view][family] = [(kind, prompt ids, target ids, mentions)],
         # mentions = [(token index in the prompt, 0 object | 1 count, target (8,))] (see mention_spans).
-        from spatialrl.train.pretrain_data import mention_spans
+        from spatialrl.train.pretrain.data import mention_spans
 
         questions, targets, answers, keys = [], [], [], []
         for vi, v in enumerate(views):
@@ -520,7 +520,7 @@ def target_text(answer: str, question_type: str | None, think: str, question: st
 def make_bank(cfg: PretrainConfig, processor: Any, indices: range, progress: bool, desc: str) -> Bank:
     from tqdm.auto import tqdm
 
-    from spatialrl.train.pretrain_data import make_views
+    from spatialrl.train.pretrain.data import make_views
 
     views = []
     for i in tqdm(indices, desc=desc, unit="scene", disable=not progress, dynamic_ncols=True, file=sys.stderr):
@@ -569,7 +569,7 @@ def _collate(bank: Bank, model: Any, mean: Any, std: Any, views: list[int],
     import numpy as np
     import torch
 
-    from spatialrl.train.pretrain_data import patchify
+    from spatialrl.train.pretrain.data import patchify
 
     imgs = bank.images[views]
     pixel_values = torch.from_numpy(patchify(imgs, mean, std))
@@ -1385,7 +1385,7 @@ def run(args: argparse.Namespace) -> int:
         return 3
     evaluation = None
     if not args.no_eval:
-        from spatialrl.train.pretrain_eval import evaluate
+        from spatialrl.eval.pretrain_eval import evaluate
 
         evaluation = evaluate(summary["out"], args.eval_data, progress=not args.quiet, log=log)
         report = evaluation["heldout"]
@@ -1410,7 +1410,7 @@ def write_card(summary: dict[str, Any], evaluation: dict[str, Any] | None, comma
     each through a temporary file and a rename."""
     from spatialrl._fs import write_text_atomic
     from spatialrl.eval.predictions import write_json_atomic
-    from spatialrl.train.pretrain_eval import model_card
+    from spatialrl.eval.pretrain_eval import model_card
 
     out = Path(summary["out"])
     write_text_atomic(out / "README.md", model_card(summary, evaluation, command))
