@@ -1,14 +1,12 @@
 """Export dataset rows to the trainers' formats: TRL (one node) and verl (many nodes).
 
 Both keep ``pair_id`` (and ``view``) so that Spatial-GRPO (SVQA-R1 eq. 2-4) can pair an
-original with its mirrored twin, and both append the answer-format instruction of SVQA-R1
-Table 9 ("Original" prompt): think in ``<think> </think>``, answer in ``<answer> </answer>``
-(the structure the format reward of Smooth Operator eq. 4 / SVQA-R1 sec. 3.2 checks).
-Question and instruction are joined with a space, as Table 9 prints them
-(:data:`PROMPT_SEPARATOR`). A model trained with another separator records it in its
-``config.json`` (``spatialrl_prompt_separator``; the shipped tiny spatial VLM was pretrained
-with a newline): training and evaluation read it (``spatialrl.models.prompt_separator``) and
-re-join the prompt with :func:`with_separator`, so a model always sees the prompt it learned.
+original with its mirrored twin, and both prompt with :func:`spatialrl.prompts.prompt_text`:
+the question, then the answer-format instruction of SVQA-R1 Table 9 ("Original" prompt).
+(``FORMAT_INSTRUCTION``, ``PROMPT_SEPARATOR``, ``prompt_text`` and ``with_separator`` are
+also importable from here, their former home.) Writing a dataset in a format is
+``spatialrl data build --format`` (``--from DIR`` converts a built one;
+:func:`spatialrl.data.build.convert_dataset` in Python).
 
 TRL (``GRPOTrainer``, trl 1.16)
     ``prompt``: conversational, one user message whose content is
@@ -32,28 +30,24 @@ from __future__ import annotations
 import functools
 from typing import TYPE_CHECKING, Any
 
+# FORMAT_INSTRUCTION, PROMPT_SEPARATOR and with_separator are re-exported for the callers of their
+# former home (train/pretrain*.py, scripts under benchmarks/ and experiments/); new code imports
+# them from spatialrl.prompts.
+from spatialrl.prompts import FORMAT_INSTRUCTION, PROMPT_SEPARATOR, prompt_text, with_separator  # noqa: F401
+
 if TYPE_CHECKING:  # pragma: no cover
     from datasets import Features
 
 __all__ = [
     "DATA_SOURCE",
     "FORMATS",
-    "PROMPT_SEPARATOR",
-    "FORMAT_INSTRUCTION",
-    "convert",
     "features_for",
-    "prompt_text",
+    "transform",
     "trl_row",
     "verl_row",
-    "with_separator",
 ]
 
 FORMATS = ("hf", "trl", "verl")
-#: SVQA-R1 Table 9, "Original" prompt: appended after the question.
-FORMAT_INSTRUCTION = (
-    "First output the thinking process in <think> </think> tags and then output the final "
-    "answer in <answer> </answer> tags."
-)
 DATA_SOURCE = "spatialrl"
 ABILITY = "spatial"
 
@@ -62,25 +56,6 @@ VERL_EXTRA = (
     "id", "pair_id", "view", "scene_id", "source", "question", "question_type", "answer_type",
     "answer", "answer_value", "dimension", "unit", "options", "answer_index", "bbox", "meta",
 )  # fmt: skip
-
-
-#: SVQA-R1 Table 9 joins the question and the instruction with a space.
-PROMPT_SEPARATOR = " "
-
-
-def prompt_text(question: str, separator: str | None = None) -> str:
-    """The user text: the question, ``separator`` (default :data:`PROMPT_SEPARATOR`, a space,
-    as in Table 9), then :data:`FORMAT_INSTRUCTION`."""
-    return f"{question}{PROMPT_SEPARATOR if separator is None else separator}{FORMAT_INSTRUCTION}"
-
-
-def with_separator(prompt: str, separator: str | None) -> str:
-    """``prompt`` re-joined with ``separator`` when it ends with :data:`FORMAT_INSTRUCTION`
-    (a prompt built by :func:`prompt_text`); any other prompt, or ``separator=None``, unchanged."""
-    if separator is None or not prompt.endswith(FORMAT_INSTRUCTION):
-        return prompt
-    head = prompt[: -len(FORMAT_INSTRUCTION)].rstrip(" \n")
-    return f"{head}{separator}{FORMAT_INSTRUCTION}"
 
 
 def trl_row(row: dict[str, Any], separator: str | None = None) -> dict[str, Any]:
@@ -164,11 +139,3 @@ def transform(rows: list[dict[str, Any]], fmt: str, split: str, start_index: int
     if fmt == "verl":
         return [verl_row(r, split, start_index + k) for k, r in enumerate(rows)]
     raise ValueError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
-
-
-def convert(src: str, out: str, fmt: str, *, overwrite: bool = False, progress: bool = False) -> dict[str, int]:
-    """Convert a dataset written by ``spatialrl data build`` (``hf`` layout, directory
-    ``src``) to ``fmt`` in directory ``out`` (written atomically). Returns rows per split."""
-    from spatialrl.data.build import convert_dataset
-
-    return convert_dataset(src, out, fmt, overwrite=overwrite, progress=progress)

@@ -9,10 +9,12 @@ real Qwen2.5-VL checkpoint; nothing downstream special-cases it.
 Pieces (see PLATFORM.md, "A tiny Qwen2.5-VL"):
 
 tokenizer
-    Byte-level BPE trained with ``tokenizers`` on a corpus of synthetic spatial QA text
-    (questions and answers of :mod:`spatialrl.world.questions` on seeded scenes, wrapped in the
-    answer format of SVQA-R1 Table 9 -- ``<think> </think> <answer> </answer>`` -- plus
-    option letters, units, yes/no, boxes and the chat template's words). Pre-tokenisation is
+    Byte-level BPE trained with ``tokenizers`` on a corpus the caller passes in (``texts``):
+    this module does not know the world. ``spatialrl model tiny`` passes the synthetic spatial
+    QA text of :func:`spatialrl.data.corpus.tokenizer_corpus` (questions and answers on seeded
+    scenes, wrapped in the answer format of SVQA-R1 Table 9 -- ``<think> </think> <answer>
+    </answer>`` -- plus option letters, units, yes/no, boxes and the chat template's words),
+    which is also what :func:`build_tiny_model` uses when given no ``texts``. Pre-tokenisation is
     Qwen2's regex, which splits digits one per token so numbers can be learned; the Qwen
     special tokens (:data:`SPECIAL_TOKENS`) come after the learned vocabulary, as in Qwen.
     Wrapped in ``PreTrainedTokenizerFast`` with ``<|endoftext|>`` as pad and ``<|im_end|>`` as
@@ -41,7 +43,7 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -58,7 +60,6 @@ __all__ = [
     "build_processor",
     "build_tiny_model",
     "build_tokenizer",
-    "corpus",
     "load_model_and_processor",
     "processor_class",
     "qwen_chat_template",
@@ -77,13 +78,6 @@ QWEN_SPLIT_PATTERN = (
     r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*"
     r"|\s*[\r\n]+|\s+(?!\S)|\s+"
 )
-
-#: SVQA-R1 Table 9 "Original" instruction (the same text as ``spatialrl.data.export``).
-FORMAT_INSTRUCTION = (
-    "First output the thinking process in <think> </think> tags and then output the final "
-    "answer in <answer> </answer> tags."
-)
-
 
 @dataclass(frozen=True)
 class TinySpec:
@@ -128,55 +122,7 @@ SIZES: dict[str, TinySpec] = {
 # Corpus and tokenizer
 # --------------------------------------------------------------------------------------
 
-_FIXED_TEXT = (
-    "You are a helpful assistant.",
-    "system", "user", "assistant",
-    FORMAT_INSTRUCTION,
-    "<think> </think> <answer> </answer>",
-    "<think>\n</think>\n<answer>\n</answer>",
-    "Answer with the option's letter from the given choices directly.",
-    "Answer with a single word or phrase.",
-    "Please answer the question using a single word or phrase.",
-    "Answer with a number.", "Answer yes or no.",
-    "A. B. C. D. E. F.", "(A) (B) (C) (D)", "A B C D", "yes no Yes No",
-    "m cm mm km meters meter centimeters centimetres metres inches inch feet foot ft in yards",
-    "m^2 m2 square meters square feet sq ft",
-    "[x1, y1, x2, y2]", "[0, 0, 112, 112]", "(x1, y1), (x2, y2)",
-    "0 1 2 3 4 5 6 7 8 9 . , - + = % / ( ) [ ] { } : ; ? ! ' \"",
-)  # fmt: skip
-
-
-def corpus(scenes: int = 100, seed: int = 0, image_size: int = 112) -> Iterator[str]:
-    """Training text for the tokenizer: fixed format strings, then for ``scenes`` seeded
-    scenes every question (with the answer-format instruction) and its answer in the
-    ``<think> </think> <answer> </answer>`` format. Deterministic in its arguments."""
-    import numpy as np
-
-    from spatialrl.world import questions as Q
-    from spatialrl.world.render import render
-    from spatialrl.world.scene import sample_scene
-
-    fixed = list(_FIXED_TEXT)
-    try:  # the evaluation prompt templates (SVQA-R1 Table 9, Q-Spatial-Bench), where available
-        from spatialrl.eval.prompts import PROMPT_VARIANTS, apply_prompt
-
-        fixed += [apply_prompt("", variant) for variant in PROMPT_VARIANTS]
-    except Exception:  # pragma: no cover - the prompts module is optional here
-        pass
-    for _ in range(4):  # make sure the fixed strings' merges are learned
-        yield from fixed
-    for index in range(scenes):
-        rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(index,)))
-        scene = sample_scene(rng, f"tok{seed}-{index}")
-        result = render(scene, image_size)
-        ctx = Q.SceneContext(scene, Q.views_from_render(result), result.camera)
-        for sample in Q.generate(ctx, rng):
-            yield f"{sample.question}\n{FORMAT_INSTRUCTION}" if index % 2 else f"{sample.question} {FORMAT_INSTRUCTION}"
-            yield f"<think> {sample.question_type.replace('_', ' ')} </think> <answer>{sample.answer}</answer>"
-            yield sample.answer
-
-
-def build_tokenizer(spec: TinySpec, texts: Iterator[str] | list[str]) -> Any:
+def build_tokenizer(spec: TinySpec, texts: Iterable[str]) -> Any:
     """A ``PreTrainedTokenizerFast``: byte-level BPE with Qwen2's digit-splitting
     pre-tokenizer trained on ``texts`` to ``spec.vocab_size`` learned tokens, then the Qwen
     special tokens and the Qwen2.5-VL chat template."""
@@ -269,6 +215,10 @@ def processor_class() -> type:
 def __getattr__(name: str) -> Any:  # PEP 562: the class by name, for pickle and imports
     if name == "Qwen2_5_VLImageOnlyProcessor":
         return processor_class()
+    if name == "corpus":  # its former home: spatialrl.train.pretrain still imports it from here
+        from spatialrl.data.corpus import tokenizer_corpus
+
+        return tokenizer_corpus
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -348,15 +298,20 @@ def build_tiny_model(
     seed: int = 0,
     corpus_scenes: int = 100,
     image_size: int | None = None,
+    *,
+    texts: Iterable[str] | None = None,
 ) -> dict[str, Any]:
     """Build and save a tiny Qwen2.5-VL at ``out`` (model, tokenizer, processor, chat template).
 
     Args:
         out: directory to write (created; existing files of the same names are replaced).
         size: a key of :data:`SIZES`.
-        seed: seeds the tokenizer corpus and the weight initialisation.
-        corpus_scenes: number of synthetic scenes whose QA text trains the tokenizer.
+        seed: seeds the weight initialisation (and the default corpus).
+        corpus_scenes: with ``texts=None``, number of synthetic scenes whose QA text trains the
+            tokenizer.
         image_size: image side in pixels the processor budgets for (default the spec's, 112).
+        texts: the tokenizer's training text. None: the synthetic world's
+            (``spatialrl.data.corpus.tokenizer_corpus(corpus_scenes, seed, image_size)``).
 
     Returns a summary: parameter count, vocabulary size, image tokens per image.
     """
@@ -370,8 +325,12 @@ def build_tiny_model(
         spec = TinySpec(**{**spec.__dict__, "image_size": int(image_size)})
     if spec.image_size < 56 or spec.image_size % 28:
         raise ValueError(f"image_size must be a multiple of 28 and at least 56 pixels, got {spec.image_size}")
+    if texts is None:
+        from spatialrl.data.corpus import tokenizer_corpus
+
+        texts = tokenizer_corpus(corpus_scenes, seed, spec.image_size)
     register()
-    tokenizer = build_tokenizer(spec, corpus(corpus_scenes, seed, spec.image_size))
+    tokenizer = build_tokenizer(spec, texts)
     processor = build_processor(tokenizer, spec.image_size)
     config = build_config(spec, tokenizer)
 

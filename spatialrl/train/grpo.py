@@ -219,8 +219,8 @@ def prepare_dataset(cfg: Any, log: Any = print) -> tuple[Any, list[tuple[int, in
     and ``mirror_twins: drop`` (the default), mirrored rows whose question also has its original
     view are dropped before ``max_samples``, so an epoch trains each question once; also logged.
     """
-    from spatialrl.data.export import prompt_text
     from spatialrl.data.load import load_split, sample_rows
+    from spatialrl.prompts import prompt_text
 
     drop_twins = not cfg.mirror_pairs and cfg.mirror_twins == "drop"
     ds = load_split(cfg.dataset, cfg.train_split, max_samples=None if drop_twins else cfg.max_samples,

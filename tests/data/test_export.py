@@ -10,8 +10,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from spatialrl.cli import main
-from spatialrl.data.export import FORMAT_INSTRUCTION, features_for, trl_row, verl_row
+from spatialrl.data.export import features_for, trl_row, verl_row
 from spatialrl.data.schema import COLUMNS
+from spatialrl.prompts import FORMAT_INSTRUCTION
 
 SCENES = 10
 
@@ -119,7 +120,7 @@ def test_row_functions_and_features():
 
 
 def test_prompt_joins_question_and_instruction_with_a_space_as_table9():
-    from spatialrl.data.export import PROMPT_SEPARATOR, prompt_text, with_separator
+    from spatialrl.prompts import PROMPT_SEPARATOR, prompt_text, with_separator
 
     assert PROMPT_SEPARATOR == " "
     assert prompt_text("How tall is the chair?") == "How tall is the chair? " + FORMAT_INSTRUCTION

@@ -131,9 +131,11 @@ def test_same_seed_same_files_other_seed_other_weights(tiny, tmp_path):
     import torch
     from safetensors.torch import load_file
 
+    from spatialrl.data.corpus import tokenizer_corpus
     from spatialrl.models.tiny import build_tiny_model
 
-    build_tiny_model(tmp_path / "again", "tiny", seed=0, corpus_scenes=int(CORPUS_SCENES))
+    # the corpus as an argument (what the command builds from the world) gives the same files
+    build_tiny_model(tmp_path / "again", "tiny", seed=0, texts=tokenizer_corpus(int(CORPUS_SCENES), 0, 112))
     for name in ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja", "processor_config.json",
                  "config.json", "generation_config.json"):
         assert (tmp_path / "again" / name).read_bytes() == (tiny / name).read_bytes(), name

@@ -278,7 +278,7 @@ def test_prompts_follow_the_separator_the_start_model_learned(world_dataset_dir)
     from pathlib import Path
 
     import spatialrl
-    from spatialrl.data.export import FORMAT_INSTRUCTION
+    from spatialrl.prompts import FORMAT_INSTRUCTION
     from spatialrl.train.config import GRPOJobConfig
     from spatialrl.train.grpo import prepare_dataset
 

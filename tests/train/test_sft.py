@@ -91,7 +91,7 @@ def test_direction_text_answers_direction_words_and_keeps_letters_for_names():
 
 
 def test_examples_are_conversational_prompt_completion(world_dataset_dir):
-    from spatialrl.data.export import prompt_text
+    from spatialrl.prompts import prompt_text
 
     ds = sft.load_split(world_dataset_dir, "train", max_samples=4, seed=1, whole_pairs=True)
     assert len(ds) == 4 and len(set(ds["pair_id"])) == 2, "whole mirror pairs"

@@ -19,7 +19,7 @@ tag, and uses the float32 ground truth as stored; VLMEvalKit is the evaluator th
 predictions file, and we follow it):
 
 - Prompt: ``system_prompt.txt + "\\n" + spatial_prompt_single.txt`` rendered with the question
-  (``spatialrl.eval.prompts``, variant ``"qspatial"``).
+  (``spatialrl.prompts``, variant ``"qspatial"``).
 - Extraction: the LAST ``scalar{...}`` group in the text (regex ``scalar{([^}]*)}``, so the
   backslash is optional); inside it every ``\\d+\\.?\\d*`` match, averaged (``"1-2"`` -> 1.5,
   ``"-3"`` -> 3, ``"1,000"`` -> 0.5 (mean of 1 and 0), no digits -> NaN, which fails); the LAST
@@ -64,7 +64,7 @@ from spatialrl.eval.benchmarks.base import (
     ItemScore,
     register_benchmark,
 )
-from spatialrl.eval.prompts import PROMPT_VARIANTS, apply_prompt
+from spatialrl.prompts import PROMPT_VARIANTS, apply_prompt
 
 __all__ = [
     "OFFICIAL_UNIT_MULTIPLIERS",

@@ -76,7 +76,7 @@ from spatialrl.eval.benchmarks.qspatial import (
     iter_records,
     split_of,
 )
-from spatialrl.eval.prompts import apply_prompt
+from spatialrl.prompts import apply_prompt
 
 __all__ = [
     "BBOX_KEYWORDS",

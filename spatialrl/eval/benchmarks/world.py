@@ -64,7 +64,6 @@ from spatialrl.answers import (
     parse_quantity,
     parse_yes_no,
 )
-from spatialrl.data.export import prompt_text
 from spatialrl.eval.benchmarks.base import (
     Benchmark,
     BenchmarkDataError,
@@ -73,6 +72,7 @@ from spatialrl.eval.benchmarks.base import (
     register_benchmark,
 )
 from spatialrl.eval.metrics import MRA_THRESHOLDS, bleu, box_miou, exact_match
+from spatialrl.prompts import prompt_text
 from spatialrl.rewards.iou import box_iou
 
 DEFAULT_SPLIT = "test"

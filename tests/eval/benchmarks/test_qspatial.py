@@ -23,7 +23,7 @@ from spatialrl.eval.benchmarks import (
 )
 from spatialrl.eval.benchmarks.qspatial import official_parse, official_success
 from spatialrl.eval.predictions import read_predictions
-from spatialrl.eval.prompts import QSPATIAL_SYSTEM_PROMPT
+from spatialrl.prompts import QSPATIAL_SYSTEM_PROMPT
 
 SCHEMA = pa.schema([
     ("question", pa.string()),
@@ -257,7 +257,7 @@ def test_cli_eval_score_end_to_end(plus_dir, tmp_path, capsys):
 
 
 def test_prompt_variants():
-    from spatialrl.eval.prompts import (
+    from spatialrl.prompts import (
         PROMPT_VARIANTS,
         SVQA_R1_SPATIAL_REASONING,
         apply_prompt,

@@ -12,7 +12,6 @@ import pyarrow.parquet as pq
 import pytest
 
 from spatialrl.data.build import BuildConfig, build_dataset
-from spatialrl.data.export import prompt_text
 from spatialrl.eval.benchmarks import (
     BenchmarkDataError,
     get_benchmark,
@@ -27,6 +26,7 @@ from spatialrl.eval.benchmarks.world import (
     mra,
 )
 from spatialrl.eval.metrics import mean_relative_accuracy
+from spatialrl.prompts import prompt_text
 
 
 def row(id_, qtype, answer_type, answer, *, value=None, dimension=None, options=(), index=-1, bbox=(),

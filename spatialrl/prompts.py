@@ -1,9 +1,21 @@
-"""Prompt variants for evaluation, by name: ``apply_prompt(question, variant) -> str``.
+"""Every prompt spatialrl builds, in one place: data export, training and evaluation read it.
 
-Sources (the texts below are the methods' prompts, reproduced exactly where a source gives them):
+The training prompt (SVQA-R1 appendix E, Table 9, "Original"), :func:`prompt_text`: the
+question, :data:`PROMPT_SEPARATOR` (a space, as Table 9 prints it), then
+:data:`FORMAT_INSTRUCTION` (think in ``<think> </think>``, answer in ``<answer> </answer>``:
+the structure the format reward of Smooth Operator eq. 4 / SVQA-R1 sec. 3.2 checks). The
+dataset exports (``spatialrl.data.export``), SFT, GRPO and the world benchmark all build it
+here. A model trained with another separator records it in its ``config.json``
+(``spatialrl_prompt_separator``; the shipped tiny spatial VLM was pretrained with a newline):
+training and evaluation read it (``spatialrl.models.prompt_separator``) and re-join the prompt
+with :func:`with_separator`, so a model always sees the prompt it learned.
+
+Evaluation prompt variants, by name: ``apply_prompt(question, variant) -> str``. Sources (the
+texts below are the methods' prompts, reproduced exactly where a source gives them):
 
 - ``"original"``: SVQA-R1 appendix E, Table 9, row "Original" -- the thinking prompt that
-  SVQA-R1 trains and evaluates with (``{Question}`` followed by the <think>/<answer> instruction).
+  SVQA-R1 trains and evaluates with (``{Question}`` followed by the <think>/<answer> instruction;
+  the same text as :func:`prompt_text`).
 - ``"spatial_reasoning"``: SVQA-R1 Table 9, row "Spatial Reasoning Prompt" (variant (b) of
   Table 8), verbatim as the table prints it. Our text copy of the table renders the prompt on
   one line; its content is, up to whitespace and a ``---`` separator line, Q-Spatial-Bench's
@@ -31,6 +43,8 @@ are safe.
 from __future__ import annotations
 
 __all__ = [
+    "FORMAT_INSTRUCTION",
+    "PROMPT_SEPARATOR",
     "PROMPT_VARIANTS",
     "QSPATIAL_SPATIAL_PROMPT_SINGLE",
     "QSPATIAL_SPATIAL_PROMPT_STEPS",
@@ -39,14 +53,38 @@ __all__ = [
     "SVQA_R1_ORIGINAL",
     "SVQA_R1_SPATIAL_REASONING",
     "apply_prompt",
+    "prompt_text",
     "prompt_variants",
+    "with_separator",
 ]
 
-# SVQA-R1 Table 9, "Original" (placeholder {Question}).
-SVQA_R1_ORIGINAL = (
-    "{Question} First output the thinking process in <think> </think> tags and then output the final "
+#: SVQA-R1 Table 9, "Original" prompt: appended after the question.
+FORMAT_INSTRUCTION = (
+    "First output the thinking process in <think> </think> tags and then output the final "
     "answer in <answer> </answer> tags."
 )
+
+#: SVQA-R1 Table 9 joins the question and the instruction with a space.
+PROMPT_SEPARATOR = " "
+
+
+def prompt_text(question: str, separator: str | None = None) -> str:
+    """The user text: the question, ``separator`` (default :data:`PROMPT_SEPARATOR`, a space,
+    as in Table 9), then :data:`FORMAT_INSTRUCTION`."""
+    return f"{question}{PROMPT_SEPARATOR if separator is None else separator}{FORMAT_INSTRUCTION}"
+
+
+def with_separator(prompt: str, separator: str | None) -> str:
+    """``prompt`` re-joined with ``separator`` when it ends with :data:`FORMAT_INSTRUCTION`
+    (a prompt built by :func:`prompt_text`); any other prompt, or ``separator=None``, unchanged."""
+    if separator is None or not prompt.endswith(FORMAT_INSTRUCTION):
+        return prompt
+    head = prompt[: -len(FORMAT_INSTRUCTION)].rstrip(" \n")
+    return f"{head}{separator}{FORMAT_INSTRUCTION}"
+
+
+# SVQA-R1 Table 9, "Original" (placeholder {Question}).
+SVQA_R1_ORIGINAL = prompt_text("{Question}")
 
 # SVQA-R1 Table 9, "Spatial Reasoning Prompt", as printed (placeholder { Question }).
 SVQA_R1_SPATIAL_REASONING = (
