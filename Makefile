@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# The whole method on a CPU against an equal-time SFT control (docs/demo.md), then its report.
+# The whole method on a CPU against an equal-time SFT control (docs/demo.md, docs/getting-started.md), then its report.
 # Finished stages are reused, so an interrupted run continues where it stopped. The last lines
 # printed are the scores and the report's path.
 demo: $(STAMP)
@@ -33,7 +33,8 @@ test: $(STAMP)
 		echo "warning: could not install chromium; the browser test of the report will be skipped"
 	$(PY) -m pytest -q
 
-# Every performance script; each prints the ratios and figures recorded in docs/performance.md.
+# Every performance script in benchmarks/ (and nothing else there: investigations live in experiments/);
+# each prints the ratios and figures recorded in docs/performance.md.
 bench: $(STAMP)
 	$(PY) benchmarks/rewards.py --update-docs
 	$(PY) benchmarks/reward_fuzz.py
@@ -41,6 +42,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/eval_scoring.py
 	$(PY) benchmarks/generation.py
 	$(PY) benchmarks/trainer_overhead.py
+	$(PY) benchmarks/shared_prompt_pass.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache
