@@ -504,9 +504,9 @@ def test_llm_unreachable_falls_back_to_rules(tmp_path, monkeypatch):
 
 
 def test_report_url_drops_credentials():
-    from spatialrl.data.mirror_text import _safe_url
+    from spatialrl.data.mirror_text.output import safe_url
 
-    assert _safe_url("http://user:pw@127.0.0.1:8000/v1?api_key=x") == "http://127.0.0.1:8000/v1"
+    assert safe_url("http://user:pw@127.0.0.1:8000/v1?api_key=x") == "http://127.0.0.1:8000/v1"
 
 
 def test_llm_needs_a_model(tmp_path, capsys):
