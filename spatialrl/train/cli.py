@@ -5,133 +5,29 @@ validate, print it, and run :func:`spatialrl.train.grpo.train_grpo`.
     spatialrl train --list-keys
 
 Multi-GPU: ``accelerate launch --config_file configs/accelerate/ddp.yaml -m spatialrl train --config C``
-(see ``docs/training.md``). The helpers here are shared with ``spatialrl sft``.
+(see ``docs/training.md``). The job helpers it shares with ``spatialrl sft`` are in
+:mod:`spatialrl.train.job`.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import sys
-from typing import Any
+
+from spatialrl.train.job import add_job_arguments, input_problem, is_main_process, load_job_config
 
 HELP = "GRPO training (SNRA rewards, AP-GRPO, Spatial-GRPO mirror pairs) from a YAML job config"
 
-__all__ = ["HELP", "add_arguments", "add_job_arguments", "is_main_process", "load_job_config", "run"]
-
-_EXAMPLES = {
-    "grpo": "configs/demo.yaml",
-    "sft": "configs/sft_demo.yaml",
-}
-
-
-def add_job_arguments(parser: argparse.ArgumentParser, job: str) -> None:
-    """The options shared by ``spatialrl train`` and ``spatialrl sft``."""
-    parser.add_argument("--config", metavar="YAML",
-                        help=f"job config (job: {job}), e.g. {_EXAMPLES[job]}; keys: --list-keys")
-    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
-                        help="override config keys, values in YAML syntax: max_steps=20 lora=true "
-                             "question_types=[object_count] rewards.accuracy=0.8 adv_clip=null")
-    parser.add_argument("--resume", action="store_true",
-                        help="continue from the last checkpoint in output_dir")
-    parser.add_argument("--dry-run", action="store_true",
-                        help="load, validate and print the config, then exit without training")
-    parser.add_argument("--list-keys", action="store_true",
-                        help="print every config key with its type, default and meaning, then exit")
+__all__ = ["HELP", "add_arguments", "run"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_job_arguments(parser, "grpo")
 
 
-def is_main_process() -> bool:
-    """True on the rank-0 process of a distributed launch (and in a plain run)."""
-    return os.environ.get("RANK", "0") in ("0", "")
-
-
-def load_job_config(args: argparse.Namespace, job: str) -> tuple[Any, int | None]:
-    """``(config, None)``, or ``(None, exit code)`` after printing keys, an error, or the dry run."""
-    from spatialrl.train.config import (
-        JOBS,
-        ConfigError,
-        describe,
-        dump_yaml,
-        load_config,
-    )
-
-    if args.list_keys:
-        print(describe(JOBS[job]))
-        return None, 0
-    if not args.config:
-        print(f"error: --config is required (e.g. --config {_EXAMPLES[job]}); see --list-keys for the keys",
-              file=sys.stderr)
-        return None, 2
-    try:
-        cfg = load_config(args.config, args.overrides, job=job)
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return None, 2
-    if is_main_process():
-        extra = f" with {len(args.overrides)} override(s)" if args.overrides else ""
-        print(f"# {job} job config from {args.config}{extra}")
-        print(dump_yaml(cfg, comments=False), end="", flush=True)
-    if args.dry_run:
-        return None, 0
-    problem = input_problem(cfg)
-    if problem:
-        print(f"error: {problem}", file=sys.stderr)
-        return None, 2
-    return cfg, None
-
-
-def input_problem(cfg: Any) -> str | None:
-    """Why the job's ``dataset`` or ``model`` cannot be read (one line naming the field and the
-    fix), or None. Checked before anything heavy loads, so a typo is an error, not a traceback."""
-    from spatialrl.data.load import check_readable
-
-    name = type(cfg).__name__
-    try:
-        check_readable(cfg.dataset, cfg.train_split)
-    except FileNotFoundError as exc:
-        return f"{name}.dataset: {exc} (set dataset: DIR in the recipe, or dataset=DIR on the command line)"
-    except ValueError as exc:
-        return f"{name}.dataset: {exc}"
-    problem = model_problem(cfg.model)
-    return f"{name}.model: {problem}" if problem else None
-
-
-def model_problem(model: str) -> str | None:
-    """Why ``model`` is neither a saved model directory nor a Hugging Face Hub model, or None."""
-    from pathlib import Path
-
-    fix = ("give a directory written by save_pretrained (`spatialrl model tiny --out DIR`, `spatialrl sft`, "
-           "`spatialrl train`) or a Hub id such as Qwen/Qwen2.5-VL-3B-Instruct")
-    path = Path(model).expanduser()
-    if path.is_dir():
-        return None if (path / "config.json").is_file() else f"{model!r} is a directory without config.json; {fix}"
-    if path.exists():
-        return f"{model!r} is a file, not a model directory; {fix}"
-    from huggingface_hub.utils import HFValidationError, validate_repo_id
-
-    try:
-        validate_repo_id(model)
-    except HFValidationError:
-        return f"{model!r}: no such directory (and not a Hub id); {fix}"
-    if model.startswith((".", "/", "~")):
-        return f"{model!r}: no such directory; {fix}"
-    from transformers import AutoConfig
-
-    try:  # a Hub id: found in the local cache, or on the Hub when online
-        AutoConfig.from_pretrained(model)
-    except (OSError, ValueError) as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        return f"{model!r}: no such directory, and the Hub (or its cache) has no such model ({reason}); {fix}"
-    return None
-
-
 def run(args: argparse.Namespace) -> int:
-    cfg, code = load_job_config(args, "grpo")
+    # input_problem is looked up in this module at call time, so a test can stand in for it
+    cfg, code = load_job_config(args, "grpo", check=input_problem)
     if cfg is None:
         return int(code or 0)
     from spatialrl.train.grpo import train_grpo

@@ -319,7 +319,7 @@ def train_grpo(cfg: Any, resume: bool = False, callbacks: list[Any] | None = Non
         pair_strata=pair_strata, share_prompt=cfg.share_prompt_pass,
     )
     if progress is not None:
-        from spatialrl.train.sft import replace_progress
+        from spatialrl.train.job import replace_progress
 
         replace_progress(trainer, progress)
     output_dir.mkdir(parents=True, exist_ok=True)

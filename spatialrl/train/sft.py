@@ -12,7 +12,7 @@ group whose completions all fail the format has zero reward variance and no grad
 
 Data: TRL's conversational prompt-completion format for vision-language models. ``prompt`` is
 the user turn of :func:`spatialrl.data.export.trl_row` (an image placeholder, then the question
-and the <think>/<answer> instruction of :func:`spatialrl.data.export.prompt_text`: exactly what
+and the <think>/<answer> instruction of :func:`spatialrl.prompts.prompt_text`: exactly what
 GRPO prompts with); ``completion`` is one assistant turn with the target; ``image`` the PNG.
 TRL's ``DataCollatorForVisionLanguageModeling`` fills the image placeholder, renders both turns
 with the processor's chat template, and, with ``completion_only_loss``, sets every prompt label
@@ -54,7 +54,7 @@ from pathlib import Path
 from typing import Any
 
 from spatialrl.data.load import data_files, load_split  # noqa: F401  (re-exported for callers)
-from spatialrl.train.cli import add_job_arguments, is_main_process, load_job_config
+from spatialrl.train.job import add_job_arguments, is_main_process, load_job_config, replace_progress
 
 HELP = "supervised cold start: learn the <think>/<answer> format on the dataset's canonical answers"
 
@@ -68,7 +68,6 @@ __all__ = [
     "build_trainer",
     "data_files",
     "load_split",
-    "replace_progress",
     "run",
     "sft_example",
     "target_text",
@@ -152,7 +151,7 @@ def target_text(answer: str, question_type: str | None = None, think: str = "tem
 
 def sft_example(row: dict[str, Any], think: str = "template", separator: str | None = None) -> dict[str, Any]:
     """A dataset row as a TRL conversational prompt-completion example (with its ``image``);
-    ``separator`` joins question and instruction (``spatialrl.data.export.prompt_text``)."""
+    ``separator`` joins question and instruction (``spatialrl.prompts.prompt_text``)."""
     from spatialrl.data.export import trl_row
 
     prompt = trl_row({"question": row["question"]}, separator)["prompt"]
@@ -234,15 +233,6 @@ def build_trainer(cfg: Any) -> tuple[Any, Any, Any]:
     if isinstance(end_of_turn, int) and end_of_turn != processor.tokenizer.unk_token_id:
         trainer.data_collator = EndOfTurnMasking(trainer.data_collator, end_of_turn)
     return trainer, processor, train_set
-
-
-def replace_progress(trainer: Any, progress: Any) -> None:
-    """Swap a Trainer's progress bar / log printer for the callback ``progress``."""
-    from transformers.trainer_callback import PrinterCallback, ProgressCallback
-
-    trainer.pop_callback(ProgressCallback)
-    trainer.pop_callback(PrinterCallback)
-    trainer.add_callback(progress)
 
 
 def train_sft(cfg: Any, resume: bool = False, callbacks: list[Any] | None = None,
