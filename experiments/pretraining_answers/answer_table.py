@@ -21,7 +21,7 @@ import torch
 
 from spatialrl.answers import extract_answer
 from spatialrl.eval.benchmarks import get_benchmark, score_predictions
-from spatialrl.train.pretrain_eval import _generate
+from spatialrl.eval.pretrain_eval import _generate
 
 if len(sys.argv) < 4:
     sys.exit(__doc__)

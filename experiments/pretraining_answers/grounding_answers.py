@@ -5,7 +5,7 @@
 Draws SCENES (default 60) scenes of world seed WORLD_SEED (default 11, which no pretraining run
 uses), asks every grounding text of both views (objects left to right and near to far, colours,
 kinds, the largest object, an object's centre, the number of visible objects; see
-``spatialrl.train.pretrain_data.grounding_texts``) and prints, per kind, the share answered
+``spatialrl.train.pretrain.data.grounding_texts``) and prints, per kind, the share answered
 exactly, then for ``count_all`` and ``count_each`` the (truth, answer) pairs. EXTRA_KINDS
 (comma-separated, default all of ``EXTRA_GROUNDING_KINDS``; ``none`` for none) adds the opt-in
 kinds (direction words, balanced per-category counts). It separates "cannot count at all"
@@ -27,8 +27,8 @@ from PIL import Image
 from spatialrl.answers import extract_answer
 from spatialrl.data.export import prompt_text
 from spatialrl.eval.benchmarks.base import EvalItem
-from spatialrl.train.pretrain_data import EXTRA_GROUNDING_KINDS, make_views
-from spatialrl.train.pretrain_eval import _generate
+from spatialrl.train.pretrain.data import EXTRA_GROUNDING_KINDS, make_views
+from spatialrl.eval.pretrain_eval import _generate
 
 if len(sys.argv) < 2:
     sys.exit(__doc__)

@@ -26,7 +26,7 @@ import torch
 
 from spatialrl.answers import extract_answer, parse_choice
 from spatialrl.eval.benchmarks import get_benchmark
-from spatialrl.train.pretrain_eval import _generate
+from spatialrl.eval.pretrain_eval import _generate
 
 THINK = re.compile(r"<think>(.*?)</think>", re.S)
 

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from spatialrl.models import load_model_and_processor
-from spatialrl.train.pretrain_data import CLASS_NAMES, COLOR_NAMES, make_views, patchify
+from spatialrl.train.pretrain.data import CLASS_NAMES, COLOR_NAMES, make_views, patchify
 
 if len(sys.argv) < 2:
     sys.exit(__doc__)

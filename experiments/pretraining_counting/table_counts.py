@@ -19,7 +19,7 @@ import torch
 
 from spatialrl.models import load_model_and_processor
 from spatialrl.train import pretrain as P
-from spatialrl.train.pretrain_data import make_views, patchify
+from spatialrl.train.pretrain.data import make_views, patchify
 
 if len(sys.argv) < 2:
     sys.exit(__doc__)

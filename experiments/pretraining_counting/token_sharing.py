@@ -22,7 +22,7 @@ import collections
 import numpy as np
 
 from spatialrl.data.build import BuildConfig, scene_id_for
-from spatialrl.train.pretrain_data import token_shares
+from spatialrl.train.pretrain.data import token_shares
 from spatialrl.world import questions as Q
 from spatialrl.world.render import render
 from spatialrl.world.scene import sample_scene

@@ -2,7 +2,7 @@
 
 It trains the small tiny Qwen2.5-VL with the stock ``Qwen2_5_VLForConditionalGeneration``
 forward (``pixel_values``, ``image_grid_thw``, ``mm_token_type_ids``, left padding, loss on the
-answer tokens) on world scenes (``spatialrl.train.pretrain_data.make_views``, world seed 7;
+answer tokens) on world scenes (``spatialrl.train.pretrain.data.make_views``, world seed 7;
 held-out scenes from index 50,000) and prints, every ``every`` steps, the held-out answer loss
 with true and with shuffled images (their difference, the gap, per question type) and the
 teacher-forced exact-answer accuracy per type.
@@ -26,7 +26,7 @@ import json, sys, time, math, random
 import numpy as np, torch
 torch.set_num_threads(int(__import__("os").environ.get("THREADS", "2")))
 from spatialrl.train import pretrain as P
-from spatialrl.train.pretrain_data import make_views
+from spatialrl.train.pretrain.data import make_views
 V = json.loads(sys.argv[1]) if len(sys.argv) > 1 else {}
 cfg = P.PretrainConfig(out="/tmp/x", steps=10, size=V.get("size", "small"), scenes=10, seed=0, normalize=V.get("norm", "world"))
 model, proc = P.build_model(cfg)

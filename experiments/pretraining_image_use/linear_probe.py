@@ -18,7 +18,7 @@ import sys, numpy as np, torch
 torch.set_num_threads(1)
 from spatialrl.models import load_model_and_processor
 from spatialrl.train import pretrain as P
-from spatialrl.train.pretrain_data import make_views
+from spatialrl.train.pretrain.data import make_views
 path, qtype = sys.argv[1], sys.argv[2]
 MODE = sys.argv[5] if len(sys.argv) > 5 else "answer"
 n_train, n_test = int(sys.argv[3]), int(sys.argv[4])

@@ -38,7 +38,7 @@ def main() -> None:
     from spatialrl.eval.benchmarks import get_benchmark, score_predictions
     from spatialrl.eval.runner import generate_batch
     from spatialrl.models import load_model_and_processor
-    from spatialrl.train.pretrain_eval import BATCH_SIZE, MAX_NEW_TOKENS, Subset, subset_items
+    from spatialrl.eval.pretrain_eval import BATCH_SIZE, MAX_NEW_TOKENS, Subset, subset_items
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scenes", type=int, default=12)
