@@ -5,9 +5,10 @@ For each model (a checkpoint directory: the tiny model or a real Qwen2.5-VL-clas
 1. the benchmark's items (``get_benchmark(name).load(data)``, the first ``--limit``);
 2. ``OUT/<model>/predictions.jsonl`` is read if it exists (a torn last line left by a killed run
    is cut first); items already there are not generated again;
-3. the rest are generated in batches: one user message per item (one image placeholder per
-   image, then ``benchmark.prompt(item, variant)``) through the processor's chat template,
-   left padding, greedy decoding, ``--max-new-tokens``; each finished item is appended to
+3. the rest are generated in batches (:func:`spatialrl.models.generate.generate_batch`): one
+   user message per item (one image placeholder per image, then ``benchmark.prompt(item,
+   variant)``) through the processor's chat template, left padding, greedy decoding,
+   ``--max-new-tokens``; each finished item is appended to
    the predictions file at once (one JSON line, flushed), so an interrupted run loses at most
    the batch in flight;
 4. the file is scored with the benchmark's official rules (``score_predictions``) and
@@ -39,13 +40,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+# generate_batch is also importable from here, its former home (train/pretrain_eval.py and the
+# scripts under benchmarks/ and experiments/ import it so)
+from spatialrl.models.generate import generate_batch
+
 HELP = "run models on a benchmark (batched greedy generation, resumable), write predictions and scores"
 
 __all__ = [
     "HELP",
     "ModelRun",
     "add_arguments",
-    "build_messages",
     "expand_models",
     "generate_batch",
     "model_names",
@@ -115,89 +119,6 @@ def model_names(paths: Sequence[str]) -> list[str]:
         if len(set(names)) == len(names) or depth >= max((len(p) for p in parts), default=1):
             return names
         depth += 1
-
-
-# --------------------------------------------------------------------------------------
-# Generation
-# --------------------------------------------------------------------------------------
-
-
-def _load_image(image: Any) -> Any:
-    from PIL import Image
-
-    if isinstance(image, (str, os.PathLike)):
-        with Image.open(image) as im:
-            return im.convert("RGB")
-    if isinstance(image, Image.Image):
-        return image if image.mode == "RGB" else image.convert("RGB")
-    import numpy as np
-
-    return Image.fromarray(np.asarray(image)).convert("RGB")
-
-
-def build_messages(text: str, n_images: int) -> list[dict[str, Any]]:
-    """One user turn: ``n_images`` image placeholders, then the text (Qwen2.5-VL's order)."""
-    content: list[dict[str, Any]] = [{"type": "image"} for _ in range(n_images)]
-    content.append({"type": "text", "text": text})
-    return [{"role": "user", "content": content}]
-
-
-def _greedy_config(model: Any, tokenizer: Any, max_new_tokens: int) -> Any:
-    """The checkpoint's generation config (eos and pad ids) made purely greedy. A real
-    Qwen2.5-VL ships sampling settings and ``repetition_penalty=1.05``; they are set to their
-    neutral values here (``None`` would be refilled from the checkpoint by ``generate``)."""
-    import copy
-
-    from transformers import GenerationConfig
-
-    config = copy.deepcopy(getattr(model, "generation_config", None) or GenerationConfig())
-    config.do_sample = False
-    config.num_beams = 1
-    neutral = {"temperature": 1.0, "top_p": 1.0, "top_k": 50, "typical_p": 1.0, "repetition_penalty": 1.0,
-               "no_repeat_ngram_size": 0}
-    for name, value in neutral.items():
-        setattr(config, name, value)
-    config.max_new_tokens = int(max_new_tokens)
-    config.max_length = None
-    if config.pad_token_id is None:
-        config.pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    if config.eos_token_id is None:
-        config.eos_token_id = tokenizer.eos_token_id
-    return config
-
-
-def generate_batch(model: Any, processor: Any, texts: Sequence[str], images: Sequence[Sequence[Any]],
-                   max_new_tokens: int, generation_config: Any = None) -> list[str]:
-    """Greedy completions (raw text, special tokens removed) for a batch of user prompts, each
-    with its images (PIL images or paths), left-padded. A prompt built by ``prompt_text`` is
-    re-joined with the separator the model records (``spatialrl.models.prompt_separator``).
-    ``generation_config`` (a
-    ``transformers.GenerationConfig``) replaces the greedy one, e.g. to sample; it then sets
-    ``max_new_tokens`` itself."""
-    import torch
-
-    from spatialrl.data.export import with_separator
-    from spatialrl.models import prompt_separator
-
-    separator = prompt_separator(model)  # the prompt the model learned (data.export)
-    prompts = [
-        processor.apply_chat_template(build_messages(with_separator(text, separator), len(imgs)),
-                                      add_generation_prompt=True, tokenize=False)
-        for text, imgs in zip(texts, images)
-    ]
-    flat = [_load_image(im) for imgs in images for im in imgs]
-    tokenizer = getattr(processor, "tokenizer", processor)
-    tokenizer.padding_side = "left"
-    kwargs: dict[str, Any] = {"text": prompts, "padding": True, "return_tensors": "pt"}
-    if flat:
-        kwargs["images"] = flat
-    inputs = processor(**kwargs).to(model.device)
-    with torch.inference_mode():
-        config = generation_config if generation_config is not None else _greedy_config(model, tokenizer,
-                                                                                        max_new_tokens)
-        output = model.generate(**inputs, generation_config=config)
-    new_tokens = output[:, inputs["input_ids"].shape[1]:]
-    return tokenizer.batch_decode(new_tokens, skip_special_tokens=True, clean_up_tokenization_spaces=False)
 
 
 # --------------------------------------------------------------------------------------

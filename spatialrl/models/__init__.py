@@ -75,7 +75,7 @@ def register_lazily() -> None:
 
 
 #: The ``config.json`` key where a model records the separator it was trained with between a
-#: question and the answer-format instruction (``spatialrl.data.export.prompt_text``).
+#: question and the answer-format instruction (``spatialrl.prompts.prompt_text``).
 PROMPT_SEPARATOR_KEY = "spatialrl_prompt_separator"
 
 

@@ -185,7 +185,7 @@ def test_generate_batch_takes_a_generation_config(noisy):
     import torch
     from transformers import GenerationConfig
 
-    from spatialrl.eval.runner import generate_batch
+    from spatialrl.models.generate import generate_batch
     from spatialrl.models import load_model_and_processor
 
     model, processor = load_model_and_processor(str(noisy), dtype=torch.float32, device="cpu")
