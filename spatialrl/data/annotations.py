@@ -42,6 +42,10 @@ without it the scene is translated in x and y so the objects' and camera's exten
 0 (the offset is kept in :attr:`AnnotatedScene.offset`), and no ``room_size`` question is
 asked.
 
+Validation: the schema is a set of pydantic models (``_Annotation`` and the models it holds),
+strict about JSON types; the checks that need more than the file (the image path and size, the
+camera's rotation, 2D boxes inside the image) follow them. Only the first problem is reported.
+
 Safety: ``image`` must be a relative path inside the annotation root: absolute paths, ``..``
 components and symlinks resolving outside the root are rejected. Every error names the file,
 the field path and what was expected, e.g.
@@ -55,9 +59,23 @@ import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath, PureWindowsPath
-from typing import Any
+from types import UnionType
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import numpy as np
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    StringConstraints,
+    Tag,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from spatialrl.world.questions import ObjectView, QASample, SceneContext, generate_pairs, generate
 from spatialrl.world.scene import Camera, Room, Scene
@@ -78,12 +96,6 @@ ANNOTATION_FORMAT = "spatialrl.annotation/v1"
 GRID = 6
 NEAR = 1e-3
 ROLL_TOL = 1e-3
-
-_TOP_KEYS = {"format", "scene_id", "image", "camera", "room", "objects"}
-_OBJ_KEYS = {"category", "center", "size", "yaw", "color", "name", "visible_fraction", "bbox_2d"}
-_CAM_KEYS = {"intrinsics", "extrinsics"}
-_INTR_KEYS = {"fx", "fy", "cx", "cy", "width", "height"}
-_ROOM_KEYS = {"width", "depth", "height"}
 
 
 class AnnotationError(ValueError):
@@ -169,53 +181,145 @@ class AnnotatedScene:
 
 
 # --------------------------------------------------------------------------------------
-# Validation helpers
+# The schema (pydantic) and its error messages
 # --------------------------------------------------------------------------------------
 
 
-class _Check:
-    def __init__(self, file: str):
-        self.file = file
+def _expect(what: str, *, itself_only: bool = False) -> WrapValidator:
+    """Any failure of the wrapped type reads ``expected <what>, got <the value as written>``;
+    with ``itself_only``, only a failure of the value itself (not of an item inside it)."""
 
-    def err(self, where: str, msg: str) -> AnnotationError:
-        return AnnotationError(self.file, where, msg)
+    def wrap(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        try:
+            return handler(value)
+        except ValidationError as e:
+            if itself_only and all(err["loc"] for err in e.errors()):
+                raise
+            raise PydanticCustomError("expected", "expected {what}, got {got}", {"what": what, "got": _short(value)}) from None
 
-    def obj(self, v: Any, where: str, allowed: set[str], required: Sequence[str] = ()) -> dict:
-        if not isinstance(v, dict):
-            raise self.err(where, f"expected a JSON object, got {_short(v)}")
-        for k in v:
-            if k not in allowed and not (isinstance(k, str) and (k.startswith("x-") or k.startswith("_"))):
-                raise self.err(_join(where, k), f"unknown field; expected one of {sorted(allowed)}")
-        for k in required:
-            if k not in v:
-                raise self.err(_join(where, k), "missing (required)")
-        return v
-
-    def number(self, v: Any, where: str, what: str = "a number", positive: bool = False, lo: float | None = None,
-               hi: float | None = None) -> float:
-        ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-        ok = ok and (not positive or v > 0) and (lo is None or v >= lo) and (hi is None or v <= hi)
-        if not ok:
-            raise self.err(where, f"expected {what}, got {_short(v)}")
-        return float(v)
-
-    def vec(self, v: Any, where: str, n: int = 3, positive: bool = False, unit: str = " in meters") -> tuple[float, ...]:
-        what = f"{n} {'positive ' if positive else ''}numbers{unit}"
-        if not isinstance(v, list) or len(v) != n:
-            raise self.err(where, f"expected {what}, got {_short(v)}")
-        for x in v:
-            if not (isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)) or (positive and x <= 0):
-                raise self.err(where, f"expected {what}, got {_short(v)}")
-        return tuple(float(x) for x in v)
-
-    def string(self, v: Any, where: str) -> str:
-        if not isinstance(v, str) or not v.strip():
-            raise self.err(where, f"expected a non-empty string, got {_short(v)}")
-        return v.strip()
+    return WrapValidator(wrap)
 
 
-def _join(where: str, key: str) -> str:
-    return f"{where}.{key}" if where else key
+_Positive = Annotated[float, Field(gt=0)]
+_Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1), _expect("a non-empty string")]
+_Angle = Annotated[float, _expect("an angle in radians")]
+_Meters3 = Annotated[list[float], Field(min_length=3, max_length=3), _expect("3 numbers in meters")]
+
+
+class _Schema(BaseModel):
+    """Strict JSON: numbers are numbers (not strings or booleans) and finite; keys starting with
+    ``x-`` or ``_`` are ignored, any other unknown key is an error."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_extension_keys(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: v for k, v in value.items() if not (isinstance(k, str) and k.startswith(("x-", "_")))}
+        return value
+
+
+class _Intrinsics(_Schema):
+    fx: Annotated[float, Field(gt=0), _expect("a positive number of pixels")]
+    fy: Annotated[float, Field(gt=0), _expect("a positive number of pixels")]
+    cx: Annotated[float, _expect("a number of pixels")]
+    cy: Annotated[float, _expect("a number of pixels")]
+    width: Annotated[int, Field(gt=0), _expect("a positive integer number of pixels")]
+    height: Annotated[int, Field(gt=0), _expect("a positive integer number of pixels")]
+
+
+class _Pose(_Schema):
+    position: _Meters3
+    yaw: _Angle
+    pitch: Annotated[float, Field(ge=-math.pi / 2 + 1e-6, le=math.pi / 2 - 1e-6),
+                     _expect("an angle in radians in (-pi/2, pi/2)")]  # fmt: skip
+
+
+class _CameraToWorld(_Schema):
+    camera_to_world: Annotated[list[Annotated[list[float], Field(min_length=4, max_length=4)]],
+                               Field(min_length=3, max_length=4),
+                               _expect("a 4x4 (or 3x4) matrix of finite numbers as a list of rows")]  # fmt: skip
+
+
+def _extrinsics_kind(value: Any) -> str:
+    return "camera_to_world" if isinstance(value, dict) and "camera_to_world" in value else "pose"
+
+
+class _Camera(_Schema):
+    intrinsics: _Intrinsics
+    extrinsics: Annotated[Annotated[_Pose, Tag("pose")] | Annotated[_CameraToWorld, Tag("camera_to_world")],
+                          Discriminator(_extrinsics_kind)]  # fmt: skip
+
+
+class _Object(_Schema):
+    category: _Text
+    center: _Meters3
+    size: Annotated[list[_Positive], Field(min_length=3, max_length=3), _expect("3 positive numbers in meters")]
+    yaw: _Angle = 0.0
+    color: _Text | None = None
+    name: _Text | None = None
+    visible_fraction: Annotated[float, Field(ge=0, le=1), _expect("a number in [0, 1]")] | None = None
+    bbox_2d: Annotated[list[float], Field(min_length=4, max_length=4),
+                       _expect("4 numbers in pixels [x1, y1, x2, y2]")] | None = None  # fmt: skip
+
+
+class _Room(_Schema):
+    width: Annotated[float, Field(gt=0), _expect("a positive number of meters")]
+    depth: Annotated[float, Field(gt=0), _expect("a positive number of meters")]
+    height: Annotated[float, Field(gt=0), _expect("a positive number of meters")]
+
+
+class _Annotation(_Schema):
+    """One ``spatialrl.annotation/v1`` file (the schema in the module docstring)."""
+
+    format: Annotated[Literal["spatialrl.annotation/v1"], _expect(repr(ANNOTATION_FORMAT))] = ANNOTATION_FORMAT
+    scene_id: _Text = None  # type: ignore[assignment]  # absent: the file name stem; null is an error
+    image: _Text
+    camera: _Camera
+    objects: Annotated[list[_Object], _expect("a list of objects", itself_only=True)]
+    room: _Room | None = None
+
+
+def _schema_error(file: str, exc: ValidationError) -> AnnotationError:
+    """The first of pydantic's errors, worded as ``<file>: <field path>: <message>``."""
+    errors = exc.errors(include_url=False)
+    first = errors[0]
+    if first["type"] == "missing":  # a misspelt key is unknown and leaves one missing: name the typo
+        parent = _locate(first["loc"])[0][:-1]
+        first = next((e for e in errors if e["type"] == "extra_forbidden" and _locate(e["loc"])[0][:-1] == parent), first)
+    keys, owner = _locate(first["loc"])
+    where = "".join(f"[{k}]" if isinstance(k, int) else f".{k}" for k in keys).lstrip(".")
+    if first["type"] == "missing":
+        message = "missing (required)"
+    elif first["type"] == "extra_forbidden":
+        message = f"unknown field; expected one of {sorted(owner.model_fields)}"
+    elif first["type"] == "model_type":
+        message = f"expected a JSON object, got {_short(first['input'])}"
+    else:
+        message = first["msg"]  # "expected <what>, got <value>" (_expect)
+    return AnnotationError(file, where, message)
+
+
+def _locate(loc: tuple[int | str, ...]) -> tuple[list[int | str], type[_Schema]]:
+    """The JSON path of a pydantic error location (union tags dropped) and the model that
+    holds its last key."""
+    keys: list[int | str] = []
+    owner: type[_Schema] = _Annotation
+    tp: Any = _Annotation
+    for part in loc:
+        while get_origin(tp) is Annotated or (get_origin(tp) in (Union, UnionType) and type(None) in get_args(tp)):
+            tp = next(a for a in get_args(tp) if a is not type(None))  # Annotated[T, ...] or T | None -> T
+        if isinstance(tp, type) and issubclass(tp, _Schema):
+            owner = tp
+            keys.append(part)
+            tp = tp.model_fields[part].annotation if part in tp.model_fields else None
+        elif isinstance(part, int):
+            keys.append(part)
+            tp = get_args(tp)[0] if get_args(tp) else None
+        else:  # a tagged union (extrinsics): the tag names the member, not a key
+            tp = next((m for m in get_args(tp) if any(isinstance(x, Tag) and x.tag == part for x in getattr(m, "__metadata__", ()))), None)
+    return keys, owner
 
 
 def _short(v: Any) -> str:
@@ -223,19 +327,18 @@ def _short(v: Any) -> str:
     return s if len(s) <= 60 else s[:57] + "..."
 
 
-def _safe_image_path(check: _Check, root: Path, rel: Any) -> Path:
-    rel = check.string(rel, "image")
+def _safe_image_path(file: str, root: Path, rel: str) -> Path:
     if "\\" in rel or PurePosixPath(rel).is_absolute() or PureWindowsPath(rel).is_absolute() or PureWindowsPath(rel).drive:
-        raise check.err("image", f"expected a relative path inside the dataset root, got absolute {rel!r}")
+        raise AnnotationError(file, "image", f"expected a relative path inside the dataset root, got absolute {rel!r}")
     if any(part == ".." for part in PurePosixPath(rel).parts):
-        raise check.err("image", f"'..' is not allowed in image paths, got {rel!r}")
+        raise AnnotationError(file, "image", f"'..' is not allowed in image paths, got {rel!r}")
     root_real = root.resolve()
     path = (root / rel)
     real = path.resolve()
     if not real.is_relative_to(root_real):
-        raise check.err("image", f"{rel!r} resolves outside the dataset root {str(root)!r} (symlink?)")
+        raise AnnotationError(file, "image", f"{rel!r} resolves outside the dataset root {str(root)!r} (symlink?)")
     if not real.is_file():
-        raise check.err("image", f"file not found: {rel!r} (relative to {str(root)!r})")
+        raise AnnotationError(file, "image", f"file not found: {rel!r} (relative to {str(root)!r})")
     return real
 
 
@@ -244,47 +347,27 @@ def _safe_image_path(check: _Check, root: Path, rel: Any) -> Path:
 # --------------------------------------------------------------------------------------
 
 
-def _camera(check: _Check, cam: Any) -> Camera:
-    cam = check.obj(cam, "camera", _CAM_KEYS, ("intrinsics", "extrinsics"))
-    intr = check.obj(cam["intrinsics"], "camera.intrinsics", _INTR_KEYS, sorted(_INTR_KEYS))
-    k = {key: check.number(intr[key], f"camera.intrinsics.{key}", "a positive number of pixels", positive=True)
-         for key in ("fx", "fy")}  # fmt: skip
-    for key in ("cx", "cy"):
-        k[key] = check.number(intr[key], f"camera.intrinsics.{key}", "a number of pixels")
-    size = {}
-    for key in ("width", "height"):
-        v = intr[key]
-        if not (isinstance(v, int) and not isinstance(v, bool) and v > 0):
-            raise check.err(f"camera.intrinsics.{key}", f"expected a positive integer number of pixels, got {_short(v)}")
-        size[key] = v
-    ext = cam["extrinsics"]
-    if isinstance(ext, dict) and "camera_to_world" in ext:
-        ext = check.obj(ext, "camera.extrinsics", {"camera_to_world"})
+def _camera(file: str, cam: _Camera) -> Camera:
+    """The validated camera as a roll-free :class:`~spatialrl.world.scene.Camera`."""
+    k = cam.intrinsics
+    ext = cam.extrinsics
+    if isinstance(ext, _CameraToWorld):
         where = "camera.extrinsics.camera_to_world"
-        m = ext["camera_to_world"]
-        rows = m if isinstance(m, list) else None
-        if rows is None or len(rows) not in (3, 4) or any(not isinstance(r, list) or len(r) != 4 for r in rows):
-            raise check.err(where, f"expected a 4x4 (or 3x4) matrix as a list of rows, got {_short(m)}")
-        T = np.array([[check.number(x, where, "finite numbers") for x in r] for r in rows])
+        T = np.array(ext.camera_to_world)
         R, t = T[:3, :3], T[:3, 3]
         if np.abs(R.T @ R - np.eye(3)).max() > 1e-4 or np.linalg.det(R) < 0:
-            raise check.err(where, "the 3x3 part is not a rotation (orthonormal, determinant +1)")
+            raise AnnotationError(file, where, "the 3x3 part is not a rotation (orthonormal, determinant +1)")
         f = R[:, 2]
         yaw = math.atan2(f[1], f[0])
         pitch = math.asin(max(-1.0, min(1.0, f[2])))
-        camera = Camera(tuple(t), yaw, pitch, k["fx"], k["fy"], k["cx"], k["cy"], size["width"], size["height"])
+        camera = Camera(tuple(t), yaw, pitch, k.fx, k.fy, k.cx, k.cy, k.width, k.height)
         dev = float(np.abs(camera.rotation() - R.T).max())
         if dev > ROLL_TOL:
-            raise check.err(where, f"the camera has roll or is not in OpenCV axes (x right, y down, z forward): "
-                                   f"deviation {dev:.3g} from the roll-free camera with the same optical axis; "
-                                   "rectify the image to remove the roll")  # fmt: skip
+            raise AnnotationError(file, where, f"the camera has roll or is not in OpenCV axes (x right, y down, z forward): "
+                                               f"deviation {dev:.3g} from the roll-free camera with the same optical axis; "
+                                               "rectify the image to remove the roll")  # fmt: skip
         return camera
-    ext = check.obj(ext, "camera.extrinsics", {"position", "yaw", "pitch"}, ("position", "yaw", "pitch"))
-    pos = check.vec(ext["position"], "camera.extrinsics.position")
-    yaw = check.number(ext["yaw"], "camera.extrinsics.yaw", "an angle in radians")
-    pitch = check.number(ext["pitch"], "camera.extrinsics.pitch", "an angle in radians in (-pi/2, pi/2)",
-                         lo=-math.pi / 2 + 1e-6, hi=math.pi / 2 - 1e-6)  # fmt: skip
-    return Camera(pos, yaw, pitch, k["fx"], k["fy"], k["cx"], k["cy"], size["width"], size["height"])
+    return Camera(tuple(ext.position), ext.yaw, ext.pitch, k.fx, k.fy, k.cx, k.cy, k.width, k.height)
 
 
 # --------------------------------------------------------------------------------------
@@ -342,65 +425,50 @@ def load_annotation(path: str | Path, root: str | Path | None = None) -> Annotat
         label = path.resolve().relative_to(root.resolve()).as_posix()
     except ValueError:
         label = path.name
-    check = _Check(label)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except OSError as e:
-        raise check.err("", f"cannot read: {e.strerror or e}") from None
+        raise AnnotationError(label, "", f"cannot read: {e.strerror or e}") from None
     except json.JSONDecodeError as e:
-        raise check.err("", f"invalid JSON at line {e.lineno} column {e.colno}: {e.msg}") from None
+        raise AnnotationError(label, "", f"invalid JSON at line {e.lineno} column {e.colno}: {e.msg}") from None
     except UnicodeDecodeError:
-        raise check.err("", "not UTF-8 text") from None
-    data = check.obj(data, "", _TOP_KEYS, ("image", "camera", "objects"))
-    if "format" in data and data["format"] != ANNOTATION_FORMAT:
-        raise check.err("format", f"expected {ANNOTATION_FORMAT!r}, got {_short(data['format'])}")
-    scene_id = check.string(data["scene_id"], "scene_id") if "scene_id" in data else path.stem
-    image_path = _safe_image_path(check, root, data["image"])
-    camera = _camera(check, data["camera"])
+        raise AnnotationError(label, "", "not UTF-8 text") from None
+    try:
+        ann = _Annotation.model_validate(data)
+    except ValidationError as e:
+        raise _schema_error(label, e) from None
+    scene_id = ann.scene_id if ann.scene_id is not None else path.stem
+    image_path = _safe_image_path(label, root, ann.image)
+    camera = _camera(label, ann.camera)
     try:
         from PIL import Image
 
         with Image.open(image_path) as im:
             w, h = im.size
     except Exception as e:  # noqa: BLE001 - any unreadable image is the same error
-        raise check.err("image", f"cannot read image {data['image']!r}: {e}") from None
+        raise AnnotationError(label, "image", f"cannot read image {data['image']!r}: {e}") from None
     if (w, h) != (camera.width, camera.height):
-        raise check.err("camera.intrinsics", f"width x height {camera.width}x{camera.height} does not match the image "
-                                              f"size {w}x{h}")  # fmt: skip
+        raise AnnotationError(label, "camera.intrinsics", f"width x height {camera.width}x{camera.height} does not "
+                                                          f"match the image size {w}x{h}")  # fmt: skip
 
-    objs_raw = data["objects"]
-    if not isinstance(objs_raw, list):
-        raise check.err("objects", f"expected a list of objects, got {_short(objs_raw)}")
     objects: list[AnnotatedObject] = []
     given_vf: list[float | None] = []
     given_box: list[tuple[float, float, float, float] | None] = []
-    for i, o in enumerate(objs_raw):
-        w_ = f"objects[{i}]"
-        o = check.obj(o, w_, _OBJ_KEYS, ("category", "center", "size"))
-        category = check.string(o["category"], f"{w_}.category")
-        center = check.vec(o["center"], f"{w_}.center")
-        size = check.vec(o["size"], f"{w_}.size", positive=True)
-        yaw = check.number(o.get("yaw", 0.0), f"{w_}.yaw", "an angle in radians")
-        color = check.string(o["color"], f"{w_}.color") if "color" in o and o["color"] is not None else None
-        name = check.string(o["name"], f"{w_}.name") if "name" in o and o["name"] is not None else None
-        objects.append(AnnotatedObject(category, center, size, yaw, color, name))  # type: ignore[arg-type]
-        vf = o.get("visible_fraction")
-        given_vf.append(None if vf is None else check.number(vf, f"{w_}.visible_fraction", "a number in [0, 1]", lo=0.0, hi=1.0))
-        box = o.get("bbox_2d")
-        if box is not None:
-            b = check.vec(box, f"{w_}.bbox_2d", 4, unit=" in pixels [x1, y1, x2, y2]")
-            if not (0 <= b[0] < b[2] <= camera.width and 0 <= b[1] < b[3] <= camera.height):
-                raise check.err(f"{w_}.bbox_2d", f"expected 0 <= x1 < x2 <= {camera.width} and 0 <= y1 < y2 <= "
-                                                 f"{camera.height}, got {_short(box)}")  # fmt: skip
-            box = b
+    for i, o in enumerate(ann.objects):
+        objects.append(AnnotatedObject(o.category, tuple(o.center), tuple(o.size), o.yaw, o.color, o.name))  # type: ignore[arg-type]
+        given_vf.append(o.visible_fraction)
+        box = None
+        if o.bbox_2d is not None:
+            box = tuple(o.bbox_2d)
+            if not (0 <= box[0] < box[2] <= camera.width and 0 <= box[1] < box[3] <= camera.height):
+                raise AnnotationError(label, f"objects[{i}].bbox_2d", f"expected 0 <= x1 < x2 <= {camera.width} and "
+                                      f"0 <= y1 < y2 <= {camera.height}, got {_short(data['objects'][i]['bbox_2d'])}")  # fmt: skip
         given_box.append(box)
 
-    room_known = "room" in data and data["room"] is not None
+    room_known = ann.room is not None
     offset = (0.0, 0.0)
-    if room_known:
-        r = check.obj(data["room"], "room", _ROOM_KEYS, sorted(_ROOM_KEYS))
-        room = Room(*(check.number(r[k], f"room.{k}", "a positive number of meters", positive=True)
-                      for k in ("width", "depth", "height")))  # fmt: skip
+    if ann.room is not None:
+        room = Room(ann.room.width, ann.room.depth, ann.room.height)
     else:
         pts = [camera.position[:2]] + [c[:2] for o in objects for c in o.corners()]
         lo = np.min(np.array(pts), axis=0)

@@ -143,6 +143,20 @@ def _mut(fn):
         (lambda d: d.__setitem__("format", "other/v9"), "scan_012.json: format: expected 'spatialrl.annotation/v1'"),
         (lambda d: d["camera"].__setitem__("extrinsics", {"camera_to_world": [[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]]}),
          "scan_012.json: camera.extrinsics.camera_to_world: the camera has roll"),
+        # the schema's wording for the cases pydantic reports: a typo is named before the key it misses,
+        # a union branch lists its own keys, null is not absent, non-finite numbers are rejected
+        (lambda d: d["objects"][0].__setitem__("sise", d["objects"][0].pop("size")),
+         "scan_012.json: objects[0].sise: unknown field; expected one of ['bbox_2d', 'category', 'center', 'color', "
+         "'name', 'size', 'visible_fraction', 'yaw']"),
+        (lambda d: d["camera"].__setitem__("extrinsics", {"camera_to_world": [[1, 0, 0, 0]] * 4, "yaw": 0}),
+         "scan_012.json: camera.extrinsics.yaw: unknown field; expected one of ['camera_to_world']"),
+        (lambda d: d["camera"].__setitem__("extrinsics", 5), "scan_012.json: camera.extrinsics: expected a JSON object, got 5"),
+        (lambda d: d["objects"].__setitem__(1, 5), "scan_012.json: objects[1]: expected a JSON object, got 5"),
+        (lambda d: d.__setitem__("scene_id", None), "scan_012.json: scene_id: expected a non-empty string, got null"),
+        (lambda d: d["objects"][0].__setitem__("center", [1, float("nan"), 0]),
+         "scan_012.json: objects[0].center: expected 3 numbers in meters, got [1, NaN, 0]"),
+        (lambda d: d["camera"]["intrinsics"].__setitem__("width", 128.0),
+         "scan_012.json: camera.intrinsics.width: expected a positive integer number of pixels, got 128.0"),
     ],
 )
 def test_malformed_annotation_names_file_object_and_field(tmp_path, mutate, message):
@@ -150,6 +164,16 @@ def test_malformed_annotation_names_file_object_and_field(tmp_path, mutate, mess
     with pytest.raises(AnnotationError) as e:
         load_annotation(p, tmp_path)
     assert str(e.value).startswith(message), str(e.value)
+
+
+def test_extension_keys_are_ignored(tmp_path):
+    def add(d):
+        d["x-tool"] = {"name": "labeller"}
+        d["_comment"] = "hand-made"
+        d["objects"][0]["x-id"] = 17
+
+    p = _write(tmp_path, _mut(add))
+    assert [o.name for o in load_annotation(p, tmp_path).scene.objects][0] == "red chair"
 
 
 def test_invalid_json_and_nested_file_label(tmp_path):
