@@ -11,7 +11,7 @@ For a ``spatialrl demo`` run directory and every evaluated model (``eval/<name>/
   most common true answers. A model whose answers pile onto one letter or one of yes/no has
   shifted its prior, not its perception.
 
-docs/demo.md ("What the measurements say") cites both::
+docs/experiments/demo.md ("What the measurements say") cites both::
 
     .venv/bin/python experiments/answer_bias/demo_answers.py runs/demo
     .venv/bin/python experiments/answer_bias/demo_answers.py runs/demo --choices

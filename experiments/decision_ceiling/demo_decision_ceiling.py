@@ -17,7 +17,7 @@ greedy answer and N answers sampled at temperature T (GRPO's sampling: no top-k/
   open-ended numeric questions), greedy on the rest: where the smooth numeric reward could
   teach it, since on choice questions a vote over poor samples loses to greedy.
 
-``mbr - greedy`` is the gain available without new perception; ``docs/demo.md`` ("The decision
+``mbr - greedy`` is the gain available without new perception; ``docs/experiments/demo.md`` ("The decision
 ceiling") compares it with the seed-to-seed spread of the demo's RL score::
 
     .venv/bin/python experiments/decision_ceiling/demo_decision_ceiling.py runs/demo --samples 16

@@ -5,7 +5,7 @@ generation batch) and the training split in ``OUT/data``, and prints the number 
 (original views; each came with its mirror) per question type; for each type named on the
 command line, also the step and the true answer of each of its questions, in order. A short run
 sees few questions of a type, and their order decides which way the type's answers move
-(docs/demo.md, "Reward settings, the KL term and a stratified order")::
+(docs/experiments/demo.md, "Reward settings, the KL term and a stratified order")::
 
     .venv/bin/python experiments/grpo_question_order/demo_grpo_questions.py runs/demo compare_yes_no room_size
 """

@@ -7,7 +7,7 @@ subset (the same items as RUN's ``eval/`` stages) into ``OUT/eval``; and prints 
 beside RUN's start and control, and the question types more than 5 points below the start. No
 control is trained, so a setting costs one GRPO stage and one evaluation (~4 min here), not a
 whole demo: a screen of GRPO settings on the same start, not a replacement for the demo's
-equal-time comparison (docs/demo.md, "Does RL move the held-out score at all?")::
+equal-time comparison (docs/experiments/demo.md, "Does RL move the held-out score at all?")::
 
     .venv/bin/python experiments/grpo_screen/demo_grpo_only.py runs/demo /tmp/screen_t07 temperature=0.7
     .venv/bin/python experiments/grpo_screen/demo_grpo_only.py runs/demo /tmp/screen_long max_steps=200 max_seconds=null

@@ -1,7 +1,7 @@
 """Screen one GRPO setting from several finished demo runs at once, and judge it as issue #7 does.
 
 One seed's screen says little: from the same start, RL − start moves by ±0.6 points between
-seeds (docs/demo.md). This runs ``experiments/grpo_screen/demo_grpo_only.py`` for every RUN (a finished
+seeds (docs/experiments/demo.md). This runs ``experiments/grpo_screen/demo_grpo_only.py`` for every RUN (a finished
 ``spatialrl demo`` directory, typically one per seed) with the same GRPO overrides, two at a
 time, into ``OUT/<RUN's name>/``, then prints one row per run and a summary: RL − start,
 RL − control, the question types more than 5 points below the start, and how many runs meet the

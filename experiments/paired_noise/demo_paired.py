@@ -10,7 +10,7 @@ noise of ~70 items; a fall with most items changed on a yes/no type is a flipped
 ``--model DIR`` instead scores another checkpoint (e.g. the pretrained start before the demo's
 SFT stage) on the run's evaluation subset, greedily, as the demo scores its models.
 
-docs/demo.md ("Is a 5-point fall of one type noise?") cites it::
+docs/experiments/demo.md ("Is a 5-point fall of one type noise?") cites it::
 
     .venv/bin/python experiments/paired_noise/demo_paired.py runs/demo            # rl - sft
     .venv/bin/python experiments/paired_noise/demo_paired.py runs/demo control sft

@@ -9,7 +9,7 @@ kinds, the largest object, an object's centre, the number of visible objects; se
 exactly, then for ``count_all`` and ``count_each`` the (truth, answer) pairs. EXTRA_KINDS
 (comma-separated, default all of ``EXTRA_GROUNDING_KINDS``; ``none`` for none) adds the opt-in
 kinds (direction words, balanced per-category counts). It separates "cannot count at all"
-from "cannot count one category" (the world's object_count questions), docs/pretraining.md.
+from "cannot count one category" (the world's object_count questions), docs/experiments/pretraining.md.
 """
 
 from __future__ import annotations

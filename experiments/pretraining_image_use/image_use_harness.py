@@ -15,7 +15,7 @@ JSON settings: ``scenes``, ``held_scenes``, ``steps``, ``batch``, ``lr`` (langua
 null], ...]``: a curriculum, then everything), ``oracle`` (replace the vision tower by the exact
 per-token truth -- category, colour, depth and position fractions -- through a trainable MLP),
 ``save`` (a directory for the model). ``THREADS`` (environment) sets torch threads.
-The runs of docs/pretraining.md ("Where the information stops") are printed by this script.
+The runs of docs/experiments/pretraining.md ("Where the information stops") are printed by this script.
 """
 
 import sys

@@ -5,7 +5,7 @@ greedy answers. This prints, for a model of a ``spatialrl demo`` run (``sft`` by
 RL starts from), the macro score of its greedy answers and of N independent sets of sampled
 answers (temperature T, no top-k/top-p) on the first ITEMS of the demo's held-out subset, overall
 and per question type. When samples score far below greedy, a group's best answers are mostly
-the greedy answer itself and RL mostly sharpens what greedy already says (docs/demo.md, "Does RL
+the greedy answer itself and RL mostly sharpens what greedy already says (docs/experiments/demo.md, "Does RL
 move the held-out score at all?")::
 
     .venv/bin/python experiments/sampled_vs_greedy/demo_sampling.py runs/demo --items 680 --samples 4
