@@ -440,3 +440,35 @@ def test_advantages_section_shows_convergence_steps(built, tmp_path):
     (run / "log_history.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     write_report(run)
     assert "has no `rewards/accuracy/mean` entries" in (run / "report.md").read_text()
+
+
+def test_templates_escape_html_and_keep_markdown():
+    from spatialrl.report.document import Bullets, Cell, Note, Para, Section, Table
+    from spatialrl.report.render import render_html, render_markdown
+
+    sections = [Section("s", "A <b> & C", [
+        Para("see `a<b>` and **bold & <i>**"), Note("<script>alert(1)</script>"), Bullets(["x | y"]),
+        Table(["type <t>", "n"], [[Cell("a|b <c>"), Cell("1.0", "num", 1.0)], [Cell("all"), Cell("2.0", "num", 2.0)]],
+              ["", "total"], "cap `c`")])]
+    page = render_html('T "<x>"', "Generated from `dir`", sections)
+    assert "<script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "<title>T &#34;&lt;x&gt;&#34;</title>" in page and "<h2>A &lt;b&gt; &amp; C</h2>" in page
+    assert "<p>see <code>a&lt;b&gt;</code> and <strong>bold &amp; &lt;i&gt;</strong></p>" in page
+    assert '<th>type &lt;t&gt;</th><th class="num">n</th>' in page
+    assert '<tr class="total"><td>all</td><td class="num" data-value="2.0">2.0</td></tr>' in page
+    assert '<p class="tcap">cap <code>c</code></p>' in page and "<code>dir</code>" in page
+    md = render_markdown('T "<x>"', "Generated from `dir`", sections, "report_files")
+    assert md.startswith('# T "<x>"\n\n_Generated from `dir`_\n\nContents: [A <b> & C](#s)\n')
+    assert "see `a<b>` and **bold & <i>**\n\n> **Note:** <script>alert(1)</script>\n\n- x | y\n" in md
+    assert "| type <t> | n |\n|---|---:|\n| a\\|b <c> | 1.0 |\n| **all** | **2.0** |\n\n*cap `c`*\n" in md
+    assert md.endswith("*cap `c`*\n")
+
+
+def test_templates_ship_as_package_data():
+    import importlib.resources
+    import tomllib
+
+    templates = importlib.resources.files("spatialrl.report") / "templates"
+    assert {"report.html.jinja", "report.md.jinja", "report.css"} <= {p.name for p in templates.iterdir()}
+    package_data = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    assert "templates/*" in package_data["spatialrl.report"]

@@ -1,6 +1,6 @@
 """The figures of ``spatialrl report``: matplotlib (Agg, no pyplot state) to PNG bytes.
 
-Every function takes already-validated data (``spatialrl.report`` reads and checks the files)
+Every function takes already-validated data (``gather.py`` reads and checks the files)
 and returns the PNG as ``bytes``, or ``None`` when its data is absent. Output is deterministic:
 fixed figure sizes (a function of the data only), fixed dpi, a fixed style that ignores the
 user's matplotlibrc, and no ``Software`` or date metadata in the PNG, so the same inputs give
