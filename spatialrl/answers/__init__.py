@@ -106,9 +106,11 @@ Input hygiene (all parsers)
     * Ranges are not one value: ``2-3 m``, ``2 to 3 meters``, ``between 2 and 3 m`` give
       ``None``. So do inequalities: ``more than 3 m``, ``< 3 m``, ``at least 3``,
       ``3 m or more``, ``3+``, ``over 2 m`` (``"1.5 m above the floor"`` is 1.5 m).
-    * Several quantities: ``None`` unless they all agree within ``REL_TOL`` (1e-6,
-      relative) after conversion, so ``"2 m (2 meters)"`` and ``"2 m (200 cm)"`` give 2.0,
-      but ``"2 or 3 m"`` and a rounded restatement (``"2.5 m (8.2 ft)"``) give ``None``.
+    * Several quantities: ``None`` unless they all agree after conversion, within ``REL_TOL``
+      (1e-6, relative) in the same unit and within ``CONVERSION_TOL`` (5 %) in another unit (a
+      rounded conversion), so ``"2 m (2 meters)"``, ``"2 m (200 cm)"`` and
+      ``"1.8 m (about 5.9 ft)"`` give the first value, but ``"2 or 3 m"``, ``"2 m (2.05 m)"`` and
+      ``"2 m (8 ft)"`` give ``None``.
       Every number in the text counts, including number words (``"the one on the left is
       2 m"`` is ``None``): the answer block should hold only the answer.
     * Arithmetic signs ``+ × ÷`` between or after numbers, and ``* ^`` between two numbers,
@@ -178,6 +180,7 @@ __all__ = [
     "MAX_OPTIONS",
     "MAX_TEXT_CHARS",
     "REL_TOL",
+    "CONVERSION_TOL",
     "extract_answer",
     "parse_bbox",
     "parse_choice",
@@ -188,7 +191,9 @@ __all__ = [
 MAX_TEXT_CHARS = 2048
 """Longer texts give ``None`` in every parser (except ``extract_answer`` and ``\\scalar{}``)."""
 REL_TOL = 1e-6
-"""Two quantities in one answer must agree within this relative tolerance."""
+"""Two quantities in one answer, in the same unit, must agree within this relative tolerance."""
+CONVERSION_TOL = 0.05
+"""The same quantity restated in another unit may be rounded this much: ``1.8 m (5.9 ft)``."""
 MAX_OPTIONS = 100
 """``parse_choice`` gives ``None`` for more options than this."""
 
@@ -273,35 +278,54 @@ def _normalize(text: str) -> str:
     text = unicodedata.normalize("NFKC", strip_invisible(text).translate(_CHAR_MAP)).translate(_CHAR_MAP)
     if text.isascii():
         return text
-    out = []
+    if any(c in _STROKES for c in text):
+        text = _STRUCK_LETTER.sub("", text)  # "D\u0336": a letter struck through is withdrawn
+    text = unicodedata.normalize("NFKD", text)  # accents and dots as separate marks
+    out: list[str] = []
     for c in text:
         if c.isascii():
             out.append(c)
             continue
         cat = unicodedata.category(c)
-        if cat == "Cf":
-            continue
+        if cat == "Cf" or (cat in ("Mn", "Me") and out and out[-1].isascii()):
+            continue  # a mark on a Latin letter ("no\u1e6b" reads "not"); other scripts keep theirs
         if cat == "Nd":
             out.append(str(unicodedata.decimal(c, 0)))
             continue
-        out.append(c)
-    return "".join(out)
+        out.append(_LOOKALIKES.get(c, c))
+    return unicodedata.normalize("NFC", "".join(out))
 
 
-_STRUCK = re.compile(r"~~.*?~~", re.DOTALL)
+# Letters that render like Latin ones (Cyrillic, Greek, Armenian, Coptic, small capitals):
+# read as what a reader sees, so "n\u043et" is "not" and "\u0421" is the letter C.
+_LOOKALIKES = dict(zip(
+    "\u0430\u0435\u043e\u0440\u0441\u0443\u0445\u0456\u0458\u0455\u0501\u04bb\u0410\u0412\u0415\u041a\u041c\u041d"
+    "\u041e\u0420\u0421\u0422\u0425\u0406\u0408\u0405\u03bf\u03b1\u03b9\u03ba\u03bd\u03c1\u03c4\u03c5\u0391\u0392"
+    "\u0395\u0396\u0397\u0399\u039a\u039c\u039d\u039f\u03a1\u03a4\u03a5\u03a7\u0585\u2c9f\u1d00\u0299\u1d04"
+    "\u1d05\u1d07\u0262\u029c\u026a\u1d0a\u1d0b\u029f\u1d0d\u0274\u1d0f\u1d18\u0280\ua731\u1d1b\u1d1c\u1d20"
+    "\u1d21\u028f\u1d22\u13a0\u13a1\u13a2\u13a9\u13aa\u13ab\u13b3\u13b7\u13bb\u13bc",
+    "aeopcyxijsdhABEKMHOPCTXIJSoaiknptuABEZHIKMNOPTYXooabcdeghijklmnoprstuvwyzDRTYAJWMHP",
+))
+_STROKES = "\u0335\u0336\u0337\u0338"
+_STRUCK_LETTER = re.compile("[^\\s][" + _STROKES + "]+")
+
+
+_STRUCK = re.compile(r"~~.*?~~|<(s|del|strike)\b[^<>]*>.*?</\1\s*>|<!--.*?-->", re.DOTALL | re.IGNORECASE)
+_SUPERSCRIPT = re.compile(r"<sup>\s*([23])\s*</sup>", re.IGNORECASE)
 
 
 _MARKUP_TAG = re.compile(r"</?[A-Za-z][\w-]*\s*/?>|<\|[^|<>]{1,40}\|>")
 
 
 def _markdown(text: str) -> str:
-    """Markup read as a reader sees it: struck-out text (``~~A~~``) is gone, HTML-like tags and
+    """Markup read as a reader sees it: struck-out or commented-out text (``~~A~~``, ``<s>A</s>``,
+    ``<!-- A -->``) is gone, ``<sup>2</sup>`` is ``^2``, HTML-like tags and
     special tokens (``<b>``, ``<box>``, ``<|box_start|>``) are spaces, ``_`` emphasis is a space
     (``_yes_``)."""
-    if "~~" in text:
-        text = _STRUCK.sub(" ", text)
+    if "~~" in text or "<" in text:
+        text = _STRUCK.sub(" ", text)  # "~~C~~", "<s>C</s>", "<del>C</del>", "<!-- C -->"
     if "<" in text:
-        text = _MARKUP_TAG.sub(" ", text)
+        text = _MARKUP_TAG.sub(" ", _SUPERSCRIPT.sub(r"^\1", text))  # "m<sup>2</sup>" is m^2
     return text.replace("_", " ") if "_" in text else text
 
 
@@ -361,11 +385,14 @@ def extract_answer(text: Any) -> str | None:
             and "<" not in text[i + 8 : j] and _ANS_ANY.search(text, 0, i) is None):
         content, end = text[i + 8 : j], j + 9  # fast path: one lower-case block, no other answer tag
     else:
-        opens = list(_ANS_OPEN.finditer(text))
-        closes = list(_ANS_CLOSE.finditer(text))
-        if len(opens) != 1 or len(closes) != 1 or opens[0].end() > closes[0].start():
+        tags = []
+        for m in _ANS_ANY.finditer(text):  # stop at the third tag: one block has two
+            tags.append(m)
+            if len(tags) > 2:
+                return None
+        if len(tags) != 2 or not _ANS_OPEN.fullmatch(tags[0].group()) or not _ANS_CLOSE.fullmatch(tags[1].group()):
             return None
-        content, end = text[opens[0].end() : closes[0].start()], closes[0].end()
+        content, end = text[tags[0].end() : tags[1].start()], tags[1].end()
     if end < len(text) and _TRAILING_WORDS.search(_SPECIAL_TOKEN.sub("", text[end:])):
         return None  # more after the answer ("... The answer is D.", "<think>no, D</think>")
     content = content.strip()
@@ -385,8 +412,7 @@ class _Unit(NamedTuple):
 
 
 _UNKNOWN = _Unit("unknown", math.nan)
-_METER = _Unit("length", 1.0)
-_SQ_METER = _Unit("area", 1.0)
+_COMPOUND = _Unit("length", 1.0)  # "5 ft 6 in", already in meters; told apart by identity
 _UREG = None
 
 # Words pint reads as lengths but that are ordinary English nouns in an answer
@@ -664,12 +690,12 @@ def _quantity_at(toks: list[_Token], i: int, text: str) -> tuple[_Q | None, int]
         return q, j
     if u2 is not None:
         if u2.kind == "length" and u2.factor < ua.factor and v2 * u2.factor < ua.factor * (1 - 1e-12):
-            return (v * ua.factor + v2 * u2.factor, _METER), k2
+            return (v * ua.factor + v2 * u2.factor, _COMPOUND), k2
         return q, j
     if _is_foot(ua) and not joined and 0 <= v2 < 12:
         nxt = toks[k2] if k2 < n else None
         if nxt is None or not (nxt[0] == "dash" or (nxt[0] == "word" and nxt[1] in _RANGE_WORDS)):
-            return (v * ua.factor + v2 * _word_unit("inch").factor, _METER), k2  # 5'6
+            return (v * ua.factor + v2 * _word_unit("inch").factor, _COMPOUND), k2  # 5'6
     return q, j
 
 
@@ -791,19 +817,32 @@ def _quantity_from_text(text: str, dimension: str, default_factor: float) -> flo
         return None
     if any(item[0] != "q" for item in items):
         return None  # a range is not one committed value
-    asserted: list[float] = []
+    asserted: list[tuple[float, Any]] = []
     denied: list[float] = []
     for item, no in zip(items, rejected(text, [item[2] for item in items])):
         x = _resolve(item[1], dimension, default_factor)
         if x is None:
             return None
-        (denied if no else asserted).append(x)
+        if no:
+            denied.append(x)
+        else:
+            asserted.append((x, item[1][1]))
     if not asserted:
         return None
-    first = asserted[0]
-    if any(not _same_value(x, first) for x in asserted[1:]) or any(_same_value(x, first) for x in denied):
+    first, first_unit = asserted[0]
+    for x, unit in asserted[1:]:
+        # The same quantity in another unit may be rounded: "1.8 m (about 5.9 ft)"
+        tolerance = CONVERSION_TOL if _unit_factor(unit) != _unit_factor(first_unit) else REL_TOL
+        if abs(x - first) > tolerance * max(abs(x), abs(first)):
+            return None
+    if any(_same_value(x, first) for x in denied):
         return None
     return first
+
+
+def _unit_factor(unit: Any) -> Any:
+    """What tells two units apart: the factor, or "compound" for ``5 ft 6 in``."""
+    return "compound" if unit is _COMPOUND else (None if unit is None else unit.factor)
 
 
 _CODE_CALL = re.compile(r"[a-z_][a-z0-9_]*\((?=[^)]*\d)")  # eval('3'), sqrt(9): code, never evaluated

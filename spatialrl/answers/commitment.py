@@ -81,7 +81,8 @@ _ASCII_ALNUM = re.compile(r"[A-Za-z0-9]")
 
 
 _RENDERS_EMPTY = re.compile(
-    r"<[^<>]*>|&#?\w+;|\\[a-zA-Z]+\s*\{\s*\}|\\(?:q?quad|[hv]space\*?\s*\{[^{}]*\})|\\[,;:! ]|\$+"
+    r"<[^<>]*>|&#?\w+;|\\[a-zA-Z]+\s*\{\s*\}|\\(?:[hv]?phantom\s*\{[^{}]*\}|[hv]space\*?\s*\{[^{}]*\})"
+    r"|\\(?:q?quad|enspace|thinspace|negthinspace|mathstrut|strut)\b|\\[,;:! ]|\$+"
 )
 
 
@@ -120,7 +121,7 @@ _HEDGE = re.compile(
     r"|might|could\s+be|either|both|neither|whichever|all\s+of\s+(?:the|them)|any\s+of"
     r"|guess\w*|i\s+suppose|sort\s+of|kind\s+of|somewhat|ish|a\s+(?:bit|little)\s+(?:more|less|larger|smaller)"
     r"|or\s+(?:so|thereabouts|something|whatever|similar|about)|thereabouts|something|and\s+(?:a\s+bit|change)"
-    r"|give\s+or\s+take|plus\s+or\s+minus|more\s+or\s+less|somewhere|odd"
+    r"|give\s+or\s+take|plus\s+or\s+minus|more\s+or\s+less|somewhere|odd|vice\s+versa|if\s+not"
     r"|(?:low|some|little|limited)\s+confidence|confidence\s*(?::|of|is)?\s*(?:low|\d)"
     # self-corrections and retractions: the answer changes its mind ("2 m, no wait 3 m", "B. jk")
     r"|wait|actually|i\s+mean|scratch\s+that|second\s+thought|or\s+rather|correction|oops"
@@ -131,7 +132,7 @@ _HEDGE = re.compile(
 _INEQUALITY = re.compile(
     r"\b(?:(?:more|less|fewer|greater|larger|bigger|smaller|shorter|longer|taller|higher|lower|wider"
     r"|narrower|farther|further|closer|nearer)\s+than"
-    r"|at\s+(?:the\s+)?(?:least|most|minimum|maximum|max|min)|up\s+to|upwards\s+of|in\s+excess\s+of|exceed\w*"
+    r"|at\s+(?:the\s+)?(?:very\s+)?(?:least|most|minimum|maximum|max|min)|up\s+to|upwards\s+of|in\s+excess\s+of|exceed\w*"
     r"|or\s+(?:more|less|fewer|greater|above|below|higher|lower|over|under|larger|smaller|longer"
     r"|shorter|bigger|taller)"
     r"|and\s+(?:up|upwards?|above|over|more|below|under)|upwards?|if\s+not|shy\s+of|plus|tops|bound"
@@ -163,13 +164,20 @@ _CLAUSE_BREAK = re.compile(
     r"|(?<!anything\s)(?<!everything\s)(?<!all\s)\b(?:but|however|whereas|although|though|yet)\b"
 )
 _PREFIX_ONLY = r"not|never|neither|nor|hardly|rather\s+than|instead\s+of|except|other\s+than|excluding|far\s+from" \
-               r"|(?:anything|everything|all|any\s+\w+)\s+but|n't"
+               r"|(?:anything|everything|all|any\s+\w+)\s+but|eliminate[sd]?|avoid|discard|skip|n't" \
+               r"|nicht|kein\w*|pas|не|нет"  # German, French, Russian
 # Words that judge the whole clause: every value in it is rejected.
 _VERDICT = (r"wrong|incorrect|untrue|invalid|erroneous|mistake|mistaken|inaccurate|questionable|improbable"
-            r"|implausible|unlikely|(?<!no\s)(?<!without\s)(?<!beyond\s)doubt\w*|bad|reject\w*|rule[sd]?\s+out"
-            r"|ruled\s+out|exclude[sd]?")
-_CUES = re.compile(rf"\b(?:(?P<verdict>{_VERDICT}|false)|(?P<prefix>no|none|nope|{_PREFIX_ONLY}))\b|(?P<nt>n't)\b")
-_CUES_YES_NO = re.compile(rf"\b(?:(?P<verdict>{_VERDICT})|(?P<prefix>{_PREFIX_ONLY}))\b|(?P<nt>n't)\b")
+            r"|implausible|unlikely|(?<!no\s)(?<!without\s)(?<!beyond\s)(?<!a\s)doubt\w*|bad|reject\w*"
+            r"|rule[sd]?\s+out|ruled\s+out|exclude[sd]?")
+# Marks and words that need no word boundary: a cross, logical not, Chinese and Japanese negation.
+_MARKS = r"[✗✘❌❎¬]|不是|不对|没有|ではない|じゃない"
+_CUES = re.compile(rf"\b(?:(?P<verdict>{_VERDICT}|false)|(?P<prefix>no|none|nope|{_PREFIX_ONLY}))\b|(?P<nt>n't)\b"
+                   rf"|(?P<mark>{_MARKS})")
+_CUES_YES_NO = re.compile(rf"\b(?:(?P<verdict>{_VERDICT})|(?P<prefix>{_PREFIX_ONLY}))\b|(?P<nt>n't)\b"
+                          rf"|(?P<mark>{_MARKS})")
+# A clause that is only "no" / "nope" / "not" after an answer takes it back ("D: no", "D - nope").
+_BARE_DENIAL = re.compile(r"\s*(?:no|nope|not|nah)\s*[.!]*\s*$")
 # A clause that only judges what came before it ("..., which is wrong", "... but that's not right").
 _BACKWARD = re.compile(r"\s*(?:and\s+|so\s+)?(?:which|that|this|it|that's|it's)\b")
 # "not correct", "not right", "not true", "not it", "not the answer" judge like a verdict.
@@ -228,7 +236,10 @@ def rejected(text: str, positions: list[int], *, yes_no: bool = False,
         if not found:
             continue
         members = [k for k, w in enumerate(where) if w == ci]
-        verdict = any(m.group("verdict") for m in found) or _NOT_VERDICT.search(text, s, e) is not None
+        verdict = (any(m.group("verdict") or m.group("mark") for m in found)
+                   or _NOT_VERDICT.search(text, s, e) is not None
+                   or (not yes_no and not members and _BARE_DENIAL.match(text, s, e) is not None
+                       and (ci > 0 or brk in (":", "-", "–", "—"))))
         if verdict:
             if members:
                 reject_clause[ci] = True

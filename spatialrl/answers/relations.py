@@ -6,7 +6,8 @@ to the right of the table.") or "Which is closer to the camera, the chair or the
 inside free text. These parsers read it under the reward policy of ``spatialrl.answers``
 (strict: refusals, hedges, negated or several answers give ``None``); they never raise.
 
-``parse_side(text)``             -> ``"left" | "right" | None``
+``parse_side(text, names)``      -> ``"left" | "right" | None``
+``side_claims(text, names)``     -> the sides asserted and the sides rejected
 ``parse_nearer(text, names)``    -> index of the object said to be nearer, or ``None``
 ``relation_reference(answer)``   -> what a reference sentence states, or ``None``
 """
@@ -27,7 +28,7 @@ from spatialrl.answers import (
 )
 from spatialrl.answers.commitment import clause_index, clauses, is_hedged, is_refusal, rejected
 
-__all__ = ["RelationReference", "parse_nearer", "parse_side", "relation_reference"]
+__all__ = ["RelationReference", "parse_nearer", "parse_side", "relation_reference", "side_claims"]
 
 _SIDE = re.compile(r"\b(left|right)\b")
 _COMPARATIVE = re.compile(r"\b(?:(?P<near>closer|nearer|nearest|closest)|(?P<far>farther|further|farthest|furthest))\b")
@@ -72,9 +73,18 @@ def parse_side(text: Any, names: Any = None) -> str | None:
     >>> parse_side("The table is to the right of the chair.", ("chair", "table"))
     'left'
     """
+    said, denied = side_claims(text, names)
+    if len(said) != 1 or said & denied:
+        return None
+    return next(iter(said))
+
+
+def side_claims(text: Any, names: Any = None) -> tuple[frozenset[str], frozenset[str]]:
+    """The sides a text asserts and the sides it rejects (see :func:`parse_side`); both empty
+    when it refuses or hedges. ``"not to the left"`` rejects left."""
     t = _prepare(text)
     if t is None:
-        return None
+        return frozenset(), frozenset()
     sides = list(_SIDE.finditer(t))
     mentions = (_name_spans(t, names) or []) if names is not None else []
     spans = clauses(t)
@@ -86,9 +96,7 @@ def parse_side(text: Any, names: Any = None) -> str | None:
         if before and before[0] == 1:
             side = "right" if side == "left" else "left"  # the object named first: the converse
         (denied if no else said).add(side)
-    if len(said) != 1 or said & denied:
-        return None
-    return said.pop()
+    return frozenset(said), frozenset(denied)
 
 
 @_never_raises

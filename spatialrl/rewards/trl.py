@@ -38,7 +38,7 @@ from spatialrl.answers import (
     parse_yes_no,
     yes_no_keywords,
 )
-from spatialrl.answers.relations import parse_nearer, parse_side, relation_reference
+from spatialrl.answers.relations import parse_nearer, relation_reference, side_claims
 from spatialrl.rewards.format import format_reward
 from spatialrl.rewards.iou import box_iou
 from spatialrl.rewards.schedules import SharpnessSchedule
@@ -173,9 +173,16 @@ def _relation_score(answer: str | None, reference: Any) -> float | None:
         return 0.0
     if ref.kind == "nearer":
         return 1.0 if parse_nearer(answer, list(ref.names)) == 0 else 0.0
-    said_yes, side = parse_yes_no(answer), parse_side(answer, ref.names)
-    if said_yes is None and (side is None or len(yes_no_keywords(answer)[0]) > 1):
-        return 0.0  # nothing committed, or a side with both a yes and a no
+    said_yes = parse_yes_no(answer)
+    sides, not_sides = side_claims(answer, ref.names)
+    if len(sides) > 1 or sides & not_sides or (said_yes is None and len(yes_no_keywords(answer)[0]) > 1):
+        return 0.0  # "left. Or right.", "left, not left", a yes and a no
+    other = "right" if ref.side == "left" else "left"
+    # The side the answer names, or the other one when it only rejects a side ("not to the left").
+    side = next(iter(sides)) if sides else (other if not_sides == {ref.side} else
+                                            ref.side if not_sides == {other} else None)
+    if said_yes is None and side is None:
+        return 0.0
     agrees = (said_yes is None or said_yes == ref.yes) and (side is None or side == ref.side)
     return 1.0 if agrees else 0.0
 

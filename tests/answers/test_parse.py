@@ -161,6 +161,7 @@ LENGTH_CASES = [
     ("2 m (2 meters)", 2.0),
     ("about 2 m, so 2 m", 2.0),
     ("2 m (200 cm)", 2.0),
+    ("2.5 m (8.2 ft)", 2.5),  # a rounded conversion (CONVERSION_TOL)
     ("3 (three) meters", 3.0),
     # Q-Spatial-Bench format
     (r"\scalar{3.5} \distance_unit{feet}", 3.5 * FT),
@@ -194,7 +195,6 @@ LENGTH_NONE = [
     "either 2 m or 4 m",
     "2 m, no wait 3 m",
     "2 m or 3 m",
-    "2.5 m (8.2 ft)",  # rounded restatement: not equal within 1e-6
     "2,5 m",  # European decimal comma is two numbers
     "1,2345 m",
     "3 bananas",

@@ -102,7 +102,7 @@ CASES: dict[str, list[tuple[str, dict, str]]] = {
         ("3 m or 4 m", LENGTH, WRONG),
         ("3 m, 4 m", LENGTH, WRONG),
         ("3m 4m", LENGTH, WRONG),
-        ("3 m (10 ft)", LENGTH, WRONG),
+        ("3 m (10 ft)", LENGTH, CORRECT),  # one value and its rounded conversion (3.05 m)
         ("3 m, no wait 4 m", LENGTH, WRONG),
         ("3 or 4", COUNT, WRONG),
         ("3 chairs and 2 tables", COUNT, WRONG),
@@ -437,6 +437,45 @@ CASES |= {
     ],
 }
 
+CASES |= {
+    "look-alike letters, marks and other languages": [
+        ("n\u043et B", CHOICE, WRONG),  # Cyrillic o: reads "not B"
+        ("n\u2c9ft 3 m", LENGTH, WRONG),  # Coptic o
+        ("\u0274\u1d0f\u1d1b yes", YES, WRONG),  # small capitals
+        ("no\u1e6b 3", COUNT, WRONG),  # a dot above the t
+        ("B \u0421", CHOICE, WRONG),  # Cyrillic C: two letters
+        ("Yes/n\u043e", YES, WRONG),
+        ("B\u0336 C", _BASE | dict(answer_type="discrete", options=OPTIONS, answer_index=2, answer="C"), CORRECT),
+        ("nicht B", CHOICE, WRONG),
+        ("\u4e0d\u662f B", CHOICE, WRONG),  # Chinese "is not"
+        ("B \u274c", CHOICE, WRONG),  # a cross
+        ("\u00acB", CHOICE, WRONG),
+        ("B: no", CHOICE, WRONG),  # a bare "no" after the answer takes it back
+        ("B - nope", CHOICE, WRONG),
+        ("eliminate B", CHOICE, WRONG),
+        ("B if not C", CHOICE, WRONG),
+        ("No, B", CHOICE, CORRECT),
+        ("<s>B</s>", CHOICE, WRONG),
+        ("<s>A</s> B", CHOICE, CORRECT),
+        ("<!-- A --> B", CHOICE, CORRECT),
+        ("3 m at the very least", LENGTH, WRONG),
+        ("Without a doubt, yes.", YES, CORRECT),
+    ],
+    "conversions and relation clauses": [
+        ("approximately 3 meters (about 9.8 feet)", LENGTH, CORRECT),  # a rounded conversion
+        ("3 m (9 ft 10 in)", LENGTH, CORRECT),
+        ("3 m (3.1 m)", LENGTH, WRONG),  # the same unit: two values
+        ("3 m (8 ft)", LENGTH, WRONG),  # 2.44 m: another value
+        ("12 m<sup>2</sup>", AREA, CORRECT),
+        ("12 m\u00b2 (about 129 sq ft)", AREA, CORRECT),
+        ("Yes, it's not to the left.", LEFT_OF, WRONG),
+        ("Yes, left. Or right.", LEFT_OF, WRONG),
+        ("Yes, the chair is left of the table. Also, the chair is right of the table.", LEFT_OF, WRONG),
+        ("The chair is not to the left of the table.", RIGHT_OF, CORRECT),
+        ("The table is closer than the chair, or vice versa.", NEARER, WRONG),
+    ],
+}
+
 FORMAT_CASES = [
     ("<think>look</think><answer>3 m</answer>", 1.0),
     ("<think></think><answer>B</answer>", 1.0),
@@ -467,6 +506,8 @@ FORMAT_CASES = [
     ("<think>x</think><answer>$3$</answer>", 1.0),
     ("<think>x</think><answer>\u24b8</answer>", 1.0),  # a circled letter is visible
     ("<think>x</think><answer>\\quad</answer>", 0.0),  # LaTeX space
+    ("<think>x</think><answer>\\phantom{B}</answer>", 0.0),  # takes space, shows nothing
+    ("<think>x</think><answer>\\enspace</answer>", 0.0),
     ("", 0.0),
 ]
 
