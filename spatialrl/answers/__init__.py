@@ -268,6 +268,9 @@ def _vulgar_to_decimal(m: re.Match) -> str:
     return repr(whole + _VULGAR[m.group(2)])
 
 
+_RTL_OVERRIDE = re.compile("\u202e([^\u202c\u202d]*)\u202c?")
+
+
 def _normalize(text: str) -> str:
     """NFKC, strip invisible characters, ASCII digits/dashes/quotes, vulgar fractions as decimals
     (``3\u00bd`` -> ``3.5``). Identity on ASCII."""
@@ -275,6 +278,8 @@ def _normalize(text: str) -> str:
         return text
     if any(c in _VULGAR for c in text):
         text = _VULGAR_RE.sub(_vulgar_to_decimal, text)
+    if "\u202e" in text:  # right-to-left override: "\u202eD ton" is seen as "not D"
+        text = _RTL_OVERRIDE.sub(lambda m: m.group(1)[::-1], text)
     text = unicodedata.normalize("NFKC", strip_invisible(text).translate(_CHAR_MAP)).translate(_CHAR_MAP)
     if text.isascii():
         return text
@@ -1258,6 +1263,10 @@ _BARE_NO = re.compile(
     r"not(?:\s+at\s+all)?\s*[.!]?\s*(?:[,;:]|$)"
 )
 _YES_WORDS = frozenset({"yes", "true", "yeah", "yep", "yup"})
+# Whole answers that are a yes or a no without the keyword.
+_YN_WHOLE = {w: True for w in ("affirmative", "correct", "indeed", "certainly", "absolutely", "definitely",
+                               "of course", "no doubt", "no doubt about it", "without a doubt")} | {
+    w: False for w in ("negative", "nah", "incorrect", "certainly not", "absolutely not", "of course not")}
 _NO_IDIOM = re.compile(r"no\s+(?:doubt|question|problem|worries|way\s+it\s+isn't)\b")  # "no doubt" affirms
 _DETERMINER_NO = re.compile(r"no\s+(?=[a-z])")
 _YN_RE = re.compile(r"\b(yes|no|true|false|yeah|yep|yup|nope)\b")
@@ -1303,6 +1312,8 @@ def yes_no_keywords(text: str) -> tuple[frozenset[bool], frozenset[bool]]:
     must not also say both yes and no."""
     t = _lower(_markdown(_normalize(text))).strip()
     fast = _YN_FAST.get(t)
+    if fast is None:
+        fast = _YN_WHOLE.get(t.strip(" .!"))
     if fast is not None:
         return frozenset((fast,)), frozenset()
     if is_refusal(t) or is_hedged(t):

@@ -126,7 +126,8 @@ _HEDGE = re.compile(
     # self-corrections and retractions: the answer changes its mind ("2 m, no wait 3 m", "B. jk")
     r"|wait|actually|i\s+mean|scratch\s+that|second\s+thought|or\s+rather|correction|oops"
     r"|kidding|joking|jk)\b"
-    r"|\b(?!100\b)\d{1,2}(?:\.\d+)?\s*%\s*(?:confiden\w*|sure|certain)|(?<=\d)-?ish\b|[±∓?]|\+\s*/\s*-|\+-"
+    r"|\b(?!100\b)\d{1,2}(?:\.\d+)?\s*%\s*(?:confiden\w*|sure|certain|probab\w*|chance|likel\w*)"
+    r"|(?<=\d)-?ish\b|[±∓?]|\+\s*/\s*-|\+-"
 )
 
 _INEQUALITY = re.compile(
@@ -259,4 +260,7 @@ def rejected(text: str, positions: list[int], *, yes_no: bool = False,
     for k, w in enumerate(where):
         if reject_clause[w]:
             flags[k] = True
+    for ci, (s, e, _) in enumerate(spans):
+        if 0 < ci < len(spans) - 1 and _BARE_DENIAL.match(text, s, e) and min(where) < ci < max(where):
+            return [True] * len(positions)  # "5 - no, 6": a change of mind is no committed answer
     return flags

@@ -474,6 +474,16 @@ CASES |= {
         ("The chair is not to the left of the table.", RIGHT_OF, CORRECT),
         ("The table is closer than the chair, or vice versa.", NEARER, WRONG),
     ],
+    "changes of mind, display tricks and yes/no words": [
+        ("3 - no, 4", COUNT, WRONG),  # a change of mind
+        ("3 m, no, 4 m", LENGTH, WRONG),
+        ("\u202eB ton", CHOICE, WRONG),  # a right-to-left override shows "not B"
+        ("Yes with 60% probability", YES, WRONG),
+        ("No doubt about it.", YES, CORRECT),
+        ("Affirmative", YES, CORRECT),
+        ("Negative.", NO, CORRECT),
+        ("Of course not", NO, CORRECT),
+    ],
 }
 
 FORMAT_CASES = [
