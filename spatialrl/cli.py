@@ -18,7 +18,7 @@ COMMANDS: list[tuple[str, str]] = [
     ("data mirror", "spatialrl.data.mirror_text"),
     ("data vqasynth", "spatialrl.data.vqasynth_rows"),
     ("model tiny", "spatialrl.models.tiny"),
-    ("pretrain", "spatialrl.train.pretrain"),
+    ("pretrain", "spatialrl.eval.pretrain_eval"),  # trains (spatialrl.train.pretrain), then evaluates
     ("sft", "spatialrl.train.sft"),
     ("train", "spatialrl.train.cli"),
     ("eval run", "spatialrl.eval.runner"),

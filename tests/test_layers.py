@@ -50,12 +50,7 @@ FORBIDDEN: list[tuple[str, str]] = [
 #: Upward edges tolerated for now, each with the reason and its way out. Keep this list short
 #: and remove an entry as soon as its edge is gone (``direction_problems(edges, allowed=[])``
 #: lists what the entries still excuse).
-ALLOWED_UPWARD: list[tuple[str, str, str]] = [
-    # Pretraining evaluates the model it trains with the eval runner and the world benchmark
-    # (train/pretrain -> eval/). Issue 21 moves pretraining's evaluation out of train/ (work in
-    # progress); this entry goes when that lands.
-    ("spatialrl.train.pretrain", "spatialrl.eval", "issue 21: pretrain evaluation leaves train/"),
-]
+ALLOWED_UPWARD: list[tuple[str, str, str]] = []
 
 
 def _under(module: str, prefix: str) -> bool:

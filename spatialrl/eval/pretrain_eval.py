@@ -9,28 +9,45 @@ shows the no-perception baselines of :mod:`spatialrl.eval.baselines` fitted on t
 A smaller fixed subset (:data:`REPRO_SUBSET`: every question of the first test scenes of that
 build, both views) is scored too; its figure is written in the card on a line of its own so that a
 test can load the checkpoint, score the same subset and compare (``card_subset_score``).
+
+This module is also the ``spatialrl pretrain`` command (:func:`run`): it trains with
+:mod:`spatialrl.train.pretrain` (whose :mod:`~spatialrl.train.pretrain.cli` holds the recipe
+flags), then evaluates the checkpoint and writes its card. Training never imports evaluation;
+evaluation builds on training.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import re
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from spatialrl.train.pretrain import ImageIgnoredError, pretrain
+from spatialrl.train.pretrain import cli as pretrain_cli
+from spatialrl.train.pretrain.config import PretrainConfig
+
 __all__ = [
     "EVAL_BUILD",
+    "HELP",
     "REPRO_SUBSET",
     "Subset",
+    "add_arguments",
     "card_subset_score",
     "evaluate",
     "model_card",
+    "run",
     "score_subset",
     "subset_items",
+    "write_card",
 ]
+
+HELP = pretrain_cli.HELP
 
 #: The evaluation build: ``spatialrl data build --seed 0 --scenes 1000`` (test fraction 0.1).
 EVAL_BUILD = {"seed": 0, "scenes": 1000, "test_fraction": 0.1, "image_size": 112}
@@ -76,7 +93,7 @@ def _generate(model_path: str, items: list[Any], progress: bool = False) -> dict
     from tqdm.auto import tqdm
 
     from spatialrl.eval.benchmarks import get_benchmark
-    from spatialrl.eval.runner import generate_batch
+    from spatialrl.models.generate import generate_batch
     from spatialrl.models import load_model_and_processor
 
     benchmark = get_benchmark("world")
@@ -254,3 +271,57 @@ def card_subset_score(card: str) -> float:
     if not m:
         raise ValueError("the model card has no fixed-subset score line")
     return float(m.group(1))
+
+
+def write_card(summary: dict[str, Any], evaluation: dict[str, Any] | None, command: str) -> None:
+    """Write the model card (``README.md``) and the evaluation (``eval.json``) into the checkpoint,
+    each through a temporary file and a rename."""
+    from spatialrl._fs import write_text_atomic
+    from spatialrl.eval.predictions import write_json_atomic
+
+    out = Path(summary["out"])
+    write_text_atomic(out / "README.md", model_card(summary, evaluation, command))
+    if evaluation is not None:
+        write_json_atomic(out / "eval.json", {k: v for k, v in evaluation.items()})
+
+
+# --------------------------------------------------------------------------------------
+# The command
+# --------------------------------------------------------------------------------------
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    pretrain_cli.add_arguments(parser)
+    parser.add_argument("--eval-data", default=None, metavar="DIR",
+                        help="held-out evaluation build (spatialrl data build --seed 0 --scenes 1000); built in a "
+                             "temporary directory when not given")
+    parser.add_argument("--no-eval", action="store_true",
+                        help="skip the held-out evaluation (the model card then has no scores)")
+
+
+def run(args: argparse.Namespace) -> int:
+    """``spatialrl pretrain``: train, then score the checkpoint on the held-out split (unless
+    ``--no-eval``) and write its model card."""
+    if args.list_keys:
+        print(PretrainConfig.describe())
+        return 0
+    try:
+        cfg = pretrain_cli.config_from_args(args)
+    except ValueError as exc:
+        print(f"spatialrl pretrain: error: {exc}", file=sys.stderr)
+        return 2
+    log = lambda m: print(m, flush=True)  # noqa: E731
+    try:
+        summary = pretrain(cfg, progress=not args.quiet, log=log)
+    except ImageIgnoredError as exc:
+        print(f"spatialrl pretrain: error: {exc}", file=sys.stderr)
+        return 3
+    evaluation = None
+    if not args.no_eval:
+        evaluation = evaluate(summary["out"], args.eval_data, progress=not args.quiet, log=log)
+        report = evaluation["heldout"]
+        log(f"held-out ({evaluation['items']} items): overall {report['overall']:.1f}; "
+            + ", ".join(f"{k} {v:.1f}" for k, v in report["per_type"].items()))
+    write_card(summary, evaluation, pretrain_cli.command_line(args, cfg))
+    print(json.dumps({k: v for k, v in summary.items() if k != "config"}, indent=2))
+    return 0

@@ -11,14 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from spatialrl.train.pretrain import (
-    WORLD_IMAGE_MEAN,
-    ImageIgnoredError,
-    PretrainConfig,
-    add_arguments,
-    pretrain,
-    run,
-)
+from spatialrl.eval.pretrain_eval import add_arguments, run
+from spatialrl.train.pretrain import WORLD_IMAGE_MEAN, ImageIgnoredError, PretrainConfig, build_model, pretrain
+from spatialrl.train.pretrain import batches as B
+from spatialrl.train.pretrain import losses as LS
 from spatialrl.train.pretrain.data import CLASS_NAMES, COLOR_NAMES, make_views, patch_order, patchify
 
 ASSET = Path(__file__).resolve().parents[2] / "spatialrl" / "assets" / "tiny-spatial-vlm"
@@ -229,7 +225,7 @@ def test_checkpoint_loads_with_auto_classes_and_answers(trained):
     import spatialrl  # noqa: F401  (registers the image-only processor)
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
-    from spatialrl.eval.runner import generate_batch
+    from spatialrl.models.generate import generate_batch
 
     out, _ = trained
     model = AutoModelForImageTextToText.from_pretrained(str(out), dtype="auto")
@@ -273,18 +269,16 @@ def test_attention_supervision_matches_the_eager_attention_of_the_layer():
     ``-sum_j where_j log p_j`` over the image tokens, with ``p`` from eager attention."""
     import torch
 
-    from spatialrl.train import pretrain as P
-
     torch.manual_seed(0)
     cfg = PretrainConfig(out="unused", size="tiny", dense_head="linear", steps=1, scenes=2, tokenizer_scenes=4)
-    model, proc = P.build_model(cfg)
+    model, proc = build_model(cfg)
     model.set_attn_implementation("eager")
-    bank = P.Bank(make_views(0, 99, 112) + make_views(1, 99, 112), proc, "empty", 112)
+    bank = B.Bank(make_views(0, 99, 112) + make_views(1, 99, 112), proc, "empty", 112)
     ip = proc.image_processor
     questions = [(s, *bank.items[s]["qa"][k][1:3], "qa", bank.items[s]["qa"][k][3]) for s in range(2) for k in range(4)]
     questions += [(s, *item[1:3], "qa", item[3]) for s in range(2) for item in bank.items[s]["qa"]
                   if item[0] == "object_count"][:2]  # counted categories, for count_sink below
-    batch = P._collate(bank, model, ip.image_mean, ip.image_std, [0, 1], questions)
+    batch = B._collate(bank, model, ip.image_mean, ip.image_std, [0, 1], questions)
     assert batch.mention_seq is not None and len(batch.mention_seq) >= 2
     assert bool((batch.mention_kind == 1).any()) and bool((batch.mention_kind == 0).any())
     layer = model.model.language_model.layers[1].self_attn
@@ -303,10 +297,10 @@ def test_attention_supervision_matches_the_eager_attention_of_the_layer():
         out = model.model.language_model(inputs_embeds=embeds, attention_mask=batch.attention_mask,
                                          position_ids=batch.position_ids, output_attentions=True)
         hook.remove()
-        loss = P._attention_supervision(layer, captured, batch.mention_seq, batch.mention_pos,
+        loss = LS._attention_supervision(layer, captured, batch.mention_seq, batch.mention_pos,
                                         batch.mention_where, batch.image_start)
         rows, pos = batch.mention_seq, batch.mention_pos
-        per_head = {h: P._attention_logprobs(layer, captured, rows, pos, head=h) for h in range(2)}
+        per_head = {h: LS._attention_logprobs(layer, captured, rows, pos, head=h) for h in range(2)}
     probs = out.attentions[1]
     for h, logp in per_head.items():  # the ordered answer supervision reads heads 0 and 1 the same way
         for i in range(len(rows)):
@@ -316,20 +310,20 @@ def test_attention_supervision_matches_the_eager_attention_of_the_layer():
     start, n = batch.image_start, bank.n_image_tokens
     assert bool((batch.input_ids[:, start:start + n] == model.config.image_token_id).all())
     for i in range(len(batch.mention_seq)):
-        p = probs[batch.mention_seq[i], P.ATTEND_HEAD, batch.mention_pos[i], start:start + n]
+        p = probs[batch.mention_seq[i], LS.ATTEND_HEAD, batch.mention_pos[i], start:start + n]
         expected = -(batch.mention_where[i] * p.clamp_min(1e-30).log()).sum()
         assert float(loss[i]) == pytest.approx(float(expected), rel=1e-4)
         assert float(batch.mention_where[i].sum()) == pytest.approx(1.0, abs=1e-5)
     # count_sink: a counted category's word puts 1/(n+1) on the first token, n/(n+1) on its objects
     with torch.no_grad():
-        sink = P.count_sink_share(batch.mention_kind, batch.mention_target[:, 0])
-        sunk = P._attention_supervision(layer, captured, batch.mention_seq, batch.mention_pos,
+        sink = LS.count_sink_share(batch.mention_kind, batch.mention_target[:, 0])
+        sunk = LS._attention_supervision(layer, captured, batch.mention_seq, batch.mention_pos,
                                         batch.mention_where, batch.image_start, sink)
     for i in range(len(batch.mention_seq)):
         n_obj = float(batch.mention_target[i, 0])
         expected_share = 1.0 / (n_obj + 1.0) if int(batch.mention_kind[i]) == 1 else 0.0
         assert float(sink[i]) == pytest.approx(expected_share)
-        p = probs[batch.mention_seq[i], P.ATTEND_HEAD, batch.mention_pos[i]]
+        p = probs[batch.mention_seq[i], LS.ATTEND_HEAD, batch.mention_pos[i]]
         image = (batch.mention_where[i] * p[start:start + n].clamp_min(1e-30).log()).sum()
         expected = -((1 - expected_share) * image + expected_share * p[0].log())
         assert float(sunk[i]) == pytest.approx(float(expected), rel=1e-4)
@@ -338,7 +332,7 @@ def test_attention_supervision_matches_the_eager_attention_of_the_layer():
 def test_count_sink_leaves_a_share_on_the_objects_that_grows_with_the_count():
     import torch
 
-    from spatialrl.train.pretrain import count_sink_share
+    from spatialrl.train.pretrain.losses import count_sink_share
 
     share = count_sink_share(torch.tensor([1, 1, 1, 0]), torch.tensor([1.0, 2.0, 3.0, 4.0]))
     assert share.tolist() == pytest.approx([1 / 2, 1 / 3, 1 / 4, 0.0])
@@ -347,16 +341,14 @@ def test_count_sink_leaves_a_share_on_the_objects_that_grows_with_the_count():
 def test_answer_attention_targets_are_the_question_mentions_and_the_value_positions():
     """The answer attention supervision starts at the token ``answer`` of ``<answer>`` and covers the
     positions that predict the value; its targets are exactly the question's object names."""
-    from spatialrl.train import pretrain as P
-
     cfg = PretrainConfig(out="unused", size="tiny", dense_head="linear", steps=1, scenes=2, tokenizer_scenes=4)
-    model, proc = P.build_model(cfg)
-    bank = P.Bank(make_views(0, 99, 112), proc, "empty", 112)
+    model, proc = build_model(cfg)
+    bank = B.Bank(make_views(0, 99, 112), proc, "empty", 112)
     tok = proc.tokenizer
     with_mentions = [item for item in bank.items[0]["qa"] if item[3]][:3]
     assert with_mentions
     questions = [(0, item[1], item[2], "qa", item[3]) for item in with_mentions]
-    batch = P._collate(bank, model, proc.image_processor.image_mean, proc.image_processor.image_std, [0], questions)
+    batch = B._collate(bank, model, proc.image_processor.image_mean, proc.image_processor.image_std, [0], questions)
     assert batch.answer_seq is not None
     for j in range(len(batch.answer_seq)):
         seq, pos = int(batch.answer_seq[j]), int(batch.answer_pos[j])
@@ -368,13 +360,13 @@ def test_answer_attention_targets_are_the_question_mentions_and_the_value_positi
         marked = batch.answer_targets[j].nonzero()[:, 0].tolist()
         expected = sorted(bank.prompt_offset + m[0] for m in with_mentions[seq][3])
         assert marked == expected
-    assert P._answer_positions([5, 1, 7, 7, 2, 1, 9], answer_word=1, close_tag=2) == [1, 2]
-    assert P._answer_positions([5, 9], answer_word=1, close_tag=2) == []
+    assert B._answer_positions([5, 1, 7, 7, 2, 1, 9], answer_word=1, close_tag=2) == [1, 2]
+    assert B._answer_positions([5, 9], answer_word=1, close_tag=2) == []
     # answer_attend_think: also the positions that write the think text ("<think" ">" w w "</" ...)
     target = [3, 4, 7, 8, 2, 6, 5, 1, 9, 2, 6]
-    assert P._answer_positions(target, answer_word=1, close_tag=2) == [7]
-    assert P._answer_positions(target, answer_word=1, close_tag=2, think=True) == [1, 2, 7]
-    assert P._answer_positions([3, 4, 2, 6, 5, 1, 9, 2], answer_word=1, close_tag=2, think=True) == [5], \
+    assert B._answer_positions(target, answer_word=1, close_tag=2) == [7]
+    assert B._answer_positions(target, answer_word=1, close_tag=2, think=True) == [1, 2, 7]
+    assert B._answer_positions([3, 4, 2, 6, 5, 1, 9, 2], answer_word=1, close_tag=2, think=True) == [5], \
         "an empty think block adds nothing"
 
 
@@ -382,18 +374,16 @@ def test_ordered_answer_attention_names_the_first_two_things_in_text_order():
     """``answer_attend_mode='ordered'``: the answer positions of a two-object question look with head
     0 at the first object named and with head 1 at the second (text order), and the comparison
     target is the first object's properties minus the second's; a count question names one thing."""
-    from spatialrl.train import pretrain as P
-
     cfg = PretrainConfig(out="unused", size="tiny", dense_head="linear", steps=1, scenes=2, tokenizer_scenes=4)
-    model, proc = P.build_model(cfg)
+    model, proc = build_model(cfg)
     views = make_views(0, 99, 112) + make_views(1, 99, 112)
-    bank = P.Bank(views, proc, "empty", 112)
+    bank = B.Bank(views, proc, "empty", 112)
     tok = proc.tokenizer
     picked = [(slot, item) for slot in range(2) for item in bank.items[slot]["qa"]
               if item[0] in ("closer_to_camera", "object_count", "rel_direction")]
     assert {item[0] for _, item in picked} == {"closer_to_camera", "object_count", "rel_direction"}
     questions = [(slot, item[1], item[2], "qa", *item[3:]) for slot, item in picked]
-    batch = P._collate(bank, model, proc.image_processor.image_mean, proc.image_processor.image_std, [0, 1],
+    batch = B._collate(bank, model, proc.image_processor.image_mean, proc.image_processor.image_std, [0, 1],
                        questions)
     checked = 0
     for j in range(len(batch.answer_seq)):
@@ -490,7 +480,7 @@ def test_sampler_weights_question_types_and_grounding_kinds():
     import collections
     from types import SimpleNamespace
 
-    from spatialrl.train.pretrain import Sampler
+    from spatialrl.train.pretrain.batches import Sampler
     from spatialrl.train.pretrain.data import GROUNDING_KINDS
 
     def item(kind):
@@ -516,7 +506,7 @@ def test_sampler_weights_question_types_and_grounding_kinds():
 
 
 def test_option_think_says_the_correct_option_in_words_before_its_letter():
-    from spatialrl.train.pretrain import target_text
+    from spatialrl.train.pretrain.batches import target_text
 
     question = ("How is the black ball positioned relative to the green box?\nA. left\nB. right\n"
                 "Answer with the option's letter.")
