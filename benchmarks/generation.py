@@ -1,7 +1,7 @@
 """Batched greedy generation speed of the tiny Qwen2.5-VL models (`spatialrl eval run`'s path).
 
 Builds the `tiny` and `small` models in a temporary folder, renders synthetic-world images, and
-times `spatialrl.eval.runner.generate_batch` on prompts from the world question generator.
+times `spatialrl.models.generate.generate_batch` on prompts from the world question generator.
 Untrained models never stop early, so every sample generates exactly `--new-tokens` tokens
 (a worst case). Prints samples per second, measured in this run.
 
@@ -32,8 +32,8 @@ def main() -> None:
     from PIL import Image
 
     from spatialrl.data.build import BuildConfig, scene_rows
-    from spatialrl.data.export import prompt_text
-    from spatialrl.eval.runner import generate_batch
+    from spatialrl.prompts import prompt_text
+    from spatialrl.models.generate import generate_batch
     from spatialrl.models import load_model_and_processor
     from spatialrl.models.tiny import build_tiny_model
 

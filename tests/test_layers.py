@@ -36,7 +36,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("models", ("spatialrl.models",)),
     ("train", ("spatialrl.train",)),
     ("eval", ("spatialrl.eval",)),
-    ("report", ("spatialrl.report", "spatialrl.report_plots")),  # report_plots: until it is report/plots.py
+    ("report", ("spatialrl.report",)),
     ("commands and edges", ("spatialrl", "spatialrl.__main__", "spatialrl.cli", "spatialrl.demo", "spatialrl.doctor",
                             "spatialrl.integrations", "spatialrl.reproduce")),
 ]

@@ -65,7 +65,7 @@ def main() -> None:
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "_shared"))  # experiments/_shared/demo_model.py
     from demo_model import open_demo_model, sampling_config
-    from spatialrl.eval.runner import generate_batch
+    from spatialrl.models.generate import generate_batch
 
     demo = open_demo_model("demo_decision_ceiling", args.run, args.model, args.items, args.threads)
     benchmark, items, model_dir = demo.benchmark, demo.items, demo.model_dir

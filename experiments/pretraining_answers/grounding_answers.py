@@ -25,7 +25,7 @@ import torch
 from PIL import Image
 
 from spatialrl.answers import extract_answer
-from spatialrl.data.export import prompt_text
+from spatialrl.prompts import prompt_text
 from spatialrl.eval.benchmarks.base import EvalItem
 from spatialrl.train.pretrain.data import EXTRA_GROUNDING_KINDS, make_views
 from spatialrl.eval.pretrain_eval import _generate

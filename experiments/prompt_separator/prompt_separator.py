@@ -34,9 +34,9 @@ ROOT = Path(__file__).resolve().parents[2]
 def main() -> None:
     import torch
 
-    from spatialrl.data.export import FORMAT_INSTRUCTION
+    from spatialrl.prompts import FORMAT_INSTRUCTION
     from spatialrl.eval.benchmarks import get_benchmark, score_predictions
-    from spatialrl.eval.runner import generate_batch
+    from spatialrl.models.generate import generate_batch
     from spatialrl.models import load_model_and_processor
     from spatialrl.eval.pretrain_eval import BATCH_SIZE, MAX_NEW_TOKENS, Subset, subset_items
 

@@ -38,7 +38,7 @@ def main() -> None:
     from demo_model import open_demo_model, sampling_config
     from spatialrl.demo import _scores
     from spatialrl.eval.benchmarks import score_predictions
-    from spatialrl.eval.runner import generate_batch
+    from spatialrl.models.generate import generate_batch
 
     demo = open_demo_model("demo_sampling", args.run, args.model, args.items, args.threads)
     benchmark, items, model_dir = demo.benchmark, demo.items, demo.model_dir

@@ -3,8 +3,7 @@
 Both keep ``pair_id`` (and ``view``) so that Spatial-GRPO (SVQA-R1 eq. 2-4) can pair an
 original with its mirrored twin, and both prompt with :func:`spatialrl.prompts.prompt_text`:
 the question, then the answer-format instruction of SVQA-R1 Table 9 ("Original" prompt).
-(``FORMAT_INSTRUCTION``, ``PROMPT_SEPARATOR``, ``prompt_text`` and ``with_separator`` are
-also importable from here, their former home.) Writing a dataset in a format is
+Writing a dataset in a format is
 ``spatialrl data build --format`` (``--from DIR`` converts a built one;
 :func:`spatialrl.data.build.convert_dataset` in Python).
 
@@ -30,10 +29,7 @@ from __future__ import annotations
 import functools
 from typing import TYPE_CHECKING, Any
 
-# FORMAT_INSTRUCTION, PROMPT_SEPARATOR and with_separator are re-exported for the callers of their
-# former home (train/pretrain*.py, scripts under benchmarks/ and experiments/); new code imports
-# them from spatialrl.prompts.
-from spatialrl.prompts import FORMAT_INSTRUCTION, PROMPT_SEPARATOR, prompt_text, with_separator  # noqa: F401
+from spatialrl.prompts import prompt_text
 
 if TYPE_CHECKING:  # pragma: no cover
     from datasets import Features

@@ -40,8 +40,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-# generate_batch is also importable from here, its former home (train/pretrain_eval.py and the
-# scripts under benchmarks/ and experiments/ import it so)
 from spatialrl.models.generate import generate_batch
 
 HELP = "run models on a benchmark (batched greedy generation, resumable), write predictions and scores"
@@ -51,7 +49,6 @@ __all__ = [
     "ModelRun",
     "add_arguments",
     "expand_models",
-    "generate_batch",
     "model_names",
     "run",
     "run_benchmark",

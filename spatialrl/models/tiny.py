@@ -215,10 +215,6 @@ def processor_class() -> type:
 def __getattr__(name: str) -> Any:  # PEP 562: the class by name, for pickle and imports
     if name == "Qwen2_5_VLImageOnlyProcessor":
         return processor_class()
-    if name == "corpus":  # its former home: spatialrl.train.pretrain still imports it from here
-        from spatialrl.data.corpus import tokenizer_corpus
-
-        return tokenizer_corpus
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

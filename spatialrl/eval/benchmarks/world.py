@@ -9,7 +9,7 @@ users. In short:
   ``trl``) reads the ``test`` split, ``DIR:train`` (any ``DIR:<split>``) another split, and a
   path to one ``.parquet`` shard reads that shard. Every row is checked with
   ``spatialrl.data.schema.validate_row``; errors name the file, the row and the column.
-  Items carry the PIL image (lazily decoded), ``prompt = spatialrl.data.export.prompt_text``.
+  Items carry the PIL image (lazily decoded), ``prompt = spatialrl.prompts.prompt_text``.
 - Extraction: the content of the one ``<answer>...</answer>`` block
   (``spatialrl.answers.extract_answer``); with no answer tag at all, the whole text; a
   malformed tag (unclosed, empty, nested) makes the prediction unparsable (score 0).
