@@ -334,7 +334,7 @@ def _markdown(text: str) -> str:
     return text.replace("_", " ") if "_" in text else text
 
 
-_EXPLICIT_PLUS = re.compile(r"(?<![\w.)\]}])\+(?=\.?\d)")
+_EXPLICIT_PLUS = re.compile(r"(?<![\w.)\]}])\+\s?(?=\.?\d)")
 
 
 def _drop_explicit_plus(text: str) -> str:
@@ -893,8 +893,8 @@ def _numeric_fractions(text: str) -> str:
     ``7/2`` -> 3.5, ``\\frac{7}{2}`` -> 3.5. A zero denominator stays (and is refused later)."""
     def value(n: str, d: str, whole: str | None = None) -> str:
         den = int(d)
-        if den == 0:
-            return "\x00"
+        if den < 2 or (int(n) == 0 and not whole):
+            return "\x00"  # "x/0", "3/1", "0/1" read as a choice between two numbers, not fractions
         return repr((int(whole) if whole else 0) + int(n) / den)
 
     text = _LATEX_FRAC.sub(lambda m: " " + value(m.group(2), m.group(3), m.group(1)) + " ", text)

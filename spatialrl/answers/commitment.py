@@ -112,6 +112,11 @@ _REFUSAL = re.compile(
     r"|insufficient|sorry|no\s+answer|none\s+of\s+(?:the\s+)?(?:above|options|them|these|those)"
     r"|(?:no|zero)\s+(?:clue|idea|comment|information|info|data|telling|clear\s+answer|can\s+do)"
     r"|no\s+way\s+(?:to|of)\s+\w+|none\s+of\s+your\s+business"
+    r"|no\s+(?:certain\w*|definit\w*|reliable|sufficient|basis|conclusion|determination|single\s+answer"
+    r"|(?:good|obvious|clear|certain|correct|right)\s+(?:answer|view)|visible\s+(?:information|evidence|data)|visibility"
+    r"|image\s+provided|one\s+(?:can|could|knows|would|is\s+able))"
+    r"|(?:nothing|none)\s+(?:(?:can|could)\s+be\s+(?:determined|said|known|told|concluded)|certain|definite"
+    r"|obvious|clear|is\s+clear|to\s+say)"
     r"|hard\s+to\s+(?:say|tell)|difficult\s+to\s+(?:say|tell|determine))\b"
     r"|\bn/a(?!\w)"
 )
@@ -134,8 +139,8 @@ _INEQUALITY = re.compile(
     r"\b(?:(?:more|less|fewer|greater|larger|bigger|smaller|shorter|longer|taller|higher|lower|wider"
     r"|narrower|farther|further|closer|nearer)\s+than"
     r"|at\s+(?:the\s+)?(?:very\s+)?(?:least|most|minimum|maximum|max|min)|up\s+to|upwards\s+of|in\s+excess\s+of|exceed\w*"
-    r"|or\s+(?:more|less|fewer|greater|above|below|higher|lower|over|under|larger|smaller|longer"
-    r"|shorter|bigger|taller)"
+    r"|or\s+(?:(?:slightly|just|a\s+few|a\s+little|a\s+bit|somewhat)\s+)?(?:more|less|fewer|greater|above|below"
+    r"|higher|lower|over|under|larger|smaller|longer|shorter|bigger|taller)"
     r"|and\s+(?:up|upwards?|above|over|more|below|under)|upwards?|if\s+not|shy\s+of|plus|tops|bound"
     r"|minimum|maximum|max|min|no\s+(?:more|less|fewer)"
     r"|(?:over|under|above|below|beyond|within)(?=\s*(?:about\s+|approximately\s+|around\s+|roughly\s+|~\s*)?[\d.]))\b"
@@ -165,12 +170,14 @@ _CLAUSE_BREAK = re.compile(
     r"|(?<!anything\s)(?<!everything\s)(?<!all\s)\b(?:but|however|whereas|although|though|yet)\b"
 )
 _PREFIX_ONLY = r"not|never|neither|nor|hardly|rather\s+than|instead\s+of|except|other\s+than|excluding|far\s+from" \
+               r"|nothing\s+(?:like|near|close\s+to)|nowhere\s+(?:near|close\s+to)|far\s+off(?:\s+from)?" \
+               r"|a\s+long\s+way\s+(?:from|off)|way\s+off|miles\s+(?:from|off)" \
                r"|(?:anything|everything|all|any\s+\w+)\s+but|eliminate[sd]?|avoid|discard|skip|n't" \
                r"|nicht|kein\w*|pas|не|нет"  # German, French, Russian
 # Words that judge the whole clause: every value in it is rejected.
 _VERDICT = (r"wrong|incorrect|untrue|invalid|erroneous|mistake|mistaken|inaccurate|questionable|improbable"
             r"|implausible|unlikely|(?<!no\s)(?<!without\s)(?<!beyond\s)(?<!a\s)doubt\w*|bad|reject\w*"
-            r"|rule[sd]?\s+out|ruled\s+out|exclude[sd]?")
+            r"|rule[sd]?\s+out|ruled\s+out|exclude[sd]?|trap|decoy|distractor|red\s+herring|misleading")
 # Marks and words that need no word boundary: a cross, logical not, Chinese and Japanese negation.
 _MARKS = r"[✗✘❌❎¬]|不是|不对|没有|ではない|じゃない"
 _CUES = re.compile(rf"\b(?:(?P<verdict>{_VERDICT}|false)|(?P<prefix>no|none|nope|{_PREFIX_ONLY}))\b|(?P<nt>n't)\b"
@@ -179,6 +186,7 @@ _CUES_YES_NO = re.compile(rf"\b(?:(?P<verdict>{_VERDICT})|(?P<prefix>{_PREFIX_ON
                           rf"|(?P<mark>{_MARKS})")
 # A clause that is only "no" / "nope" / "not" after an answer takes it back ("D: no", "D - nope").
 _BARE_DENIAL = re.compile(r"\s*(?:no|nope|not|nah)\s*[.!]*\s*$")
+_BARE_NOT = re.compile(r"\s*not\s*$")  # "Not: B" rejects what follows; "No: B" / "No - B" answers no, then says more
 # A clause that only judges what came before it ("..., which is wrong", "... but that's not right").
 _BACKWARD = re.compile(r"\s*(?:and\s+|so\s+)?(?:which|that|this|it|that's|it's)\b")
 # "not correct", "not right", "not true", "not it", "not the answer" judge like a verdict.
@@ -240,13 +248,15 @@ def rejected(text: str, positions: list[int], *, yes_no: bool = False,
         verdict = (any(m.group("verdict") or m.group("mark") for m in found)
                    or _NOT_VERDICT.search(text, s, e) is not None
                    or (not yes_no and not members and _BARE_DENIAL.match(text, s, e) is not None
-                       and (ci > 0 or brk in (":", "-", "–", "—"))))
+                       and (ci > 0 or _BARE_NOT.match(text, s, e) is not None)))
         if verdict:
             if members:
                 reject_clause[ci] = True
                 continue
             backward = _BACKWARD.match(text, s, e) is not None
             forward = brk in (":", "-", "–", "—") or ci == 0
+            if _BARE_DENIAL.match(text, s, e) and _BARE_NOT.match(text, s, e) is None:
+                backward, forward = True, False  # "D: no", "D - nope": taken back
             if backward or not forward:
                 if ci > 0:
                     reject_clause[ci - 1] = True

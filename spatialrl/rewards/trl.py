@@ -177,11 +177,10 @@ def _relation_score(answer: str | None, reference: Any) -> float | None:
     sides, not_sides = side_claims(answer, ref.names)
     if len(sides) > 1 or sides & not_sides or (said_yes is None and len(yes_no_keywords(answer)[0]) > 1):
         return 0.0  # "left. Or right.", "left, not left", a yes and a no
-    other = "right" if ref.side == "left" else "left"
-    # The side the answer names, or the other one when it only rejects a side ("not to the left").
-    side = next(iter(sides)) if sides else (other if not_sides == {ref.side} else
-                                            ref.side if not_sides == {other} else None)
-    if said_yes is None and side is None:
+    # A rejected side is never flipped into the other one ("not left" commits to nothing), but
+    # rejecting the true side is wrong whatever else the answer says.
+    side = next(iter(sides)) if sides else None
+    if said_yes is None and side is None or ref.side in not_sides:
         return 0.0
     agrees = (said_yes is None or said_yes == ref.yes) and (side is None or side == ref.side)
     return 1.0 if agrees else 0.0

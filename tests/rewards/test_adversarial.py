@@ -471,7 +471,8 @@ CASES |= {
         ("Yes, it's not to the left.", LEFT_OF, WRONG),
         ("Yes, left. Or right.", LEFT_OF, WRONG),
         ("Yes, the chair is left of the table. Also, the chair is right of the table.", LEFT_OF, WRONG),
-        ("The chair is not to the left of the table.", RIGHT_OF, CORRECT),
+        ("The chair is not to the left of the table.", RIGHT_OF, WRONG),  # a rejected side is never flipped
+        ("No — the chair is right of the table", RIGHT_OF, CORRECT),
         ("The table is closer than the chair, or vice versa.", NEARER, WRONG),
     ],
     "changes of mind, display tricks and yes/no words": [
@@ -483,6 +484,22 @@ CASES |= {
         ("Affirmative", YES, CORRECT),
         ("Negative.", NO, CORRECT),
         ("Of course not", NO, CORRECT),
+    ],
+    "more word-list gaps": [
+        ("nothing like 3 m", LENGTH, WRONG),
+        ("nowhere near [10, 20, 30, 40]", BOX, WRONG),
+        ("a long way from B", CHOICE, WRONG),
+        ("No one can tell", NO, WRONG),
+        ("No definitive answer", NO, WRONG),
+        ("Nothing can be determined", ZERO, WRONG),
+        ("No visible chair", ZERO, CORRECT),
+        ("None can be seen.", ZERO, CORRECT),
+        ("B is a distractor", CHOICE, WRONG),
+        ("3 m or slightly more", LENGTH, WRONG),
+        ("3 or a few more", COUNT, WRONG),
+        ("0/1", ZERO, WRONG),  # "0 or 1", not a fraction
+        ("+ 3 m", LENGTH, CORRECT),
+        ("nothing but B", CHOICE, CORRECT),
     ],
 }
 
