@@ -68,7 +68,7 @@ def main() -> None:
     parser.add_argument("--update-docs", action="store_true", help="write the figures into docs/performance.md")
     args = parser.parse_args()
 
-    from spatialrl.answers import _choice, _quantity, _yes_no
+    from spatialrl.answers import clear_caches
     from spatialrl.rewards.schedules import SharpnessSchedule
     from spatialrl.rewards.trl import accuracy_reward, format_reward_func
 
@@ -77,17 +77,13 @@ def main() -> None:
     batches = [make_batch(args.batch, rng) for _ in range(max(1, args.completions // args.batch))]
     accuracy(completions=batches[0][0], **batches[0][1])  # warm caches (pint unit factors)
 
-    def clear() -> None:
-        for cache in (_choice, _quantity, _yes_no):
-            cache.cache_clear()
-
     def rate(cold: bool) -> float:
-        clear()
+        clear_caches()
         start = time.perf_counter()
         scored = 0
         for completions, cols in batches:
             if cold:
-                clear()
+                clear_caches()
             acc = accuracy(completions=completions, **cols)
             fmt(completions=completions)
             scored += len(acc)

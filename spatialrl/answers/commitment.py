@@ -141,7 +141,7 @@ _INEQUALITY = re.compile(
     r"|at\s+(?:the\s+)?(?:very\s+)?(?:least|most|minimum|maximum|max|min)|up\s+to|upwards\s+of|in\s+excess\s+of|exceed\w*"
     r"|or\s+(?:(?:slightly|just|a\s+few|a\s+little|a\s+bit|somewhat)\s+)?(?:more|less|fewer|greater|above|below"
     r"|higher|lower|over|under|larger|smaller|longer|shorter|bigger|taller)"
-    r"|and\s+(?:up|upwards?|above|over|more|below|under)|upwards?|if\s+not|shy\s+of|plus|tops|bound"
+    r"|and\s+(?:up|upwards?|above|over|more|below|under)|upwards?|shy\s+of|plus|tops|bound"
     r"|minimum|maximum|max|min|no\s+(?:more|less|fewer)"
     r"|(?:over|under|above|below|beyond|within)(?=\s*(?:about\s+|approximately\s+|around\s+|roughly\s+|~\s*)?[\d.]))\b"
     r"|[<>≤≥≦≧≲≳≪≫]"
@@ -164,11 +164,8 @@ def is_inequality(text: str) -> bool:
     return _INEQUALITY.search(text) is not None
 
 
-# Clause breaks. "but" after "anything" / "all" / "any option" means "except" and joins.
-_CLAUSE_BREAK = re.compile(
-    r"[,;:!?\n]|\.(?=\s|$)|\s[-–—]+\s"
-    r"|(?<!anything\s)(?<!everything\s)(?<!all\s)\b(?:but|however|whereas|although|though|yet)\b"
-)
+# Clause breaks ("but" after "anything" / "all" / "any option" means "except": see clauses()).
+_CLAUSE_BREAK = re.compile(r"[,;:!?\n]|\.(?=\s|$)|\s[-–—]+\s|\b(?:but|however|whereas|although|though|yet)\b")
 _PREFIX_ONLY = r"not|never|neither|nor|hardly|rather\s+than|instead\s+of|except|other\s+than|excluding|far\s+from" \
                r"|nothing\s+(?:like|near|close\s+to)|nowhere\s+(?:near|close\s+to)|far\s+off(?:\s+from)?" \
                r"|a\s+long\s+way\s+(?:from|off)|way\s+off|miles\s+(?:from|off)" \

@@ -21,9 +21,10 @@ from spatialrl.answers import (
     MAX_TEXT_CHARS,
     _lower,
     _markdown,
+    _mentioned_options,
     _never_raises,
+    _norm_for_match,
     _normalize,
-    _option_pattern,
     parse_yes_no,
 )
 from spatialrl.answers.commitment import clause_index, clauses, is_hedged, is_refusal, rejected
@@ -49,12 +50,10 @@ def _name_spans(t: str, names: Any) -> list[tuple[int, int, int]] | None:
     one left out); ``None`` when ``names`` is not two distinct names."""
     if not isinstance(names, (list, tuple)) or len(names) != 2:
         return None
-    keys = [_lower(_markdown(_normalize(str(n)))).strip() for n in names]
+    keys = [_norm_for_match(str(n)) for n in names]
     if not all(keys) or keys[0] == keys[1]:
         return None
-    spans = [(m.start(), m.end(), idx) for idx, key in enumerate(keys) for m in _option_pattern(key).finditer(t)]
-    return [s for s in spans if not any(o[0] <= s[0] and s[1] <= o[1] and (o[1] - o[0]) > (s[1] - s[0])
-                                        for o in spans)]
+    return _mentioned_options(t, keys)
 
 
 @_never_raises
