@@ -2,9 +2,10 @@
 
 Binary: 1.0 when the completion is exactly ``<think>...</think><answer>...</answer>``
 (whitespace allowed around and between the blocks), with exactly one of each tag and no other
-spelling of them (``<ANSWER>``, ``</ think>``), in that order, and an answer with visible content (a letter or a digit once zero-width spaces, BOM,
-word joiners and blank look-alikes such as the braille blank are removed:
-``spatialrl.answers.commitment.has_visible_content``); 0.0 otherwise. The answer-only variant requires exactly
+spelling of them (``<ANSWER>``, ``</ think>``), in that order, and an answer with visible
+content (``spatialrl.answers.commitment.has_visible_content``: a letter or a digit once
+zero-width spaces, BOM, word joiners, blank look-alikes such as the braille blank, and markup
+that renders as nothing are removed); 0.0 otherwise. The answer-only variant requires exactly
 ``<answer>...</answer>``. Our choices: tags are case-sensitive (as the prompt asks for them),
 the reasoning block may be empty, the answer may not (an empty answer would be a free point).
 """

@@ -180,7 +180,7 @@ def _relation_score(answer: str | None, reference: Any) -> float | None:
     # A rejected side is never flipped into the other one ("not left" commits to nothing), but
     # rejecting the true side is wrong whatever else the answer says.
     side = next(iter(sides)) if sides else None
-    if said_yes is None and side is None or ref.side in not_sides:
+    if (said_yes is None and side is None) or ref.side in not_sides:
         return 0.0
     agrees = (said_yes is None or said_yes == ref.yes) and (side is None or side == ref.side)
     return 1.0 if agrees else 0.0
