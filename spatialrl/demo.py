@@ -110,7 +110,7 @@ def shipped_model_dir() -> Path:
 # --------------------------------------------------------------------------------------
 
 
-#: SFT learning rates when ``sft_learning_rate`` is null (measured, docs/demo.md): the pretrained
+#: SFT learning rates when ``sft_learning_rate`` is null (measured, docs/experiments/demo.md): the pretrained
 #: start already answers in the format, and 2e-4 cost it 4-8 of its 58.8 points on the demo's
 #: items, 2e-5 about 1.5.
 SFT_LR_PRETRAINED = 2e-5
@@ -162,7 +162,7 @@ class DemoConfig(_JobConfig):
                                                  "of k_max); null: none")
     grpo_batch_size: int = _opt(32, "completions per GRPO step (32 = 4 prompts = 2 mirror pairs at G 8)")
     num_generations: int = _opt(8, "completions per prompt, G")
-    grpo_learning_rate: float = _opt(3e-5, "GRPO learning rate (the paper's 1e-6 is for 3B models; docs/demo.md "
+    grpo_learning_rate: float = _opt(3e-5, "GRPO learning rate (the paper's 1e-6 is for 3B models; docs/experiments/demo.md "
                                              "measures 1e-5 to 1e-4 here)")
     max_completion_length: int = _opt(40, "maximum new tokens per GRPO completion (answers take <= 31 tokens "
                                           "with sft_think empty)")
@@ -274,7 +274,7 @@ def grpo_job(cfg: DemoConfig, model: str, dataset: str, output_dir: str) -> Any:
     budget.
 
     Three settings differ from the papers' for this 2-minute run of a tiny model (measured in
-    docs/demo.md, "Reward settings, the KL term and a stratified order"): the SNRA error is
+    docs/experiments/demo.md, "Reward settings, the KL term and a stratified order"): the SNRA error is
     relative (``error_mode="relative"``; with eq. 1's squared error in SI units a room area in m²
     scores ~0 on nearly every sample), the KL coefficient is 1.0 instead of 0.02 (it keeps the
     few questions of a type from shifting the type's answers wholesale) and the mirror pairs

@@ -439,7 +439,7 @@ def test_advantages_section_shows_convergence_steps(built, tmp_path):
     rows = [{k: v for k, v in row.items() if not k.startswith("rewards/accuracy")} for row in make_log()]
     (run / "log_history.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     write_report(run)
-    assert "has no `rewards/accuracy/mean` entries" in (run / "report.md").read_text()
+    assert "has no usable `accuracy/correct` entries" in (run / "report.md").read_text()
 
 
 def test_templates_escape_html_and_keep_markdown():

@@ -6,7 +6,7 @@ Nothing is downloaded. The directory written is an ordinary Hugging Face checkpo
 ``processor_config.json``), so the trainers and the eval runner treat it exactly like a
 real Qwen2.5-VL checkpoint; nothing downstream special-cases it.
 
-Pieces (see PLATFORM.md, "A tiny Qwen2.5-VL"):
+Pieces (measured on this machine; docs/design.md, docs/pretraining.md):
 
 tokenizer
     Byte-level BPE trained with ``tokenizers`` on a corpus the caller passes in (``texts``):
@@ -100,7 +100,7 @@ class TinySpec:
     max_position_embeddings: int = 4096
 
 
-#: ``tiny``: about 0.22 M parameters; ``small``: about 3.8 M (PLATFORM.md). ``mrope_section``
+#: ``tiny``: about 0.22 M parameters; ``small``: about 3.8 M (docs/pretraining.md). ``mrope_section``
 #: sums to head_dim / 2 (temporal, height, width parts of the 3-D rotary embedding).
 SIZES: dict[str, TinySpec] = {
     "tiny": TinySpec(

@@ -135,18 +135,22 @@ def convergence_block(log: LogHistory) -> Any:
 
     d = training_diagnostics(log.rows)
     if d["t_conv"] is None:
-        return Note(f"Convergence steps T_conv: `{log.path}` has no `{d['t_conv_series']}` entries "
-                    "(no accuracy reward in this run).")
+        return Note(f"Convergence steps T_conv: `{log.path}` has no usable `{d['t_conv_series']}` entries "
+                    "(no accuracy reward in this run, or no step it applied to).")
     rows = [[Cell("T_conv (steps)"), Cell(f"{d['t_conv']:g}", "num", d["t_conv"])],
             [Cell("Acc_max (smoothed)"), Cell(f"{d['t_conv_acc_max']:.3f}", "num", d["t_conv_acc_max"])],
             [Cell(f"threshold {d['t_conv_fraction']:g} × Acc_max"),
              Cell(f"{d['t_conv_threshold']:.3f}", "num", d["t_conv_threshold"])]]
     return Table(["convergence", "value"], rows, [],
                  f"Convergence steps T_conv = min{{t : Acc_t ≥ {d['t_conv_fraction']:g} · Acc_max}} (Smooth Operator "
-                 f"sec. 4.3, Table 2). Acc_t: the accuracy reward's mean per logged step (`{d['t_conv_series']}`, "
-                 f"{d['t_conv_logged_steps']} logged values), smoothed by a trailing mean over "
-                 f"{d['t_conv_window']} values. A training-reward curve, not a benchmark score; under a rising "
-                 "sharpness k(t) the same answers earn less reward later.")
+                 f"sec. 4.3, Table 2). Acc_t: `{d['t_conv_series']}` per logged step "
+                 f"({d['t_conv_logged_steps']} logged values), smoothed by a trailing mean over "
+                 f"{d['t_conv_window']} values; "
+                 + ("the share answered correctly by the binary rule (error ≤ 0.01), independent of the "
+                    "sharpness k(t). " if d["t_conv_series"] == "accuracy/correct" else
+                    "the SNRA reward's mean (a log without `accuracy/correct`): under a rising sharpness k(t) "
+                    "the same answers earn less reward later, so T_conv comes early. ")
+                 + "A training curve, not a benchmark score.")
 
 
 def consistency_section(inputs: Inputs) -> Section:

@@ -9,7 +9,9 @@ are module-level classes, so they pickle, and carry a ``__name__`` that TRL uses
 
 - ``accuracy_reward``: SNRA (Smooth Operator eq. 2-3) of the numeric error (eq. 1) or of the
   discrete error ``Phi(1 - V)`` (sec. 3.1), with k(t) from a ``SharpnessSchedule`` driven by
-  ``trainer_state.global_step / max_steps`` (eq. 5). Logs ``sharpness/k``. Open-ended rows
+  ``trainer_state.global_step / max_steps`` (eq. 5). Logs ``sharpness/k`` and
+  ``accuracy/correct`` (the share answered correctly by the binary rule, the k-free series T_conv
+  is measured on). Open-ended rows
   are scored when they state a quantity (``answer_value``) or a relation whose reference is
   one of the world's relation sentences (left/right with yes/no, closer to the camera):
   ``spatialrl.answers.relations``; other free text gets ``None`` (the semantic reward's job).
@@ -43,9 +45,12 @@ from spatialrl.rewards.format import format_reward
 from spatialrl.rewards.iou import box_iou
 from spatialrl.rewards.schedules import SharpnessSchedule
 from spatialrl.rewards.semantic import SemanticScorer
-from spatialrl.rewards.snra import DEFAULT_E_MAX, DISCRETE_ERROR_SCALE, OPERATORS, numeric_error
+from spatialrl.rewards.snra import BINARY_TOLERANCE, DEFAULT_E_MAX, DISCRETE_ERROR_SCALE, OPERATORS, numeric_error
 
 ANSWER_TYPES = ("numerical", "discrete", "grounding", "open_ended")
+#: Logged per step by the accuracy reward: the share of its samples whose error is at most
+#: ``BINARY_TOLERANCE`` (correct by Table 2's binary rule), independent of the sharpness k.
+ACCURACY_CORRECT_KEY = "accuracy/correct"
 
 
 def completion_text(completion: Any) -> str:
@@ -140,6 +145,10 @@ class AccuracyReward:
             log_metric("sharpness/k", k)
         errors = self.errors(completions, **columns)
         known = [i for i, e in enumerate(errors) if e is not None]
+        if callable(log_metric) and known:
+            # A k-free accuracy (the binary rule of Table 2's S1) for T_conv: r_hat itself falls as
+            # k(t) rises, so its curve would peak early whatever the policy does.
+            log_metric(ACCURACY_CORRECT_KEY, sum(errors[i] <= BINARY_TOLERANCE for i in known) / len(known))
         rewards: list[float | None] = [None] * len(errors)
         if known:
             values = OPERATORS[self.operator](np.array([errors[i] for i in known]), k)

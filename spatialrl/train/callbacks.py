@@ -9,16 +9,17 @@
   GRPO job as ``output_dir/diagnostics.json`` and shown by ``spatialrl report``. Today: Smooth
   Operator's convergence steps ``T_conv = min{t : Acc_t >= 0.95 Acc_max}`` (sec. 4.3, Table 2).
 
-  The accuracy series ``Acc_t`` is the logged mean of the accuracy reward per step
-  (``rewards/accuracy/mean``: TRL's mean over the step's completions of the SNRA reward r_hat,
-  its nan-mean over the samples it applies to), smoothed by a trailing mean over the last
-  ``T_CONV_WINDOW`` = 5 logged values (fewer at the start), because one step's mean over a few
-  dozen completions is noisy and its maximum would otherwise be one lucky step. Steps are the
-  logged optimiser steps (with ``logging_steps`` > 1, T_conv is known to that resolution). The
-  paper does not say which accuracy it tracks; ours is a training-reward curve, not a benchmark
-  score. Caveat: under a rising sharpness schedule k(t) the same answers earn less r_hat later
-  in training, so the curve understates late progress; with ``sharpness_kind: fixed`` it is a
-  fixed yardstick. A run without an accuracy reward (SVQA-R1's recipe) has no T_conv.
+  The accuracy series ``Acc_t`` is ``accuracy/correct``, logged by the accuracy reward each step:
+  the share of its samples answered correctly by the binary rule (error at most 0.01, Table 2's
+  S1), which does not depend on the sharpness k(t). The SNRA reward's own mean would not do: under
+  a rising k(t) the same answers earn less r_hat later, so its curve peaks in the first steps
+  whatever the policy learns. Logs written before that key existed fall back to
+  ``rewards/accuracy/mean``, and the diagnostics say which series was used. The series is smoothed
+  by a trailing mean over the last ``T_CONV_WINDOW`` = 5 logged values (fewer at the start),
+  because one step's mean over a few dozen completions is noisy and its maximum would otherwise
+  be one lucky step. Steps are the logged optimiser steps (with ``logging_steps`` > 1, T_conv is
+  known to that resolution). The paper does not say which accuracy it tracks; ours is a training
+  curve, not a benchmark score. A run without an accuracy reward (SVQA-R1's recipe) has no T_conv.
 
 Nothing here imports torch; :func:`wall_clock_limit` imports transformers.
 """
@@ -31,11 +32,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-__all__ = ["T_CONV_KEY", "T_CONV_WINDOW", "WallClockLimit", "training_diagnostics", "wall_clock_limit",
+__all__ = ["T_CONV_KEY", "T_CONV_KEYS", "T_CONV_WINDOW", "WallClockLimit", "training_diagnostics", "wall_clock_limit",
            "write_diagnostics", "write_log_history"]
 
-#: The logged accuracy series T_conv is computed on (the accuracy reward's mean per step).
-T_CONV_KEY = "rewards/accuracy/mean"
+#: The logged accuracy series T_conv is computed on: the k-free share answered correctly.
+T_CONV_KEY = "accuracy/correct"
+#: The series tried in order (the second for logs written before the first existed).
+T_CONV_KEYS = (T_CONV_KEY, "rewards/accuracy/mean")
 #: Trailing-mean window, in logged values, applied to that series before T_conv.
 T_CONV_WINDOW = 5
 
@@ -109,21 +112,22 @@ def _logged_series(rows: list[dict[str, Any]], key: str) -> tuple[list[float], l
     return [float(s) for s in steps], [by_step[s] for s in steps]
 
 
-def training_diagnostics(rows: list[dict[str, Any]], accuracy_key: str = T_CONV_KEY,
+def training_diagnostics(rows: list[dict[str, Any]], accuracy_key: str | None = None,
                          window: int = T_CONV_WINDOW) -> dict[str, Any]:
     """Whole-run diagnostics of a GRPO log history (``trainer.state.log_history`` rows).
 
     Returns ``t_conv`` (Smooth Operator sec. 4.3; ``None`` when ``accuracy_key`` was never
-    logged), the smoothed ``t_conv_acc_max`` and ``t_conv_threshold`` it was measured against,
+    logged; by default the first of ``T_CONV_KEYS`` the rows hold), the smoothed ``t_conv_acc_max`` and ``t_conv_threshold`` it was measured against,
     and how: ``t_conv_series`` (the log key), ``t_conv_window``, ``t_conv_fraction`` and
     ``t_conv_logged_steps`` (how many logged values the curve had). See the module docstring
     for the choice of series.
     """
     from spatialrl.advantages import CONVERGENCE_FRACTION, convergence
 
+    if accuracy_key is None:
+        accuracy_key = next((k for k in T_CONV_KEYS if any(k in row for row in rows)), T_CONV_KEY)
     steps, values = _logged_series(rows, accuracy_key)
-    result = convergence(values, steps, fraction=CONVERGENCE_FRACTION, window=window) if steps else {
-        "t_conv": None, "acc_max": None, "threshold": None}
+    result = convergence(values, steps, fraction=CONVERGENCE_FRACTION, window=window)
     return {
         "t_conv": result["t_conv"],
         "t_conv_acc_max": result["acc_max"],

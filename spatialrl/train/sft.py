@@ -21,7 +21,7 @@ the end-of-turn token) only. One deviation from TRL: Qwen's chat template writes
 every ``<|im_end|>``, and TRL trains on the completion's trailing one. Generation stops at
 ``<|im_end|>``, so that newline is never sampled; a model pretrained without it (our tiny spatial
 VLM) pays about 10 nats for it per example, which dominated the first SFT steps' gradient (mean
-loss per token 0.99 with it, 0.25 without, on the demo data; docs/demo.md). :class:`EndOfTurnMasking`
+loss per token 0.99 with it, 0.25 without, on the demo data; docs/experiments/demo.md). :class:`EndOfTurnMasking`
 masks every label that follows an end-of-turn token.
 
 The <think> block (``think``): ``template`` (default) holds a short generic rationale chosen by
@@ -30,7 +30,7 @@ policy learns to write a non-empty reasoning block without being taught invented
 ``empty`` gives ``<think></think>`` (shortest completions; the format reward accepts it);
 ``option`` holds, for a multiple-choice question, the text of the correct option (then its letter
 is the answer; empty for other questions), the format a checkpoint pretrained with
-``spatialrl pretrain --set think=option`` answers in (docs/pretraining.md); ``option_text``
+``spatialrl pretrain --set think=option`` answers in (docs/experiments/pretraining.md); ``option_text``
 also answers with that text instead of the letter (the scorers accept an option named by its
 text, ``spatialrl.answers.parse_choice``).
 

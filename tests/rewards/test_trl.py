@@ -42,7 +42,7 @@ def test_accuracy_reward_uses_schedule_from_trainer_state():
     out = reward(prompts=[None] * 9, completions=COMPLETIONS, trainer_state=state,
                  log_metric=lambda name, value: logged.setdefault(name, value), **COLUMNS)
     k = 6.0
-    assert logged == {"sharpness/k": pytest.approx(k)}
+    assert logged["sharpness/k"] == pytest.approx(k) and set(logged) == {"sharpness/k", "accuracy/correct"}
     expected = [
         1.0,  # 2 m == 2.0
         snra(0.25, k),  # 2.5 m vs 2.0: e = 0.25 (eq. 1)

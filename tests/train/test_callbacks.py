@@ -73,7 +73,7 @@ def test_training_diagnostics_records_t_conv_of_the_smoothed_accuracy_reward(tmp
     # accuracy reward mean per step: rises to ~0.8, with one noisy spike at step 3
     acc = [0.2, 0.3, 0.9, 0.4, 0.5, 0.6, 0.7, 0.75, 0.8, 0.8, 0.8, 0.8]
     d = training_diagnostics(_history(acc))
-    assert d["t_conv_series"] == "rewards/accuracy/mean" and d["t_conv_window"] == 5
+    assert d["t_conv_series"] == "accuracy/correct" and d["t_conv_window"] == 5
     assert d["t_conv_fraction"] == 0.95 and d["t_conv_logged_steps"] == 12
     # trailing means over 5: max 0.79 at step 12, threshold 0.7505; step 10: 0.73, step 11: 0.77
     assert d["t_conv_acc_max"] == pytest.approx(0.79) and d["t_conv"] == 11
@@ -86,3 +86,28 @@ def test_training_diagnostics_without_an_accuracy_reward():
     rows = [{"loss": 0.0, "rewards/semantic/mean": 0.5, "step": 1}]
     d = training_diagnostics(rows)
     assert d["t_conv"] is None and d["t_conv_logged_steps"] == 0
+
+
+def test_t_conv_is_measured_on_the_k_free_accuracy_not_on_the_falling_snra_reward():
+    """Under a rising sharpness k(t) the SNRA reward of an improving policy falls (its curve peaks
+    at the start), while the share answered correctly rises: T_conv must follow the latter."""
+    from spatialrl.rewards import SharpnessSchedule
+    from spatialrl.rewards.trl import accuracy_reward
+
+    reward, schedule = accuracy_reward(), SharpnessSchedule.paper()
+    rows = []
+    for step in range(1, 21):
+        error = 0.3 * (1 - step / 20)  # the policy improves: 0.285 m off at step 1, exact at step 20
+        completions = [f"<answer>{2.0 + error:.4f} m</answer>"] * 4 + ["<answer>2.0 m</answer>"] * (step // 5)
+        n = len(completions)
+        logged = {}
+        state = type("State", (), {"global_step": step, "max_steps": 20})()
+        r = reward(completions=completions, trainer_state=state, log_metric=logged.__setitem__,
+                   answer_type=["numerical"] * n, answer_value=[2.0] * n, dimension=["length"] * n,
+                   options=[[]] * n, answer_index=[-1] * n, answer=["2"] * n, bbox=[[]] * n)
+        rows.append({"step": step, "rewards/accuracy/mean": sum(r) / n, **logged})
+    assert schedule(1, 20) < schedule(20, 20)
+    snra = training_diagnostics([{k: v for k, v in row.items() if k != "accuracy/correct"} for row in rows])
+    correct = training_diagnostics(rows)
+    assert correct["t_conv_series"] == "accuracy/correct" and correct["t_conv"] >= 15
+    assert snra["t_conv_series"] == "rewards/accuracy/mean" and snra["t_conv"] < correct["t_conv"]

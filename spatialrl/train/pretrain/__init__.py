@@ -1,7 +1,7 @@
 """``spatialrl pretrain``: a tiny Qwen2.5-VL that perceives space, grounded in the world's exact truth.
 
 Real users start RL from a pretrained VLM (e.g. Qwen2.5-VL-3B-Instruct); on a CPU the start is
-this tiny model. Trained only through answer tokens, a tiny VLM ignores the image (PLATFORM.md),
+this tiny model. Trained only through answer tokens, a tiny VLM ignores the image (docs/pretraining.md),
 so the recipe feeds it the synthetic world's dense ground truth first. Stages (fractions of the
 budget, :class:`PretrainConfig`):
 
@@ -16,7 +16,7 @@ budget, :class:`PretrainConfig`):
 3. ``mix``: every QA family of the world (``spatialrl data build``'s questions) mixed with
    grounding texts, dense losses still on at a lower weight.
 
-In stages 2-3 auxiliary losses tell the language model where to look (docs/pretraining.md has
+In stages 2-3 auxiliary losses tell the language model where to look (docs/experiments/pretraining.md has
 what each measured): the state at each object name must predict that object's properties
 (``mention_weight``); one head must look from each object name at the image tokens where the
 object shows (``attend_weight``); from the positions that predict the answer, heads of the next
@@ -27,7 +27,7 @@ optionally the state there must predict
 the first object's properties minus the second's (``compare_weight``). ``init`` continues from
 a checkpoint instead of random weights.
 
-What the model needs to see at all (PLATFORM.md): the processor's ``image_mean``/``image_std``
+What the model needs to see at all (docs/pretraining.md): the processor's ``image_mean``/``image_std``
 are the world's pixel statistics, so the grey room normalises to about 0 and objects stand out
 (saved with the checkpoint: RL and eval see the same normalisation); learning rates per part
 (vision tower, language model, heads) with warm-up and cosine decay; one image's vision features

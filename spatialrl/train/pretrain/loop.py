@@ -239,7 +239,7 @@ def _pretrain(cfg: PretrainConfig, progress: bool, log: Any) -> dict[str, Any]:
                                 f"{h['true']:.3f} with the true images and {h['shuffled']:.3f} with shuffled ones "
                                 f"(gap {h['gap']:+.3f} < min_image_gap {cfg.min_image_gap}); vision-tower gradient "
                                 f"norm {vnorm:.3g}. Check the image normalisation (normalize='world'), raise "
-                                "dense_steps or lower lr_llm; see docs/pretraining.md")
+                                "dense_steps or lower lr_llm; see docs/experiments/pretraining.md")
                 now = clock.step if cfg.steps is not None else int(time.perf_counter() - clock.start)
                 bar.update(now - last_bar)
                 last_bar = now
