@@ -557,3 +557,20 @@ def test_a_non_finite_box_is_an_error_naming_the_record_and_field(tmp_path, caps
     assert _main(args + ["--out", str(tmp_path / "skipping"), "--skip-bad-rows"]) == 0
     report = json.loads((tmp_path / "skipping" / "mirror_report.json").read_text())
     assert report["pairs"] == 1 and report["skipped"] == {"bad_row": 1}
+
+
+def test_input_columns_named_like_the_typed_ones_are_kept_and_any_answer_column_gives_the_reference(tmp_path, capsys):
+    """An input 'options' column used to be refused; it is kept as 'input_options'. With
+    --answer-column NAME the canonical reference still lands in 'answer', which the rewards read."""
+    data = tmp_path / "data"
+    _png(data / "a.png")
+    rows = [{"id": "y", "image": "a.png", "question": "Is the cup on the left?", "resp": "Yes.", "options": ["x", "y"]}]
+    _write_jsonl(data / "data.jsonl", rows)
+    out = tmp_path / "out"
+    assert _main(["data", "mirror", "--data", str(data / "data.jsonl"), "--out", str(out), "--answer-column", "resp",
+                  "--quiet"]) == 0
+    assert "kept as input_options" in capsys.readouterr().err
+    by_view = {r["view"]: r for r in _load(out)}
+    original = by_view["original"]
+    assert original["input_options"] == ["x", "y"] and original["options"] == []
+    assert (original["answer_type"], original["answer"], original["resp"]) == ("discrete", "yes", "Yes.")

@@ -122,10 +122,21 @@ def _mirror(args: argparse.Namespace, source: Source, state: LLMState | None) ->
         id_column = "id"
     if id_column and id_column not in features:
         raise MirrorInputError(f"{source.name}: --id-column {id_column!r} not found")
-    typed_clash = [c for c in TYPED_COLUMNS if c in features and c != args.bbox_column]
-    if typed_clash:
-        raise MirrorInputError(f"{source.name}: input already has a {typed_clash[0]!r} column; the output adds the typed "
-                               f"answer columns {', '.join(TYPED_COLUMNS)} (spatialrl.data.typed_answers): rename it")
+    # The output's typed answer columns (and ``answer``, the reference the rewards read) are
+    # ours; an input column of the same name is kept under ``input_<name>``, never dropped.
+    reserved = [*TYPED_COLUMNS, *(["answer"] if args.answer_column != "answer" else [])]
+    renamed = {c: f"input_{c}" for c in reserved if c in features and c != args.bbox_column}
+    for column, new in renamed.items():
+        if new in features or column in (args.question_column, args.answer_column, args.image_column, *args.also_rewrite):
+            raise MirrorInputError(f"{source.name}: input column {column!r} is one the output writes (the typed answer "
+                                   f"columns {', '.join(TYPED_COLUMNS)} and 'answer'); rename it")
+        features[new] = features.pop(column)
+    if renamed:
+        print(f"mirror: input columns {', '.join(renamed)} kept as {', '.join(renamed.values())} (the output writes "
+              "its own typed answer columns)", file=sys.stderr)
+    args.renamed_columns = renamed
+    if args.answer_column != "answer":
+        features["answer"] = Value("string")  # the canonical reference the rewards read
     features["pair_id"] = Value("string")
     features["view"] = Value("string")
     features["mirror_rewrite"] = Value("string")
@@ -353,10 +364,11 @@ def _process_batch(
             pair_id = f"{row.index:08d}"
         flipped, ext = flip_image(image, args.jpeg_quality)
         stem = Path(name).stem if name else f"{pair_id}"
-        original = dict(row.record)
+        renamed = getattr(args, "renamed_columns", {})
+        original = {renamed.get(k, k): v for k, v in row.record.items()}
         original[args.image_column] = {"bytes": data, "path": name}
         original.update(pair_id=pair_id, view="original", mirror_rewrite=None)
-        mirror = dict(row.record)
+        mirror = {renamed.get(k, k): v for k, v in row.record.items()}
         mirror.update(values)
         mirror[args.image_column] = {"bytes": flipped, "path": f"{stem}.mirror{ext}"}
         mirror.update(pair_id=pair_id, view="mirror", mirror_rewrite=method)
@@ -365,7 +377,10 @@ def _process_batch(
             if args.bbox_column == "bbox" and box not in (None, []) and one_box(box) is None:
                 raise MirrorInputError(f"{row.ref}: field 'bbox' is not one box [x1, y1, x2, y2]; the output's typed "
                                        "'bbox' column holds one box: rename the column and pass --bbox-column NAME")
-            view.update(typed_answer(view[args.question_column], view[args.answer_column], box))
+            typed = typed_answer(view[args.question_column], view[args.answer_column], box)
+            view.update(typed)
+            if args.answer_column != "answer":  # the rewards read the reference from 'answer'
+                view["answer"] = typed.get("answer", view[args.answer_column])
         out_rows += [original, mirror]
         method_counts[method] += 1
         kept += 1
