@@ -42,7 +42,7 @@ def load_split(path: str | Path, split: str = "train", *, max_samples: int | Non
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    table = pa.concat_tables([_read_shard(pq, f) for f in data_files(path, split)])
+    table = pa.concat_tables([read_shard(pq, f) for f in data_files(path, split)])
     ds = datasets.Dataset(table)
     if question_types is not None:
         wanted = set(question_types)
@@ -58,7 +58,8 @@ def _unreadable(file: Path, exc: Exception) -> ValueError:
                       "by an interrupted copy or build: copy it again or rebuild the dataset")
 
 
-def _read_shard(pq: Any, file: Path) -> Any:
+def read_shard(pq: Any, file: Path) -> Any:
+    """``pq.read_table(file)``; a damaged file is a ``ValueError`` naming it (and how to fix it)."""
     try:
         return pq.read_table(file)
     except Exception as exc:  # pyarrow raises ArrowInvalid / OSError for a damaged file

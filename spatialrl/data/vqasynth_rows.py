@@ -152,6 +152,8 @@ def read_records(path: str | Path, split: str = "train") -> Iterator[tuple[str, 
     file, or a directory searched recursively for ``<split>*.parquet`` / ``<split>*.jsonl``."""
     import pyarrow.parquet as pq
 
+    from spatialrl.data.load import read_shard
+
     root = Path(path).expanduser()
     if root.is_file():
         files = [root]
@@ -164,7 +166,11 @@ def read_records(path: str | Path, split: str = "train") -> Iterator[tuple[str, 
         raise VQASynthRowsError(f"{root}: no such file or directory")
     for file in files:
         if file.suffix == ".parquet":
-            for i, record in enumerate(pq.read_table(file).to_pylist()):
+            try:
+                table = read_shard(pq, file)
+            except ValueError as exc:
+                raise VQASynthRowsError(str(exc)) from None
+            for i, record in enumerate(table.to_pylist()):
                 yield f"{file.name} row {i}", file, record
         else:
             with file.open(encoding="utf-8") as fh:

@@ -125,3 +125,13 @@ def test_vqasynth_bad_rows_name_file_row_and_field(tmp_path, capsys):
     assert main(["data", "vqasynth", "--data", str(src), "--out", str(tmp_path / "o"), "--skip-bad-rows"]) == 0
     summary = json.loads((tmp_path / "o" / "vqasynth_rows.json").read_text())
     assert summary["rows"] == 2 and summary["skipped_dialogues"] == 1
+
+
+def test_a_truncated_parquet_is_an_error_naming_the_file(tmp_path, capsys):
+    src = tmp_path / "src"
+    _write_vqasynth(src)
+    shard = src / "train-00000-of-00001.parquet"
+    shard.write_bytes(shard.read_bytes()[: shard.stat().st_size // 2])
+    assert main(["data", "vqasynth", "--data", str(src), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and shard.name in err and "truncated" in err
