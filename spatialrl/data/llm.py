@@ -216,7 +216,8 @@ class ChatClient:
         deadline: seconds for one :meth:`chat` call, retries and waits included; ``None``
             means ``timeout * (max_retries + 1) + max_backoff * max_retries``.
         max_retry_after: the longest server-requested wait (``Retry-After``) honoured as is;
-            longer ones are shortened to it.
+            longer ones (up to openai's own 120 s limit) are shortened to it, so a retry may come
+            earlier than the server asked. Above 120 s the ``openai`` rule does not retry at all.
         default_params: request parameters merged under each call's (e.g. temperature).
         sleep: the sleep function for waits between retries (tests pass a fake).
     """

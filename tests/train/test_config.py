@@ -369,3 +369,12 @@ def test_a_duplicate_key_in_a_recipe_is_refused(tmp_path, capsys):
 
     # a key a YAML merge (<<) brings in may be overridden: that is not a duplicate
     assert _yaml_load_unique("a: &b {x: 1}\nc: {<<: *b, x: 2}\n") == {"a": {"x": 1}, "c": {"x": 2}}
+
+
+def test_a_duplicate_key_in_an_override_is_refused_too():
+    from spatialrl.train.config import parse_override
+
+    with pytest.raises(ConfigError, match="duplicate key 'accuracy'"):
+        parse_override("rewards={accuracy: 0.9, accuracy: 0.5}")
+    assert parse_override("rewards={accuracy: 0.9, format: 0.1}") == (["rewards"], {"accuracy": 0.9, "format": 0.1})
+    assert parse_override("model=a: b: c") == (["model"], "a: b: c")  # not YAML: kept as text

@@ -70,7 +70,12 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     if not key or any(not p for p in path):
         raise ConfigError(f"override {text!r} has an empty key; write key=value (e.g. max_steps=200)")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else None
+        value = _yaml_load_unique(raw) if raw.strip() else None
+    except yaml.constructor.ConstructorError as exc:
+        if "duplicate key" not in str(exc.problem):
+            value = raw
+        else:  # "rewards={accuracy: 0.9, accuracy: 0.5}": refused as in a recipe file
+            raise ConfigError(f"override {text!r}: {exc.problem}") from None
     except yaml.YAMLError:
         value = raw
     return path, value
