@@ -4,7 +4,8 @@ SVQA-R1 trains on VQASynth data (``remyxai/vqasynth_spacellava``, ``remyxai/Open
 splits each dialogue into single-turn question/answer items (sec. 4.2). The published rows hold
 a ``messages`` column: a list of ``{"role": "user" | "assistant" | "system", "content": [parts]}``
 turns, where a part is ``{"type": "image", "index": i}`` or ``{"type": "text", "text": ...}``
-(a plain string content is accepted too). They also hold ``images``, a list of images (an older
+(a plain string content is accepted too; so is LLaVA's ``conversations`` layout, read by
+``spatialrl.data.dialogues`` like the VQASynth benchmark reads it). They also hold ``images``, a list of images (an older
 revision has a single ``image``). The layout is VQASynth ``docker/prompt_stage/process_prompts.py``,
 and ``spatialrl.eval.benchmarks.vqasynth`` reads the same layout for evaluation.
 
@@ -35,88 +36,37 @@ Output: ``OUT/data/<split>-00000-of-00001.parquet`` (Hugging Face layout) and
 from __future__ import annotations
 
 import argparse
-import base64
-import binascii
 import json
-import re
 import sys
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from spatialrl.data.dialogues import DialogueError, split_dialogue
+from spatialrl.data.mirror_text.reasons import MirrorInputError, Skip
+from spatialrl.data.mirror_text.sources import read_image_bytes
+
 __all__ = ["HELP", "VQASynthRowsError", "add_arguments", "dialogue_turns", "read_records", "run", "single_turn_rows"]
 
 HELP = "split VQASynth multi-turn dialogues (messages + images) into single-turn training rows"
-
-_IMAGE_TOKEN = re.compile(r"<image>\s*", re.IGNORECASE)
-_ROLES = {"user": "user", "human": "user", "assistant": "assistant", "gpt": "assistant", "system": "system"}
-
 
 class VQASynthRowsError(ValueError):
     """Malformed input; the message names the file, the row and the field."""
 
 
-def _parts(where: str, field: str, content: Any) -> tuple[str, list[int]]:
-    """The text (parts joined with a space, ``<image>`` tokens removed) and image indices of a turn."""
-    if isinstance(content, str):
-        return _IMAGE_TOKEN.sub("", content).strip(), []
-    if not isinstance(content, list):
-        raise VQASynthRowsError(f"{where}: field {field} must be a string or a list of parts, got {type(content).__name__}")
-    texts, images = [], []
-    for j, part in enumerate(content):
-        kind = part.get("type") if isinstance(part, Mapping) else None
-        if kind == "text" and isinstance(part.get("text"), str):
-            texts.append(part["text"].strip())
-        elif kind == "image":
-            index = part.get("index")
-            images.append(index if isinstance(index, int) and not isinstance(index, bool) else 0)
-        else:
-            raise VQASynthRowsError(f"{where}: field {field}[{j}] must be {{'type': 'text', 'text': str}} or "
-                                    f"{{'type': 'image'}}, got {part!r}")
-    return _IMAGE_TOKEN.sub("", " ".join(t for t in texts if t)).strip(), images
-
-
 def dialogue_turns(where: str, record: Mapping[str, Any]) -> tuple[list[tuple[str, str]], int]:
-    """``([(question, answer), ...], image_index)`` of one row's ``messages``.
-
-    ``image_index`` is the ``index`` of the dialogue's first image part (0 without one).
-    ``VQASynthRowsError`` names ``where`` and the field when the turns do not alternate user,
-    assistant (system turns are skipped) or a turn has no text.
-    """
-    turns = record.get("messages")
-    if not isinstance(turns, list) or not turns:
-        raise VQASynthRowsError(f"{where}: field 'messages' must be a non-empty list of turns, got {turns!r:.80}")
-    pairs: list[tuple[str, str]] = []
-    question: str | None = None
-    image_index: int | None = None
-    for i, turn in enumerate(turns):
-        field = f"messages[{i}]"
-        role = _ROLES.get(turn.get("role")) if isinstance(turn, Mapping) and isinstance(turn.get("role"), str) else None
-        if role is None:
-            raise VQASynthRowsError(f"{where}: field {field}.role must be user, assistant or system")
-        if role == "system":
-            continue
-        text, images = _parts(where, f"{field}.content", turn.get("content"))
-        if image_index is None and images:
-            image_index = images[0]
-        if not text:
-            raise VQASynthRowsError(f"{where}: field {field}.content has no text")
-        if (role == "user") == (question is not None):
-            expected = "an assistant" if question is not None else "a user"
-            raise VQASynthRowsError(f"{where}: field {field}: expected {expected} turn (turns must alternate, user first)")
-        if role == "user":
-            question = text
-        else:
-            pairs.append((question, text))
-            question = None
-    if question is not None or not pairs:
-        what = "the last user turn has no answer" if question is not None else "no question/answer pair"
-        raise VQASynthRowsError(f"{where}: field 'messages': {what}")
-    return pairs, image_index or 0
+    """``([(question, answer), ...], image_index)`` of one row's ``messages`` (or LLaVA
+    ``conversations``): ``spatialrl.data.dialogues.split_dialogue``, its errors as
+    ``VQASynthRowsError``."""
+    try:
+        return split_dialogue(where, record)
+    except DialogueError as exc:
+        raise VQASynthRowsError(str(exc)) from None
 
 
 def _image(where: str, record: Mapping[str, Any], index: int, root: Path) -> dict[str, Any]:
-    """``{"bytes", "path"}`` of the row's image number ``index`` (``images`` list or ``image``)."""
+    """``{"bytes", "path"}`` of the row's image number ``index`` (``images`` list or ``image``),
+    read as ``spatialrl data mirror`` reads images (bytes, base64, a path kept inside ``root``)."""
     images = record.get("images")
     if images is None and record.get("image") is not None:
         images = [record["image"]]
@@ -124,23 +74,12 @@ def _image(where: str, record: Mapping[str, Any], index: int, root: Path) -> dic
         raise VQASynthRowsError(f"{where}: field 'images' must hold the dialogue's image, got {images!r:.80}")
     if not 0 <= index < len(images):
         raise VQASynthRowsError(f"{where}: field 'images': the dialogue points to image {index}, the row has {len(images)}")
-    value, field = images[index], f"images[{index}]"
-    if isinstance(value, Mapping):
-        data, name = value.get("bytes"), value.get("path")
-        if isinstance(data, str):
-            try:
-                data = base64.b64decode(data, validate=True)
-            except (binascii.Error, ValueError):
-                raise VQASynthRowsError(f"{where}: field {field}.bytes is not valid base64") from None
-        if isinstance(data, (bytes, bytearray)) and data:
-            return {"bytes": bytes(data), "path": Path(name).name if isinstance(name, str) else None}
-        value = name
-    if isinstance(value, str) and value:
-        path = (root / value).resolve()
-        if not path.is_relative_to(root.resolve()) or not path.is_file():
-            raise VQASynthRowsError(f"{where}: field {field}: image file {value!r} not found under {root}")
-        return {"bytes": path.read_bytes(), "path": path.name}
-    raise VQASynthRowsError(f"{where}: field {field} must be an image ({{'bytes', 'path'}} or a path), got {type(value).__name__}")
+    try:
+        data, name = read_image_bytes(images[index], root, where, f"images[{index}]")
+    except (MirrorInputError, Skip) as exc:
+        raise VQASynthRowsError(str(exc) if isinstance(exc, MirrorInputError) else
+                                f"{where}: field 'images[{index}]': {exc.detail}") from None
+    return {"bytes": data, "path": name}
 
 
 def _split_of(path: Path) -> str:

@@ -55,12 +55,15 @@ def test_dialogue_turns_pairs_questions_with_answers():
     assert image == 0
     bad = [
         ({"messages": []}, "r: field 'messages' must be a non-empty list"),
-        ({"messages": [_turn("assistant", "x")]}, "r: field messages[0]: expected a user turn"),
-        ({"messages": [_turn("user", "a"), _turn("user", "b")]}, "r: field messages[1]: expected an assistant turn"),
+        ({"messages": [_turn("assistant", "x")]}, "r: field 'messages'[0]: assistant turn without a question"),
+        ({"messages": [_turn("user", "a"), _turn("user", "b")]}, "r: field 'messages'[1]: two user turns in a row"),
         ({"messages": [_turn("user", "a")]}, "the last user turn has no answer"),
-        ({"messages": [_turn("user", "a"), _turn("assistant", " ")]}, "r: field messages[1].content has no text"),
-        ({"messages": [{"role": "bot", "content": "x"}]}, "r: field messages[0].role"),
+        ({"messages": [_turn("user", "a"), _turn("assistant", " ")]}, "r: field 'messages'[1].content has no text"),
+        ({"messages": [{"role": "bot", "content": "x"}]}, "r: field 'messages'[0].role"),
     ]
+    # LLaVA's layout, which the benchmark reader always took, is read here too
+    llava = {"conversations": [{"from": "human", "value": "<image>\nHow many chairs?"}, {"from": "gpt", "value": "3"}]}
+    assert dialogue_turns("r", llava) == ([("How many chairs?", "3")], 0)
     for record, message in bad:
         with pytest.raises(VQASynthRowsError, match=message.replace("[", r"\[").replace("]", r"\]")):
             dialogue_turns("r", record)

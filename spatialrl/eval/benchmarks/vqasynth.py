@@ -110,7 +110,6 @@ DISTANCE_KEYWORDS: tuple[str, ...] = (
 TYPES = ("bbox", "yes_no", "distance", "other")
 _APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'"})
 _THINK = re.compile(r"<\s*think\s*>.*?<\s*/\s*think\s*>", re.IGNORECASE | re.DOTALL)
-_IMAGE_TOKEN = re.compile(r"<image>\s*", re.IGNORECASE)
 _DIGIT = re.compile(r"\d")
 
 
@@ -176,82 +175,16 @@ def answer_text(text: str | None) -> str | None:
 # --------------------------------------------------------------------------------------------
 
 
-def _content_text(where: str, field: str, content: Any) -> tuple[str, list[int]]:
-    """Text and image indices of one turn's content (a string or a list of typed parts)."""
-    if isinstance(content, str):
-        return _IMAGE_TOKEN.sub("", content).strip(), []
-    if not isinstance(content, list):
-        raise BenchmarkDataError(f"{where}: field {field} must be a list of parts or a string, "
-                                 f"got {type(content).__name__}")
-    texts: list[str] = []
-    images: list[int] = []
-    for j, part in enumerate(content):
-        pfield = f"{field}[{j}]"
-        if not isinstance(part, Mapping):
-            raise BenchmarkDataError(f"{where}: field {pfield} must be an object with 'type'")
-        kind = part.get("type")
-        if kind == "text":
-            text = part.get("text")
-            if not isinstance(text, str):
-                raise BenchmarkDataError(f"{where}: field {pfield}.text must be a string, got {text!r}")
-            texts.append(text)
-        elif kind == "image":
-            index = part.get("index")
-            images.append(int(index) if isinstance(index, int) and not isinstance(index, bool) else 0)
-        else:
-            raise BenchmarkDataError(f"{where}: field {pfield}.type must be 'text' or 'image', got {kind!r}")
-    return _IMAGE_TOKEN.sub("", " ".join(t.strip() for t in texts)).strip(), images
-
-
 def split_dialogue(where: str, record: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """``[(question, answer), ...]`` from a row's ``messages`` (or LLaVA ``conversations``).
+    """``[(question, answer), ...]`` of a row (``spatialrl.data.dialogues.split_dialogue``);
+    a malformed dialogue is a ``BenchmarkDataError`` naming the file, record and field."""
+    from spatialrl.data.dialogues import DialogueError
+    from spatialrl.data.dialogues import split_dialogue as split
 
-    System turns are skipped; the rest must alternate user, assistant, starting with a user turn
-    and ending with an assistant turn, each with non-empty text. ``BenchmarkDataError`` names
-    the file, record and field otherwise.
-    """
-    if "messages" in record and record["messages"] is not None:
-        field, turns, role_key, text_key = "messages", record["messages"], "role", "content"
-        roles = {"user": "user", "assistant": "assistant", "system": "system"}
-    elif "conversations" in record and record["conversations"] is not None:
-        field, turns, role_key, text_key = "conversations", record["conversations"], "from", "value"
-        roles = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "system": "system"}
-    else:
-        raise BenchmarkDataError(f"{where}: field 'messages' missing (or 'conversations')")
-    if not isinstance(turns, list) or not turns:
-        raise BenchmarkDataError(f"{where}: field {field!r} must be a non-empty list of turns")
-    pairs: list[tuple[str, str]] = []
-    pending: str | None = None
-    for i, turn in enumerate(turns):
-        tfield = f"{field!r}[{i}]"
-        if not isinstance(turn, Mapping):
-            raise BenchmarkDataError(f"{where}: field {tfield} must be an object")
-        role = roles.get(turn.get(role_key)) if isinstance(turn.get(role_key), str) else None
-        if role is None:
-            raise BenchmarkDataError(f"{where}: field {tfield}.{role_key} must be one of "
-                                     f"{sorted(roles)}, got {turn.get(role_key)!r}")
-        if role == "system":
-            continue
-        if text_key not in turn:
-            raise BenchmarkDataError(f"{where}: field {tfield}.{text_key} missing")
-        text, _ = _content_text(where, f"{tfield}.{text_key}", turn[text_key])
-        if not text:
-            raise BenchmarkDataError(f"{where}: field {tfield}.{text_key} has no text")
-        if role == "user":
-            if pending is not None:
-                raise BenchmarkDataError(f"{where}: field {tfield}: two user turns in a row (no answer to "
-                                         f"the question at {field!r}[{i - 1}])")
-            pending = text
-        else:
-            if pending is None:
-                raise BenchmarkDataError(f"{where}: field {tfield}: assistant turn without a question before it")
-            pairs.append((pending, text))
-            pending = None
-    if pending is not None:
-        raise BenchmarkDataError(f"{where}: field {field!r}: the last user turn has no answer")
-    if not pairs:
-        raise BenchmarkDataError(f"{where}: field {field!r} holds no question/answer pair")
-    return pairs
+    try:
+        return split(where, record)[0]
+    except DialogueError as exc:
+        raise BenchmarkDataError(str(exc)) from None
 
 
 def _row_images(where: str, record: Mapping[str, Any], base: Path) -> list[Any]:
