@@ -484,9 +484,10 @@ def convert_dataset(src: str, out: str, fmt: str, *, overwrite: bool = False, pr
     if not shards["train"]:
         raise FileNotFoundError(f"--from {src}: no data/train-*.parquet found (expected a dataset built with --format hf)")
 
+    from spatialrl.data.load import unreadable_shard
+
     def unreadable(p: Path, exc: Exception) -> ValueError:
-        return ValueError(f"--from {src}: {p} is not a readable parquet file ({type(exc).__name__}: {exc}); "
-                          "it may be truncated by an interrupted copy: copy it again or rebuild the dataset")
+        return ValueError(f"--from {src}: {unreadable_shard(p, exc)}")
 
     files = {}
     for s, paths in shards.items():

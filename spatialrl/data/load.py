@@ -53,28 +53,32 @@ def load_split(path: str | Path, split: str = "train", *, max_samples: int | Non
     return sample_rows(ds, max_samples, seed=seed, whole_pairs=whole_pairs)
 
 
-def _unreadable(file: Path, exc: Exception) -> ValueError:
+def unreadable_shard(file: Path, exc: Exception) -> ValueError:
+    """The error for a parquet file pyarrow cannot read: it names the file and how to fix it."""
     return ValueError(f"{file} is not a readable parquet file ({type(exc).__name__}: {exc}); it may be truncated "
                       "by an interrupted copy or build: copy it again or rebuild the dataset")
 
 
 def read_shard(pq: Any, file: Path) -> Any:
     """``pq.read_table(file)``; a damaged file is a ``ValueError`` naming it (and how to fix it)."""
+    import pyarrow as pa
+
     try:
         return pq.read_table(file)
-    except Exception as exc:  # pyarrow raises ArrowInvalid / OSError for a damaged file
-        raise _unreadable(file, exc) from None
+    except (pa.ArrowException, OSError) as exc:  # what pyarrow raises for a damaged file
+        raise unreadable_shard(file, exc) from None
 
 
 def check_readable(path: str | Path, split: str = "train") -> None:
     """Open the footer of every shard of ``split`` (cheap); a damaged one is a ``ValueError`` naming it."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     for file in data_files(path, split):
         try:
-            pq.ParquetFile(file)
-        except Exception as exc:
-            raise _unreadable(file, exc) from None
+            pq.ParquetFile(file).close()
+        except (pa.ArrowException, OSError) as exc:
+            raise unreadable_shard(file, exc) from None
 
 
 def sample_rows(ds: Any, max_samples: int | None, *, seed: int = 0, whole_pairs: bool = True) -> Any:

@@ -20,13 +20,11 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from spatialrl.answers import extract_answer, parse_choice
 from spatialrl.eval.benchmarks.base import BenchmarkDataError
+from spatialrl.prompts import FORMAT_INSTRUCTION
 
 #: SVQA-R1 appendix E, Table 9 ("Original"): ``{Question} First output the thinking ...``.
 #: Our "think" prompt variants append it, after one space, to the question with its options.
-THINK_INSTRUCTION = (
-    "First output the thinking process in <think> </think> tags and then output the final answer in "
-    "<answer> </answer> tags."
-)
+THINK_INSTRUCTION = FORMAT_INSTRUCTION
 
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 _ANSWER_TAG = re.compile(r"<\s*/?\s*answer\s*>", re.IGNORECASE)
