@@ -10,10 +10,17 @@ Columns (:data:`FEATURES`, in this order)
 ``pair_id``       str   shared by the two views of a question: ``<scene_id>-q<NN>``
 ``view``          str   ``"original"`` | ``"mirror"``
 ``scene_id``      str   scene identifier (the same for both views)
-``source``        str   ``"synthetic"`` or ``"annotation"``
-``image``         Image embedded PNG bytes (``{"bytes": ..., "path": None}``)
+``source``        str   ``"synthetic"``, ``"annotation"``, ``"scannet"``, ``"arkitscenes"`` or
+                        ``"import"`` (:data:`SOURCES`)
+``image``         Image embedded PNG/JPEG bytes (``{"bytes": ..., "path": None}``) of a
+                        single-image row; null for a multi-frame row
+``frames``        list[Image] the frames of a multi-frame row, in time order (a scene-level
+                        question asked over K frames of a scan's video, or an imported row
+                        with several images); empty for a single-image row.
+                        :func:`row_images` gives either kind as one list.
 ``question``      str   full question text, options and answer-format hint included
-``question_type`` str   one of :data:`spatialrl.world.questions.QUESTION_TYPES`
+``question_type`` str   one of :data:`QUESTION_TYPES` (the world's types plus the scan-only
+                        ``appearance_order``)
 ``answer_type``   str   ``numerical`` | ``discrete`` | ``grounding`` | ``open_ended``
 ``answer``        str   canonical answer: ``"2.35"``, ``"3"``, ``"B"``, ``"yes"``,
                         ``"[x1, y1, x2, y2]"`` or a sentence
@@ -43,7 +50,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from spatialrl.world.questions import ANSWER_TYPE, QUESTION_TYPES, QASample
+from spatialrl.world.questions import ANSWER_TYPE as _WORLD_ANSWER_TYPE
+from spatialrl.world.questions import QUESTION_TYPES as _WORLD_QUESTION_TYPES
+from spatialrl.world.questions import QASample
 
 if TYPE_CHECKING:  # pragma: no cover
     from datasets import Features
@@ -53,20 +62,28 @@ __all__ = [
     "COLUMNS",
     "DIMENSIONS",
     "FEATURES",
+    "QUESTION_TYPES",
+    "ROW_ANSWER_TYPE",
     "SOURCES",
     "VIEWS",
     "encode_png",
     "make_row",
+    "row_images",
     "validate_row",
 ]
 
 VIEWS = ("original", "mirror")
-SOURCES = ("synthetic", "annotation")
+SOURCES = ("synthetic", "annotation", "scannet", "arkitscenes", "import")
+#: Question types a row may have: the world's templates, then the scene-level types only a
+#: scan's video can ask (``spatialrl.data.questions``).
+QUESTION_TYPES: tuple[str, ...] = _WORLD_QUESTION_TYPES + ("appearance_order",)
+#: ``answer_type`` of each question type.
+ROW_ANSWER_TYPE: dict[str, str] = dict(_WORLD_ANSWER_TYPE) | {"appearance_order": "discrete"}
 ANSWER_TYPES = ("numerical", "discrete", "grounding", "open_ended")
 DIMENSIONS = ("length", "area", "count")
 
 COLUMNS: tuple[str, ...] = (
-    "id", "pair_id", "view", "scene_id", "source", "image", "question", "question_type",
+    "id", "pair_id", "view", "scene_id", "source", "image", "frames", "question", "question_type",
     "answer_type", "answer", "answer_value", "dimension", "unit", "options", "answer_index",
     "bbox", "scene_json", "meta",
 )  # fmt: skip
@@ -85,6 +102,7 @@ def features() -> Features:
         "scene_id": Value("string"),
         "source": Value("string"),
         "image": Image(),
+        "frames": List(Image()),
         "question": Value("string"),
         "question_type": Value("string"),
         "answer_type": Value("string"),
@@ -125,18 +143,23 @@ def make_row(
     pair_id: str,
     view: str,
     scene_id: str,
-    image_bytes: bytes,
+    image_bytes: bytes | None,
     scene_json: str,
     source: str = "synthetic",
+    frames: list[bytes] | None = None,
 ) -> dict[str, Any]:
-    """The dataset row of one answered sample (keys in :data:`COLUMNS` order)."""
+    """The dataset row of one answered sample (keys in :data:`COLUMNS` order): a single-image
+    row with ``image_bytes``, or a multi-frame row with ``frames`` (``image_bytes=None``)."""
+    if (image_bytes is None) == (not frames):
+        raise ValueError(f"row {pair_id!r}: give either image_bytes or frames, not both or neither")
     return {
         "id": f"{pair_id}-{'o' if view == 'original' else 'm'}",
         "pair_id": pair_id,
         "view": view,
         "scene_id": scene_id,
         "source": source,
-        "image": {"bytes": image_bytes, "path": None},
+        "image": None if image_bytes is None else {"bytes": image_bytes, "path": None},
+        "frames": [{"bytes": b, "path": None} for b in frames or ()],
         "question": sample.question,
         "question_type": sample.question_type,
         "answer_type": sample.answer_type,
@@ -166,10 +189,12 @@ def validate_row(row: dict[str, Any]) -> None:
     if row["source"] not in SOURCES:
         raise bad("source", f"expected one of {SOURCES}, got {row['source']!r}")
     qt, at = row["question_type"], row["answer_type"]
+    if (row["image"] is None) == (not row["frames"]):
+        raise bad("image", "a row has either an image or a non-empty frames list (not both, not neither)")
     if qt not in QUESTION_TYPES:
         raise bad("question_type", f"unknown {qt!r}")
-    if at != ANSWER_TYPE[qt]:
-        raise bad("answer_type", f"{qt} rows have answer_type {ANSWER_TYPE[qt]!r}, got {at!r}")
+    if at != ROW_ANSWER_TYPE[qt]:
+        raise bad("answer_type", f"{qt} rows have answer_type {ROW_ANSWER_TYPE[qt]!r}, got {at!r}")
     value, dim = row["answer_value"], row["dimension"]
     if at == "numerical" and value is None:
         raise bad("answer_value", "numerical rows need a value")
@@ -197,3 +222,14 @@ def validate_row(row: dict[str, Any]) -> None:
         raise bad("answer", f"discrete rows without options answer yes/no, got {row['answer']!r}")
     json.loads(row["meta"])
     json.loads(row["scene_json"])
+
+
+def row_images(row: dict[str, Any]) -> list[Any]:
+    """The images of a row as one list, whatever their kind: ``[image]`` for a single-image
+    row, ``frames`` for a multi-frame one (rows written before ``frames`` existed have no
+    such key). Every consumer (SFT, GRPO, evaluation, exports) reads images through this."""
+    frames = row.get("frames") or []
+    if frames:
+        return list(frames)
+    image = row.get("image")
+    return [] if image is None else [image]
