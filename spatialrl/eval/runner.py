@@ -14,9 +14,15 @@ For each model (a checkpoint directory: the tiny model or a real Qwen2.5-VL-clas
 4. the file is scored with the benchmark's official rules (``score_predictions``) and
    ``OUT/<model>/scores.json`` is written atomically.
 
+Video benchmarks (VSI-Bench): ``--num-frames N`` (default: the benchmark's ``num_frames``, 32
+for ``vsibench``, the paper's setting) is passed to ``benchmark.load``, whose items then carry
+:class:`spatialrl.eval.video.VideoFrames`; each batch's frames are decoded with PyAV as the
+batch is built (``spatialrl.eval.video``), and reach the model as N images per item.
+
 ``OUT/<model>/run.json`` records the settings that determine the predictions (model path,
-benchmark, prompt variant, max new tokens); resuming with different ones is refused rather
-than mixing two runs in one file (``--overwrite`` starts again).
+benchmark, prompt variant, max new tokens, and for videos the frame count and sampling rule);
+resuming with different ones is refused rather than mixing two runs in one file
+(``--overwrite`` starts again).
 
 Several models (``--model a b``, or globs such as ``'runs/x/checkpoint-*'``) score a checkpoint
 sweep (SVQA-R1 appendix F): checkpoints of one run are ordered by step number, each gets its
@@ -137,13 +143,26 @@ class ModelRun:
     scores: dict[str, Any]
 
 
-def _settings(model_path: str, benchmark: str, variant: str, max_new_tokens: int) -> dict[str, Any]:
+def _settings(model_path: str, benchmark: str, variant: str, max_new_tokens: int,
+              video: dict[str, Any] | None = None) -> dict[str, Any]:
     return {
         "model": os.path.abspath(model_path),
         "benchmark": benchmark,
         "prompt_variant": variant,
         "max_new_tokens": int(max_new_tokens),
+        **(video or {}),
     }
+
+
+def _video_settings(items: Sequence[Any]) -> dict[str, Any]:
+    """How video items' frames are chosen (``num_frames``, ``frame_sampling``); {} without videos.
+    Part of the settings: predictions made from 8 frames must not be resumed with 32."""
+    from spatialrl.eval.video import VideoFrames
+
+    counts = sorted({item.images.num_frames for item in items if isinstance(item.images, VideoFrames)})
+    if not counts:
+        return {}
+    return {"num_frames": counts[0] if len(counts) == 1 else counts, "frame_sampling": VideoFrames.sampling}
 
 
 def _check_settings(out_dir: Path, settings: dict[str, Any]) -> None:
@@ -201,12 +220,16 @@ def run_benchmark(
         write_json_atomic,
     )
 
-    videos = [item.id for item in items if item.meta.get("video")]
+    from spatialrl.eval.video import VideoFrames
+
+    # A video item must come with its frames (VideoFrames, as vsibench's load(num_frames=N) gives).
+    videos = [item.id for item in items if item.meta.get("video") and not isinstance(item.images, VideoFrames)]
     if videos:
         raise ValueError(
-            f"{benchmark.name}: {len(videos)} items are videos (e.g. {videos[0]!r}); `eval run` does not decode "
-            "video yet. Generate predictions with a video-capable pipeline (e.g. lmms-eval) and score them with "
-            "`spatialrl eval score`."
+            f"{benchmark.name}: {len(videos)} items are videos without frames (e.g. {videos[0]!r}); `eval run` "
+            "does not decode video paths itself: the benchmark's load must give spatialrl.eval.video.VideoFrames "
+            "(vsibench does with num_frames), or generate predictions elsewhere (e.g. lmms-eval) and score them "
+            "with `spatialrl eval score`."
         )
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -214,7 +237,8 @@ def run_benchmark(
     if overwrite:
         for stale in (PREDICTIONS_FILE, SCORES_FILE, RUN_FILE):
             (out_dir / stale).unlink(missing_ok=True)
-    _check_settings(out_dir, _settings(model_path, benchmark.name, prompt_variant, max_new_tokens))
+    video = _video_settings(items)
+    _check_settings(out_dir, _settings(model_path, benchmark.name, prompt_variant, max_new_tokens, video))
 
     repaired = repair_torn_tail(pred_path)
     existing = read_predictions(pred_path, allow_torn_tail=True) if pred_path.exists() else {}
@@ -244,7 +268,7 @@ def run_benchmark(
 
     predictions = read_predictions(pred_path) if pred_path.exists() else {}
     scores = score_predictions(benchmark, items, predictions, reasoning=True)
-    scores["run"] = {**_settings(model_path, benchmark.name, prompt_variant, max_new_tokens),
+    scores["run"] = {**_settings(model_path, benchmark.name, prompt_variant, max_new_tokens, video),
                      "items": len(items), "generated_now": len(todo)}
     write_json_atomic(out_dir / SCORES_FILE, scores)
     return ModelRun(name=name, path=model_path, out_dir=out_dir, total=len(items), done_before=done,
@@ -275,6 +299,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=_positive, default=8, help="items per generate() call (default 8)")
     parser.add_argument("--prompt-variant", default="default",
                         help="prompt variant passed to the benchmark (its `prompt_variants`; default 'default')")
+    parser.add_argument("--num-frames", type=_positive, default=None, metavar="N",
+                        help="frames sampled uniformly from each video, for video benchmarks (vsibench; default: "
+                             "the benchmark's, 32 for vsibench as in the VSI-Bench paper)")
     parser.add_argument("--limit", type=_positive, default=None, help="only the first N items of the benchmark")
     parser.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
     parser.add_argument("--dtype", default="auto",
@@ -313,6 +340,18 @@ def _dtype(text: str) -> Any:
     return value
 
 
+def _load_options(benchmark: Any, args: argparse.Namespace) -> dict[str, Any]:
+    """``num_frames`` for a benchmark whose ``load`` takes it (videos); ``--num-frames`` elsewhere is an error."""
+    import inspect
+
+    if "num_frames" in inspect.signature(benchmark.load).parameters:
+        default = getattr(benchmark, "num_frames", None)
+        return {"num_frames": args.num_frames if args.num_frames is not None else default}
+    if args.num_frames is not None:
+        raise ValueError(f"--num-frames: {benchmark.name} has no videos")
+    return {}
+
+
 def run(args: argparse.Namespace) -> int:
     from spatialrl.eval.benchmarks import BenchmarkDataError, get_benchmark
     from spatialrl.eval.predictions import PredictionsError, write_json_atomic
@@ -328,7 +367,7 @@ def run(args: argparse.Namespace) -> int:
         missing = [p for p in paths if not os.path.isdir(p)]
         if missing:
             raise ValueError(f"model directory not found: {', '.join(missing)}")
-        items = benchmark.load(args.data)
+        items = benchmark.load(args.data, **_load_options(benchmark, args))
         if args.limit is not None:
             items = items[: args.limit]
         dtype = _dtype(args.dtype)

@@ -11,8 +11,16 @@ there (docs/benchmarks.md lists them):
 - Data: the HF dataset ``nyu-visionx/VSI-Bench`` (``test-00000-of-00001.parquet``; a JSON Lines
   export works too): ``id``, ``dataset``, ``scene_name``, ``question_type``, ``question``,
   ``ground_truth`` (a string), ``options`` (multiple choice only). The video is
-  ``<dataset>/<scene_name>.mp4`` under the directory you downloaded (``vsibench_doc_to_visual``);
-  ``EvalItem.images`` holds that path, scoring never opens it.
+  ``<dataset>/<scene_name>.mp4`` under the directory you downloaded (``vsibench_doc_to_visual``;
+  the zips ``arkitscenes.zip``, ``scannet.zip``, ``scannetpp.zip`` unpacked there). Scoring
+  never opens it: ``load(path)`` puts the path in ``EvalItem.images``.
+- Frames (for ``spatialrl eval run``): ``load(path, num_frames=N)`` checks that every video
+  exists (the official ``vsibench_doc_to_visual`` raises for a missing one) and gives each
+  item a lazily decoded :class:`spatialrl.eval.video.VideoFrames`: N frames at the official
+  indices ``np.linspace(0, total - 1, N, dtype=int)`` (``llava_onevision.py::load_video``),
+  decoded with PyAV when the runner builds the batch. N = 32 (:data:`NUM_FRAMES`) is the
+  paper's setting (``evaluate_all_in_one.sh``: ``num_frames=32``); the frames reach the model
+  as N images after one another, under the pre-prompt below.
 - Prompt (``vsibench_doc_to_text``): pre-prompt ``"These are frames of a video."`` (the yaml's
   empty ``pre_prompt`` falls back to it), then the question; numerical questions end with the
   ``na_post_prompt``, multiple-choice ones with ``"Options:\\n" + options`` and the
@@ -65,6 +73,7 @@ from spatialrl.eval.benchmarks._benchmark_files import (
 )
 from spatialrl.eval.benchmarks.base import Benchmark, EvalItem, ItemScore, register_benchmark
 from spatialrl.eval.metrics import mean_relative_accuracy
+from spatialrl.eval.video import VideoFrames
 
 MCA_QUESTION_TYPES = (
     "object_rel_direction_easy",
@@ -82,6 +91,10 @@ NA_QUESTION_TYPES = (
 )
 REL_DIRECTION_LEVELS = MCA_QUESTION_TYPES[:3]
 REL_DIRECTION = "object_rel_direction"
+
+#: Frames per video in the paper's evaluation (thinking-in-space ``evaluate_all_in_one.sh``:
+#: ``num_frames=32``, passed as ``max_frames_num`` to the open models).
+NUM_FRAMES = 32
 
 PRE_PROMPT = "These are frames of a video."
 MCA_POST_PROMPT = "Answer with the option's letter from the given choices directly."
@@ -123,14 +136,23 @@ class VSIBench(Benchmark):
 
     # -- data -------------------------------------------------------------------------
 
-    def load(self, path: str | Path, *, with_images: bool = True) -> list[EvalItem]:
+    #: ``spatialrl eval run`` passes ``num_frames`` to ``load`` (``--num-frames``, this default).
+    num_frames = NUM_FRAMES
+
+    def load(self, path: str | Path, *, with_images: bool = True, num_frames: int | None = None) -> list[EvalItem]:
         """Read the VSI-Bench test file (parquet / JSON Lines / JSON) or the downloaded directory.
 
         Args:
-            path: the file, or the directory holding it and the unzipped videos.
-            with_images: unused (items carry the video path, never decoded); kept for a uniform
-                signature across the scorers.
+            path: the file, or the directory holding it and the unzipped videos
+                (``<dataset>/<scene_name>.mp4``).
+            with_images: False never touches the videos (as ``num_frames=None``).
+            num_frames: None (default): ``images`` holds the video path, for scoring. N: each
+                video must exist (else ``BenchmarkDataError`` naming it), and ``images`` is the
+                item's N frames at the official indices, decoded when first iterated.
         """
+        if num_frames is not None and (isinstance(num_frames, bool) or int(num_frames) < 1):
+            raise ValueError(f"{self.name}: num_frames must be >= 1, got {num_frames!r}")
+        frames = int(num_frames) if with_images and num_frames is not None else None
         files = find_data_files(
             path,
             ("test-*.parquet", "test.parquet", "test.jsonl", "*.parquet", "*.jsonl", "*.json"),
@@ -139,11 +161,13 @@ class VSIBench(Benchmark):
         root = Path(path) if Path(path).is_dir() else Path(path).parent
         columns = ("id", "dataset", "scene_name", "question_type", "question", "ground_truth", "options")
         records = read_all(files, columns)
-        items = [self._item(rec, root) for rec in records]
+        exists: dict[Path, bool] = {}  # ~18 questions share each scene's video: stat it once
+        items = [self._item(rec, root, frames, exists) for rec in records]
         check_unique_ids(items, records, "id")
         return items
 
-    def _item(self, rec: Record, root: Path) -> EvalItem:
+    def _item(self, rec: Record, root: Path, num_frames: int | None = None,
+              exists: dict[Path, bool] | None = None) -> EvalItem:
         item_id = rec.ident("id")
         qtype = rec.text("question_type")
         if qtype not in MCA_QUESTION_TYPES and qtype not in NA_QUESTION_TYPES:
@@ -164,9 +188,21 @@ class VSIBench(Benchmark):
                 raise rec.error("ground_truth", f"is {gt!r}, not a number (question type {qtype})") from None
             if not math.isfinite(value):
                 raise rec.error("ground_truth", f"is {gt!r}, not a finite number")
-        images: list[Any] = []
+        images: Any = []
         dataset, scene = rec.get("dataset"), rec.get("scene_name")
-        if isinstance(dataset, str) and isinstance(scene, str) and dataset and scene:
+        if num_frames is not None:
+            # The official doc_to_visual fails on a missing video; so do we, before any model loads.
+            video = root / rec.text("dataset") / f"{rec.text('scene_name')}.mp4"
+            if exists is None:
+                exists = {}
+            if video not in exists:
+                exists[video] = video.is_file()
+            if not exists[video]:
+                raise rec.error("scene_name", f"names the video {video}, which does not exist (unzip "
+                                              "arkitscenes.zip, scannet.zip and scannetpp.zip from "
+                                              f"nyu-visionx/VSI-Bench into {root})")
+            images = VideoFrames(video, num_frames, item_id)
+        elif isinstance(dataset, str) and isinstance(scene, str) and dataset and scene:
             images = [str(root / dataset / f"{scene}.mp4")]
         item = EvalItem(
             id=item_id,
