@@ -17,6 +17,7 @@ COMMANDS: list[tuple[str, str]] = [
     ("data build", "spatialrl.data.build"),
     ("data mirror", "spatialrl.data.mirror_text"),
     ("data vqasynth", "spatialrl.data.vqasynth_rows"),
+    ("data import", "spatialrl.data.llava_import"),
     ("model tiny", "spatialrl.models.tiny"),
     ("pretrain", "spatialrl.eval.pretrain_eval"),  # trains (spatialrl.train.pretrain), then evaluates
     ("sft", "spatialrl.train.sft"),
