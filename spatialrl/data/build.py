@@ -565,8 +565,8 @@ def _types(text: str) -> tuple[str, ...]:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, metavar="DIR", help="output directory (must not exist unless --overwrite)")
-    parser.add_argument("--scenes", type=_int_at_least(1, "number of scenes"), default=1000, metavar="N",
-                        help="number of scenes; each gives about 16 questions x 2 views (default 1000)")
+    parser.add_argument("--scenes", type=_int_at_least(1, "number of scenes"), default=None, metavar="N",
+                        help="synthetic: number of scenes, each about 16 questions x 2 views (default 1000); real scans: read at most N scenes (default all)")
     parser.add_argument("--seed", type=_int_at_least(0, "base seed"), default=0, metavar="S", help="base seed (default 0)")
     parser.add_argument("--image-size", type=_image_size, default=112, metavar="PX", help="image width = height in pixels (default 112)")
     parser.add_argument("--workers", type=_int_at_least(1, "processes"), default=1, metavar="W",
@@ -584,9 +584,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="convert an existing hf-format dataset DIR to --format instead of generating")
     parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists (atomically)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    from spatialrl.data.scan_build import add_arguments as add_scan_arguments
+
+    add_scan_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
+    if getattr(args, "source", "synthetic") != "synthetic":
+        from spatialrl.data import scan_build
+
+        args.scenes_given = args.scenes
+        return scan_build.run(args)
+    if args.scenes is None:
+        args.scenes = 1000
     try:
         if args.from_dir is not None:
             summary = convert_dataset(args.from_dir, args.out, args.format, overwrite=args.overwrite, progress=not args.quiet)

@@ -298,6 +298,11 @@ class SceneContext:
         room_known: False when the room extent is unknown (no ``room_size`` questions).
     """
 
+    #: How ``distance`` measures between two objects: ``"center"`` (box centres, the synthetic
+    #: world's definition) or ``"closest_point"`` (a subclass measuring between the objects'
+    #: closest points, VSI-Bench's definition); the question texts say which.
+    distance_measure = "center"
+
     def __init__(self, scene: Any, views: Sequence[ObjectView], camera: Any = None, room_known: bool = True):
         if len(views) != len(scene.objects):
             raise ValueError(f"{len(views)} views for {len(scene.objects)} objects")
@@ -494,6 +499,13 @@ _NUMERIC_TEXT: dict[str, list[str]] = {
         "Count the {p} you can see in the image. Answer with a number.",
     ],
 }
+
+#: ``abs_distance`` asked of a context measuring between closest points (VSI-Bench's wording).
+_CLOSEST_POINT_TEXT = [
+    "Measuring from the closest point of each object, what is the distance between the {a} and the {b} (in meters)?",
+    "What is the shortest distance between the {a} and the {b}, from the closest point of one to the closest point "
+    "of the other? Answer in meters.",
+]
 
 _ATTR_WORDS = {
     # attribute -> (comparative, superlative, least-superlative, least-comparative)
@@ -794,7 +806,8 @@ def propose(
 def _numeric_sample(spec: QuestionSpec, ctx: SceneContext, value: float, fmt: dict[str, str]) -> QASample:
     qt = spec.question_type
     dim = DIMENSION[qt]
-    text = _NUMERIC_TEXT[qt][spec.variant % 2].format(**fmt)
+    texts = _CLOSEST_POINT_TEXT if (qt == "abs_distance" and ctx.distance_measure == "closest_point") else _NUMERIC_TEXT[qt]
+    text = texts[spec.variant % 2].format(**fmt)
     ans = str(int(value)) if dim == "count" else _num(value)
     return QASample(qt, "numerical", text, ans, float(value), dim, UNIT[dim])
 
@@ -846,7 +859,9 @@ def _answer_rel_distance(spec: QuestionSpec, ctx: SceneContext) -> QASample | No
     if not _clear_gap(min(d1, d2), max(d1, d2)):
         return None
     a = ctx.names[anchor]
-    if spec.variant % 2 == 0:
+    if ctx.distance_measure == "closest_point":
+        q = f"Measuring from the closest point of each object, which of these objects is {spec.template} to the {a}?"
+    elif spec.variant % 2 == 0:
         q = f"Which of these objects is {spec.template} to the {a} (measured between object centers)?"
     else:
         q = f"Measuring between object centers, which object is the {spec.template} from the {a}?"

@@ -121,6 +121,8 @@ class ScanScene:
         frames: the usable frames in time order.
         skipped: frames left out, counted by reason (``"invalid pose"``, ...).
         files: the files read, for error messages and the dataset card.
+        time_ordered: False when the frames' order is not the video's (mmdetection3d's
+            random subset): no appearance-order question is asked then.
     """
 
     source: str
@@ -131,6 +133,7 @@ class ScanScene:
     frames: list[ScanFrame]
     skipped: dict[str, int] = field(default_factory=dict)
     files: dict[str, str] = field(default_factory=dict)
+    time_ordered: bool = True
 
 
 def upright_box(points: np.ndarray) -> tuple[tuple[float, float, float], tuple[float, float, float], tuple[tuple[float, ...], ...]]:
