@@ -8,17 +8,24 @@ Writing a dataset in a format is
 :func:`spatialrl.data.build.convert_dataset` in Python).
 
 TRL (``GRPOTrainer``, trl 1.16)
-    ``prompt``: conversational, one user message whose content is
-    ``[{"type": "image"}, {"type": "text", "text": question + instruction}]`` (an unfilled
-    image placeholder; TRL fills it from the ``image`` column); ``image``: the PNG. Every
-    other column of :mod:`spatialrl.data.schema` is kept as is: TRL passes all non-prompt
-    columns to reward functions as keyword arguments (``answer_type``, ``answer``,
+    ``prompt``: conversational, one user message whose content is one unfilled
+    ``{"type": "image"}`` placeholder per image of the row, then ``{"type": "text", "text":
+    question + instruction}``; ``images``: the row's images in order
+    (:func:`spatialrl.data.schema.row_images`: the one picture of a single-image row, the K
+    frames of a multi-frame row). TRL fills the placeholders from ``images``, which it reads in
+    preference to ``image`` and which, unlike ``image``, holds several images per example
+    (``GRPOTrainer._generate_and_score_completions`` and SFT's
+    ``DataCollatorForVisionLanguageModeling`` both). Every column of
+    :mod:`spatialrl.data.schema` is kept as is (``image`` and ``frames`` included, so every
+    reader of an ``hf`` build reads a ``trl`` one; the pictures are stored twice): TRL passes all
+    non-prompt columns to reward functions as keyword arguments (``answer_type``, ``answer``,
     ``answer_value``, ``dimension``, ``options``, ``answer_index``, ``bbox``, ``pair_id`` ...).
 
 verl (``RLHFDataset``, e.g. its ``examples/data_preprocess/geo3k.py`` layout)
     ``data_source`` (``"spatialrl"``), ``prompt`` (``[{"role": "user", "content":
-    "<image>" + question + instruction}]``; verl splits the text at ``<image>``), ``images``
-    (a list with the one PNG), ``ability`` (``"spatial"``), ``reward_model`` (``{"style":
+    "<image>" * K + question + instruction}]``; verl splits the text at ``<image>`` and fills
+    the K segments from ``images`` in order), ``images`` (the row's K images: the one PNG of a
+    single-image row, the frames of a multi-frame one), ``ability`` (``"spatial"``), ``reward_model`` (``{"style":
     "rule", "ground_truth": answer}``), ``extra_info`` (split, index and every reward field);
     ``id``, ``pair_id``, ``view``, ``question_type``, ``answer_type`` are also top-level
     columns, so they reach a custom reward manager in ``non_tensor_batch``.
@@ -29,6 +36,7 @@ from __future__ import annotations
 import functools
 from typing import TYPE_CHECKING, Any
 
+from spatialrl.data.schema import row_images
 from spatialrl.prompts import prompt_text
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -39,8 +47,10 @@ __all__ = [
     "FORMATS",
     "features_for",
     "transform",
+    "trl_prompt",
     "trl_row",
     "verl_row",
+    "with_trl_prompts",
 ]
 
 FORMATS = ("hf", "trl", "verl")
@@ -54,31 +64,61 @@ VERL_EXTRA = (
 )  # fmt: skip
 
 
+def trl_prompt(question: str, n_images: int = 1, separator: str | None = None) -> list[dict[str, Any]]:
+    """TRL's conversational prompt: one user turn with ``n_images`` unfilled image placeholders
+    (TRL fills them from ``images`` in order), then the question and the answer-format
+    instruction (:func:`spatialrl.prompts.prompt_text`, joined by ``separator``)."""
+    content: list[dict[str, Any]] = [{"type": "image", "text": None} for _ in range(n_images)]
+    content.append({"type": "text", "text": prompt_text(question, separator)})
+    return [{"role": "user", "content": content}]
+
+
 def trl_row(row: dict[str, Any], separator: str | None = None) -> dict[str, Any]:
     """A dataset row in TRL's conversational vision format (see the module docstring)."""
-    out: dict[str, Any] = {
-        "prompt": [
-            {
-                "role": "user",
-                "content": [
-                    {"type": "image", "text": None},
-                    {"type": "text", "text": prompt_text(row["question"], separator)},
-                ],
-            }
-        ],
-    }
+    images = row_images(row)
+    out: dict[str, Any] = {"prompt": trl_prompt(row["question"], len(images), separator)}
     out.update(row)
+    out["images"] = images
     return out
+
+
+def with_trl_prompts(ds: Any, separator: str | None = None) -> Any:
+    """A ``datasets.Dataset`` of schema rows with TRL's ``prompt`` (one placeholder per image)
+    and ``images`` (``List(Image())``, every image of a row) in place of ``image`` and
+    ``frames``: what the SFT and GRPO trainers read, for single-image and multi-frame rows alike
+    (a batch may mix them).
+
+    The image columns are read undecoded, so the pictures are copied as bytes, never decoded
+    and re-encoded; the trainers decode them when they fetch a batch."""
+    from datasets import Image, List
+
+    kinds = [c for c in ("image", "frames") if c in ds.column_names]
+    if "image" in kinds:
+        ds = ds.cast_column("image", Image(decode=False))
+    if "frames" in kinds:
+        ds = ds.cast_column("frames", List(Image(decode=False)))
+    features = ds.features.copy()
+    for c in kinds:
+        del features[c]
+    features["prompt"] = features_for("trl")["prompt"]
+    features["images"] = List(Image())
+
+    def convert(questions: list[str], *stored: list[Any]) -> dict[str, list[Any]]:
+        images = [row_images(dict(zip(kinds, values))) for values in zip(*stored)] if kinds else [[] for _ in questions]
+        return {"prompt": [trl_prompt(q, len(im), separator) for q, im in zip(questions, images)], "images": images}
+
+    return ds.map(convert, input_columns=["question", *kinds], batched=True, remove_columns=kinds, features=features)
 
 
 def verl_row(row: dict[str, Any], split: str, index: int) -> dict[str, Any]:
     """A dataset row in verl's RL parquet format (see the module docstring)."""
     extra = {"split": split, "index": int(index)}
     extra.update({k: row[k] for k in VERL_EXTRA})
+    images = row_images(row)
     return {
         "data_source": DATA_SOURCE,
-        "prompt": [{"role": "user", "content": "<image>" + prompt_text(row["question"])}],
-        "images": [row["image"]],
+        "prompt": [{"role": "user", "content": "<image>" * len(images) + prompt_text(row["question"])}],
+        "images": images,
         "ability": ABILITY,
         "reward_model": {"style": "rule", "ground_truth": row["answer"]},
         "extra_info": extra,
@@ -103,6 +143,7 @@ def features_for(fmt: str) -> Features:
     if fmt == "trl":
         f = {"prompt": List({"role": Value("string"), "content": List({"type": Value("string"), "text": Value("string")})})}
         f.update(base)
+        f["images"] = List(Image())
         return Features(f)
     if fmt == "verl":
         extra = {"split": Value("string"), "index": Value("int64")}

@@ -75,6 +75,7 @@ def subset_items(subset: Subset = REPRO_SUBSET) -> list[Any]:
     from PIL import Image
 
     from spatialrl.data.build import BuildConfig, scene_rows, test_scenes
+    from spatialrl.data.schema import row_images
     from spatialrl.eval.benchmarks.world import make_item
 
     cfg = BuildConfig(scenes=EVAL_BUILD["scenes"], seed=EVAL_BUILD["seed"], image_size=EVAL_BUILD["image_size"],
@@ -83,8 +84,8 @@ def subset_items(subset: Subset = REPRO_SUBSET) -> list[Any]:
     items = []
     for index in indices:
         for row in scene_rows(index, cfg):
-            image = Image.open(io.BytesIO(row["image"]["bytes"])).convert("RGB")
-            items.append(make_item(row, image))
+            images = [Image.open(io.BytesIO(im["bytes"])).convert("RGB") for im in row_images(row)]
+            items.append(make_item(row, images))
     return items
 
 

@@ -220,7 +220,6 @@ def prepare_dataset(cfg: Any, log: Any = print) -> tuple[Any, list[tuple[int, in
     view are dropped before ``max_samples``, so an epoch trains each question once; also logged.
     """
     from spatialrl.data.load import load_split, sample_rows
-    from spatialrl.prompts import prompt_text
 
     drop_twins = not cfg.mirror_pairs and cfg.mirror_twins == "drop"
     ds = load_split(cfg.dataset, cfg.train_split, max_samples=None if drop_twins else cfg.max_samples,
@@ -242,16 +241,14 @@ def prepare_dataset(cfg: Any, log: Any = print) -> tuple[Any, list[tuple[int, in
             ds = ds.select(sorted(i for p in pairs for i in p))
             pairs, _ = find_pairs(ds["pair_id"], ds["view"])
 
+    from spatialrl.data.export import with_trl_prompts
     from spatialrl.models import prompt_separator
 
     separator = prompt_separator(cfg.model)  # the prompt the start model learned, else Table 9's
-
-    def to_prompt(question: str) -> dict[str, Any]:
-        return {"prompt": [{"role": "user", "content": [{"type": "image", "text": None},
-                                                        {"type": "text", "text": prompt_text(question, separator)}]}]}
-
-    ds = ds.map(to_prompt, input_columns="question")
-    return ds, pairs
+    # One placeholder per image and TRL's ``images`` column (several per row for a multi-frame
+    # row): GRPOTrainer fills each prompt's placeholders from its own list, so one batch may mix
+    # rows with different image counts.
+    return with_trl_prompts(ds, separator), pairs
 
 
 def last_checkpoint(output_dir: str | Path, log: Any = print) -> str | None:

@@ -11,10 +11,12 @@ for starting points that cannot follow the instruction at all, such as a tiny ra
 group whose completions all fail the format has zero reward variance and no gradient.
 
 Data: TRL's conversational prompt-completion format for vision-language models. ``prompt`` is
-the user turn of :func:`spatialrl.data.export.trl_row` (an image placeholder, then the question
-and the <think>/<answer> instruction of :func:`spatialrl.prompts.prompt_text`: exactly what
-GRPO prompts with); ``completion`` is one assistant turn with the target; ``image`` the PNG.
-TRL's ``DataCollatorForVisionLanguageModeling`` fills the image placeholder, renders both turns
+the user turn of :func:`spatialrl.data.export.trl_prompt` (one image placeholder per image of
+the row, then the question and the <think>/<answer> instruction of
+:func:`spatialrl.prompts.prompt_text`: exactly what GRPO prompts with); ``completion`` is one
+assistant turn with the target; ``images`` the row's images (one PNG, or the K frames of a
+multi-frame row: TRL's ``images`` key, since its ``image`` key holds one image per example).
+TRL's ``DataCollatorForVisionLanguageModeling`` fills the image placeholders, renders both turns
 with the processor's chat template, and, with ``completion_only_loss``, sets every prompt label
 (system turn, image tokens, question) to -100: the loss is on the completion (target text and
 the end-of-turn token) only. One deviation from TRL: Qwen's chat template writes a newline after
@@ -69,6 +71,7 @@ __all__ = [
     "data_files",
     "load_split",
     "run",
+    "sft_completion",
     "sft_example",
     "target_text",
     "option_text",
@@ -149,33 +152,43 @@ def target_text(answer: str, question_type: str | None = None, think: str = "tem
     return f"<think>{think_text(question_type, think, question, answer)}</think><answer>{answer}</answer>"
 
 
-def sft_example(row: dict[str, Any], think: str = "template", separator: str | None = None) -> dict[str, Any]:
-    """A dataset row as a TRL conversational prompt-completion example (with its ``image``);
-    ``separator`` joins question and instruction (``spatialrl.prompts.prompt_text``)."""
-    from spatialrl.data.export import trl_row
+def sft_completion(row: dict[str, Any], think: str = "template") -> list[dict[str, Any]]:
+    """The assistant turn of a row's SFT example: its :func:`target_text`."""
+    return [{"role": "assistant",
+             "content": [{"type": "text", "text": target_text(row["answer"], row.get("question_type"), think,
+                                                             row["question"])}]}]
 
-    prompt = trl_row({"question": row["question"]}, separator)["prompt"]
-    completion = [{"role": "assistant",
-                   "content": [{"type": "text", "text": target_text(row["answer"], row.get("question_type"), think,
-                                                                   row["question"])}]}]
-    return {"prompt": prompt, "completion": completion, "image": row.get("image")}
+
+def sft_example(row: dict[str, Any], think: str = "template", separator: str | None = None) -> dict[str, Any]:
+    """A dataset row as a TRL conversational prompt-completion example with its ``images`` (one
+    placeholder per image: :func:`spatialrl.data.schema.row_images`); ``separator`` joins
+    question and instruction (``spatialrl.prompts.prompt_text``)."""
+    from spatialrl.data.export import trl_prompt
+    from spatialrl.data.schema import row_images
+
+    images = row_images(row)
+    return {"prompt": trl_prompt(row["question"], len(images), separator), "completion": sft_completion(row, think),
+            "images": images}
 
 
 def build_sft_dataset(cfg: Any) -> Any:
     """The training set of an :class:`~spatialrl.train.config.SFTJobConfig`: columns ``prompt``,
-    ``completion`` (conversational) and ``image``."""
+    ``completion`` (conversational) and ``images`` (every image of a row, whether it has one or
+    several: :func:`spatialrl.data.export.with_trl_prompts`)."""
+    from spatialrl.data.export import with_trl_prompts
+
     ds = load_split(cfg.dataset, cfg.train_split, max_samples=cfg.max_samples, question_types=cfg.question_types,
                     seed=cfg.seed, whole_pairs=False)
     text_columns = ["question", "answer", "question_type"]
-    ds = ds.select_columns(["image", *text_columns])
+    ds = ds.select_columns([c for c in ("image", "frames") if c in ds.column_names] + text_columns)
     from spatialrl.models import prompt_separator
 
     separator = prompt_separator(cfg.model)  # the prompt the start model learned, else Table 9's
+    ds = with_trl_prompts(ds, separator)
 
     def convert(question: str, answer: str, question_type: str) -> dict[str, Any]:
-        ex = sft_example({"question": question, "answer": answer, "question_type": question_type}, cfg.think,
-                         separator)
-        return {"prompt": ex["prompt"], "completion": ex["completion"]}
+        return {"completion": sft_completion({"question": question, "answer": answer, "question_type": question_type},
+                                             cfg.think)}
 
     return ds.map(convert, input_columns=text_columns, remove_columns=text_columns)
 

@@ -1,4 +1,5 @@
-"""Exports: TRL conversational prompts with an image, verl RL parquet; conversion of a build."""
+"""Exports: TRL conversational prompts with their images, verl RL parquet; conversion of a
+build; a multi-frame row's K images in both."""
 
 from __future__ import annotations
 
@@ -45,9 +46,11 @@ def test_trl_format_loads_and_feeds_trl(dirs):
     assert msg["content"][1]["type"] == "text"
     assert msg["content"][1]["text"] == row["question"] + " " + FORMAT_INSTRUCTION  # SVQA-R1 Table 9: a space
     assert "<think>" in FORMAT_INSTRUCTION and "<answer>" in FORMAT_INSTRUCTION
-    # What GRPOTrainer does with a row: fill the placeholder from the `image` column ...
-    filled = prepare_multimodal_messages(row["prompt"], images=[row["image"]])
-    assert filled[0]["content"][0]["image"] is row["image"]
+    # What GRPOTrainer does with a row: fill the placeholder from the `images` column (it reads
+    # `images` before `image`), here the row's one picture ...
+    assert len(row["images"]) == 1 and row["images"][0].tobytes() == row["image"].tobytes()
+    filled = prepare_multimodal_messages(row["prompt"], images=row["images"])
+    assert filled[0]["content"][0]["image"] is row["images"][0]
     # ... and render Qwen2.5-VL's chat template (shipped with TRL) with one image slot.
     import trl
 
@@ -145,3 +148,38 @@ def test_models_record_the_separator_they_learned(tmp_path):
     assert prompt_separator("Qwen/Qwen2.5-VL-3B-Instruct") is None
     (tmp_path / "config.json").write_text(json.dumps({PROMPT_SEPARATOR_KEY: " "}))
     assert prompt_separator(tmp_path) == " "
+
+
+def test_a_multiframe_row_exports_k_placeholders_and_k_images(dirs):
+    """A multi-frame row (``image`` null, K ``frames``): K placeholders filled in order in TRL's
+    format, K ``<image>`` segments in verl's, and both encode with their format's features."""
+    import datasets
+    import trl
+    from PIL import Image
+
+    from spatialrl.data.export import transform
+    from spatialrl.data.schema import encode_png, validate_row
+
+    row = pq.read_table(min((dirs / "hf" / "data").glob("train-*.parquet"))).to_pylist()[0]
+    colours = [(255, 0, 0), (0, 255, 0), (0, 0, 255)]
+    frames = [{"bytes": encode_png(Image.new("RGB", (56, 56), c)), "path": None}
+              for c in colours]
+    row = row | {"image": None, "frames": frames}
+    validate_row(row)
+
+    (t,) = transform([row], "trl", "train", 0)
+    assert [part["type"] for part in t["prompt"][0]["content"]] == ["image"] * 3 + ["text"]
+    stored = datasets.Dataset.from_list([t], features=features_for("trl"))[0]
+    assert [im.getpixel((0, 0)) for im in stored["images"]] == colours, "the frames, in order"
+    from trl.data_utils import prepare_multimodal_messages
+
+    filled = prepare_multimodal_messages(stored["prompt"], images=stored["images"])
+    tpl = Path(trl.__file__).parent / "chat_templates" / "qwen2_5_vl.jinja"
+    assert jinja2.Template(tpl.read_text()).render(messages=filled, add_generation_prompt=True).count(
+        "<|image_pad|>") == 3
+
+    (v,) = transform([row], "verl", "train", 7)
+    segments = [s for s in re.split("(<image>|<video>)", v["prompt"][0]["content"]) if s]
+    assert segments == ["<image>"] * 3 + [row["question"] + " " + FORMAT_INSTRUCTION]
+    assert [im["bytes"] for im in v["images"]] == [f["bytes"] for f in frames]
+    assert len(datasets.Dataset.from_list([v], features=features_for("verl"))[0]["images"]) == 3

@@ -9,7 +9,10 @@ users. In short:
   ``trl``) reads the ``test`` split, ``DIR:train`` (any ``DIR:<split>``) another split, and a
   path to one ``.parquet`` shard reads that shard. Every row is checked with
   ``spatialrl.data.schema.validate_row``; errors name the file, the row and the column.
-  Items carry the PIL image (lazily decoded), ``prompt = spatialrl.prompts.prompt_text``.
+  Items carry the row's PIL images (lazily decoded; ``spatialrl.data.schema.row_images``: the one
+  image of a single-image row, the K frames of a multi-frame row, in order; builds written
+  before the ``frames`` column existed read as single-image rows),
+  ``prompt = spatialrl.prompts.prompt_text``.
 - Extraction: the content of the one ``<answer>...</answer>`` block
   (``spatialrl.answers.extract_answer``); with no answer tag at all, the whole text; a
   malformed tag (unclosed, empty, nested) makes the prediction unparsable (score 0).
@@ -124,9 +127,10 @@ def _norm_sentence(text: str) -> str:
     return _SPACES.sub(" ", text).strip().rstrip(".").strip().casefold()
 
 
-def make_item(row: Mapping[str, Any], image: Any = None) -> EvalItem:
+def make_item(row: Mapping[str, Any], images: Any = None) -> EvalItem:
     """The ``EvalItem`` of one dataset row (a dict with the columns of ``spatialrl.data.schema``;
-    ``scene_json``, ``source``, ``unit`` and ``image`` are not needed). ``image``: the PIL image."""
+    ``scene_json``, ``source``, ``unit``, ``image`` and ``frames`` are not needed). ``images``:
+    the row's PIL images in order (a list; one image alone is taken as a list of one)."""
     meta_raw = row.get("meta") or "{}"
     meta = json.loads(meta_raw) if isinstance(meta_raw, str) else dict(meta_raw)
     value = row.get("answer_value")
@@ -136,7 +140,7 @@ def make_item(row: Mapping[str, Any], image: Any = None) -> EvalItem:
         question_type=str(row["question_type"]),
         prompt=prompt_text(str(row["question"])),
         answer=row["answer"],
-        images=[] if image is None else [image],
+        images=[] if images is None else list(images) if isinstance(images, (list, tuple)) else [images],
         options=[str(o) for o in (row.get("options") or [])],
         meta={
             "answer_type": row["answer_type"],
@@ -172,18 +176,19 @@ class WorldBenchmark(Benchmark):
         Args:
             path: ``DIR`` (split ``split``, default ``test``), ``DIR:<split>``, or one parquet file.
             split: the split when ``path`` names none.
-            with_images: attach the PIL image to each item (decoded lazily); False skips it.
+            with_images: attach the PIL images to each item (decoded lazily); False skips them.
         """
         files = _data_files(path, split)
-        from spatialrl.data.schema import COLUMNS, validate_row
+        from spatialrl.data.schema import COLUMNS, row_images, validate_row
 
         items: list[EvalItem] = []
         seen: dict[str, str] = {}
         for file in files:
-            for where, row in _read_rows(file, COLUMNS):
+            for where, row in _read_rows(file, COLUMNS, optional=("frames",)):
+                row.setdefault("frames", [])  # a build from before multi-frame rows
                 try:
                     validate_row(row)
-                    item = make_item(row, _image(row["image"]) if with_images else None)
+                    item = make_item(row, [_image(im) for im in row_images(row)] if with_images else None)
                 except BenchmarkDataError:
                     raise
                 except (ValueError, TypeError, KeyError) as exc:
@@ -364,13 +369,15 @@ def _data_files(path: str | Path, split: str | None) -> list[Path]:
                              f"`spatialrl data build` (--format hf or trl)?")
 
 
-def _read_rows(file: Path, columns: Sequence[str]) -> list[tuple[str, dict[str, Any]]]:
+def _read_rows(file: Path, columns: Sequence[str], optional: Sequence[str] = ()) -> list[tuple[str, dict[str, Any]]]:
+    """The rows of ``file`` with ``columns`` (those in ``optional`` only where the file has them)."""
     import pyarrow.parquet as pq
 
     try:
         names = pq.read_schema(file).names
     except Exception as exc:  # pyarrow raises several types for a corrupt file
         raise BenchmarkDataError(f"{file}: not a readable parquet file ({exc})") from None
+    columns = [c for c in columns if c in names or c not in optional]
     missing = [c for c in columns if c not in names]
     if missing:
         raise BenchmarkDataError(f"{file}: column(s) {', '.join(repr(c) for c in missing)} missing; "

@@ -321,7 +321,7 @@ def test_load_path_errors(bench, built, tmp_path, spec, message):
 def _write_variant(built, tmp_path, change):
     table = pq.read_table(min((built / "data").glob("test-*.parquet")))
     table = change(table)
-    (tmp_path / "data").mkdir()
+    (tmp_path / "data").mkdir(parents=True)
     path = tmp_path / "data" / "test-00000-of-00001.parquet"
     pq.write_table(table, path)
     return path
@@ -350,6 +350,24 @@ def test_load_malformed_rows(bench, built, tmp_path, change, message):
     with pytest.raises(BenchmarkDataError, match=message) as err:
         bench.load(tmp_path)
     assert str(path) in str(err.value)
+
+
+def test_load_multiframe_rows_and_builds_without_frames(bench, built, tmp_path):
+    """A multi-frame row's item carries its K frames in order; a build written before the
+    ``frames`` column existed still loads, one image per item."""
+    from PIL import Image
+
+    from spatialrl.data.schema import encode_png
+
+    colours = [(255, 0, 0), (0, 255, 0), (0, 0, 255)]
+    frames = [{"bytes": encode_png(Image.new("RGB", (56, 56), c)), "path": None} for c in colours]
+    _write_variant(built, tmp_path / "multi", lambda t: _set(_set(t, "frames", 0, frames), "image", 0, None))
+    items = bench.load(tmp_path / "multi")
+    assert [im.convert("RGB").getpixel((0, 0)) for im in items[0].images] == colours
+    assert all(len(it.images) == 1 for it in items[1:])
+    assert not bench.load(tmp_path / "multi", with_images=False)[0].images
+    _write_variant(built, tmp_path / "old", lambda t: t.drop_columns(["frames"]))
+    assert [len(it.images) for it in bench.load(tmp_path / "old")] == [1] * len(items)
 
 
 def test_load_corrupt_parquet(bench, tmp_path):
