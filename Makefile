@@ -39,6 +39,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/rewards.py --update-docs
 	$(PY) benchmarks/reward_fuzz.py
 	$(PY) benchmarks/data_build.py
+	$(PY) benchmarks/scan_build.py
 	$(PY) benchmarks/eval_scoring.py
 	$(PY) benchmarks/generation.py
 	$(PY) benchmarks/trainer_overhead.py

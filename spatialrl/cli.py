@@ -14,7 +14,7 @@ import sys
 
 # (command words, module). Groups ("data build", "data mirror") share a parent parser.
 COMMANDS: list[tuple[str, str]] = [
-    ("data build", "spatialrl.data.build"),
+    ("data build", "spatialrl.data.build_command"),
     ("data mirror", "spatialrl.data.mirror_text"),
     ("data vqasynth", "spatialrl.data.vqasynth_rows"),
     ("data import", "spatialrl.data.llava_import"),

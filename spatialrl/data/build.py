@@ -554,7 +554,7 @@ def _fraction(text: str) -> float:
 
 
 def _types(text: str) -> tuple[str, ...]:
-    from spatialrl.world.questions import QUESTION_TYPES
+    from spatialrl.data.schema import QUESTION_TYPES  # the scan-only types too (data build --source)
 
     items = tuple(t.strip() for t in text.split(",") if t.strip())
     bad = [t for t in items if t not in QUESTION_TYPES]
@@ -584,17 +584,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="convert an existing hf-format dataset DIR to --format instead of generating")
     parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists (atomically)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    from spatialrl.data.scan_build import add_arguments as add_scan_arguments
-
-    add_scan_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
-    if getattr(args, "source", "synthetic") != "synthetic":
-        from spatialrl.data import scan_build
-
-        args.scenes_given = args.scenes
-        return scan_build.run(args)
     if args.scenes is None:
         args.scenes = 1000
     try:

@@ -517,7 +517,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         cfg = ScanBuildConfig(
-            source=args.source, root=args.root, scenes=args.scenes_given, frames_per_scene=args.frames_per_scene,
+            source=args.source, root=args.root, scenes=args.scenes, frames_per_scene=args.frames_per_scene,
             video_frames=args.video_frames, samples=args.samples, max_pixels=args.max_pixels, seed=args.seed,
             test_fraction=args.test_fraction, types=args.question_types, image_format=args.image_format,
             mirror=not args.no_mirror,

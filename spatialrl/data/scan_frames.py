@@ -89,14 +89,24 @@ class FrameView:
         return buf.getvalue()
 
 
-def output_size(width: int, height: int, max_pixels: int | None) -> tuple[int, int]:
-    """``(width, height)`` of the stored frame: unchanged without a budget, else Qwen2.5-VL's
-    ``smart_resize`` (factor 28, ``min_pixels`` 56 * 56)."""
+def output_size(width: int, height: int, max_pixels: int | None, factor: int = 28, min_pixels: int = 56 * 56) -> tuple[int, int]:
+    """``(width, height)`` of the stored frame: unchanged without a budget, else the size
+    Qwen2.5-VL's processor resizes to (``smart_resize`` of ``qwen_vl_utils`` and of
+    transformers' Qwen2-VL image processor, re-implemented because that module imports
+    torchvision): both sides rounded to multiples of ``factor``, then scaled down (floor) or
+    up (ceil) by one common factor until the area is within ``[min_pixels, max_pixels]``."""
     if not max_pixels:
         return width, height
-    from transformers.models.qwen2_vl.image_processing_qwen2_vl import smart_resize
-
-    h, w = smart_resize(height, width, factor=28, min_pixels=56 * 56, max_pixels=int(max_pixels))
+    h = max(factor, round(height / factor) * factor)
+    w = max(factor, round(width / factor) * factor)
+    if h * w > max_pixels:
+        beta = math.sqrt(height * width / max_pixels)
+        h = max(factor, math.floor(height / beta / factor) * factor)
+        w = max(factor, math.floor(width / beta / factor) * factor)
+    elif h * w < min_pixels:
+        beta = math.sqrt(min_pixels / (height * width))
+        h = math.ceil(height * beta / factor) * factor
+        w = math.ceil(width * beta / factor) * factor
     return int(w), int(h)
 
 

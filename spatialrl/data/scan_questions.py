@@ -48,6 +48,7 @@ from spatialrl.data.annotations import AnnotatedObject
 from spatialrl.data.scan_frames import FrameView
 from spatialrl.data.sources.scan import ScanObject, ScanScene
 from spatialrl.world.questions import (
+    DEFAULT_QUOTA,
     DIMENSION,
     LETTERS,
     MIN_VISIBLE_FRACTION,
@@ -75,6 +76,9 @@ EXCLUDED_CATEGORIES = frozenset({
     "remove", "unknown", "door frame", "doorframe", "stairs", "column", "beam", "structure",
 })  # fmt: skip
 MIN_PAIR_DISTANCE = 0.2  # VSI-Bench: closer pairs are not asked
+#: Questions attempted per frame and type: a real frame shows more objects than a synthetic
+#: render, and the selection removes what repeats across frames.
+FRAME_QUOTA: dict[str, int] = {t: 2 for t in DEFAULT_QUOTA} | {"open_ended": 3}
 
 
 @dataclass
@@ -165,7 +169,7 @@ def frame_pairs(fv: FrameView, scan: ScanScene, rng: np.random.Generator, types:
         return []
     ctx, mctx, objs = _frame_contexts(fv, scan)
     out = []
-    for a, b in generate_pairs(ctx, mctx, rng, frame_types, balance_offset=balance_offset):
+    for a, b in generate_pairs(ctx, mctx, rng, frame_types, quota=FRAME_QUOTA, balance_offset=balance_offset):
         idx = a.meta.get("objects", [])
         ids = [objs[i].object_id for i in idx]
         if a.question_type == "object_count":

@@ -967,7 +967,7 @@ def _answer_open(spec: QuestionSpec, ctx: SceneContext) -> QASample | None:
     if t in ("distance", "horizontal_distance", "height", "size"):
         unit = spec.param("display_unit")
         if t == "distance":
-            value = ctx.distance(*spec.objects)
+            value = float(np.linalg.norm(ctx.centers[spec.objects[0]] - ctx.centers[spec.objects[1]]))  # the text says centres
             q = [f"How far apart are the centers of the {names[0]} and the {names[1]}?",
                  f"What is the distance between the center of the {names[0]} and the center of the {names[1]}?"][v]
             a = [f"The centers of the {names[0]} and the {names[1]} are {{}} apart.",

@@ -45,9 +45,9 @@ def _batch(processor, dataset, group=3, completion_length=5):
     from trl.data_utils import apply_chat_template, prepare_multimodal_messages
 
     rows = [dataset[0], dataset[3]]
-    texts = [apply_chat_template({"prompt": prepare_multimodal_messages(r["prompt"], images=[r["image"]])},
+    texts = [apply_chat_template({"prompt": prepare_multimodal_messages(r["prompt"], images=r["images"])},
                                  processor)["prompt"] for r in rows]
-    enc = processor(text=texts, images=[[r["image"]] for r in rows], padding=True, padding_side="left",
+    enc = processor(text=texts, images=[r["images"] for r in rows], padding=True, padding_side="left",
                     return_tensors="pt")
     assert enc["attention_mask"][:, 0].min() == 0, "the two prompts should differ in length (left padding)"
     repeat = torch.arange(2).repeat_interleave(group)

@@ -67,10 +67,10 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from plyfile import PlyData
 from scipy.spatial.transform import Rotation
 
 from .floor import floor_area, floor_height
+from .mesh import read_mesh
 from .scan import ScanError, ScanFrame, ScanObject, ScanScene
 
 __all__ = ["SPLITS", "list_scenes", "load_scene", "scene_folder"]
@@ -187,44 +187,6 @@ def read_annotation(path: Path, scene: str) -> list[ScanObject]:
             size=tuple(map(float, size)), axes=tuple(tuple(map(float, r)) for r in rot),
             z_min=float(center[2] - half_z), z_max=float(center[2] + half_z)))
     return objects
-
-
-def read_mesh(path: Path, scene: str) -> tuple[np.ndarray, np.ndarray]:
-    """``(vertices (N, 3) float64, faces (M, 3) int64)`` of ``<video_id>_3dod_mesh.ply``
-    (polygons fan-triangulated)."""
-    try:
-        try:  # fast path: every face a triangle (the ARKit meshes)
-            ply = PlyData.read(str(path), known_list_len={"face": {"vertex_indices": 3}})
-            faces = np.asarray(ply["face"]["vertex_indices"], dtype=np.int64).reshape(-1, 3)
-        except Exception:
-            ply = PlyData.read(str(path))
-            faces = _triangulate(ply, path, scene)
-        v = ply["vertex"]
-        vertices = np.stack([np.asarray(v[k], dtype=np.float64) for k in ("x", "y", "z")], axis=1)
-    except ScanError:
-        raise
-    except KeyError as e:
-        raise ScanError(scene, path, str(e).strip("'\""), "missing element or property") from None
-    except Exception as e:
-        raise ScanError(scene, path, "", f"not a readable PLY mesh: {e}") from None
-    if len(vertices) == 0 or not np.all(np.isfinite(vertices)):
-        raise ScanError(scene, path, "vertex", "expected finite x, y, z for at least one vertex")
-    if len(faces) and (faces.min() < 0 or faces.max() >= len(vertices)):
-        raise ScanError(scene, path, "face.vertex_indices", f"index out of range 0..{len(vertices) - 1}")
-    return vertices, faces
-
-
-def _triangulate(ply: PlyData, path: Path, scene: str) -> np.ndarray:
-    face = ply["face"]
-    names = [p.name for p in face.properties]
-    name = next((n for n in ("vertex_indices", "vertex_index") if n in names), None)
-    if name is None:
-        raise ScanError(scene, path, "face.vertex_indices", "missing")
-    tris = []
-    for poly in face[name]:
-        p = np.asarray(poly, dtype=np.int64)
-        tris.extend((p[0], p[k], p[k + 1]) for k in range(1, len(p) - 1))
-    return np.asarray(tris, dtype=np.int64).reshape(-1, 3)
 
 
 def read_traj(path: Path, scene: str) -> dict[str, tuple[float, np.ndarray]]:

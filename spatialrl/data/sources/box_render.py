@@ -130,5 +130,7 @@ def box_mesh(box: Box, step: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
             idx = np.arange(ga.size).reshape(na + 1, nb + 1) + base
             q = np.stack([idx[:-1, :-1], idx[1:, :-1], idx[1:, 1:], idx[:-1, 1:]], axis=-1).reshape(-1, 4)
             tri = np.concatenate([q[:, [0, 1, 2]], q[:, [0, 2, 3]]])
-            faces.append(tri if sign > 0 else tri[:, ::-1])
+            # (a, b, axis) is a right-handed order for axis x and z but not for y: wind outwards
+            right_handed = np.linalg.det(np.eye(3)[[a, b, axis]]) > 0
+            faces.append(tri if (sign > 0) == right_handed else tri[:, ::-1])
     return np.concatenate(verts), np.concatenate(faces)

@@ -61,20 +61,52 @@ def _horizontal(v: np.ndarray, faces: np.ndarray, min_normal_z: float = 0.7) -> 
     return n, norm / 2, (norm > 0) & (np.abs(n[:, 2]) > min_normal_z * norm)
 
 
+#: Above this many near-horizontal triangles the union is rasterised (``RASTER_CELL``) instead of
+#: computed exactly: GEOS needs ~3 s for a 200k-vertex room mesh, the raster ~0.3 s.
+EXACT_LIMIT = 20_000
+#: Raster cell (m). A cell counts when a sample of a triangle falls in it, so the area is
+#: overstated by up to half a cell along the outline: under 1 % for a 6 x 5 m room.
+RASTER_CELL = 0.02
+
+
 def floor_area(vertices: np.ndarray, faces: np.ndarray, min_normal_z: float = 0.7, grid_size: float | None = None) -> float:
     """The room's floor area (m^2): the area of the union of the xy projections of the
     triangles whose unit normal has ``|n_z| > min_normal_z`` (either winding).
 
-    Vectorised: one ``shapely.polygons`` call builds every triangle and ``shapely.union_all``
-    merges them (optionally on a ``grid_size`` metre precision grid; in GEOS 3.x that is
-    slower, not faster). About 3 s for a 200k-vertex, 400k-triangle room mesh on one core."""
+    Exact for up to :data:`EXACT_LIMIT` such triangles: one ``shapely.polygons`` call builds them
+    and ``shapely.union_all`` merges them (optionally on a ``grid_size`` metre precision grid).
+    A larger mesh (a real scan) is rasterised: every triangle is sampled about three times a
+    :data:`RASTER_CELL` cell, the cells hit are counted after filling the holes that no
+    horizontal surface covers (the floor under a bed the scanner never saw)."""
     v = np.asarray(vertices, dtype=np.float64).reshape(-1, 3)
     f = np.asarray(faces, dtype=np.int64).reshape(-1, 3)
     if len(f) == 0:
         return 0.0
-    _, _, keep = _horizontal(v, f, min_normal_z)
+    _, area, keep = _horizontal(v, f, min_normal_z)
     if not keep.any():
         return 0.0
     a, b, c = v[f[keep, 0]], v[f[keep, 1]], v[f[keep, 2]]
+    if keep.sum() > EXACT_LIMIT:
+        return _raster_area(a[:, :2], b[:, :2], c[:, :2])
     rings = np.stack([a[:, :2], b[:, :2], c[:, :2], a[:, :2]], axis=1)
     return float(shapely.union_all(shapely.polygons(rings), grid_size=grid_size).area)
+
+
+def _raster_area(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> float:
+    from scipy.ndimage import binary_fill_holes
+
+    cell = RASTER_CELL
+    proj = 0.5 * np.abs((b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0]))
+    k = np.ceil(3 * proj / cell**2).astype(np.int64) + 1
+    idx = np.repeat(np.arange(len(a)), k)
+    rng = np.random.default_rng(0)
+    r1, r2 = rng.random(len(idx)), rng.random(len(idx))
+    flip = r1 + r2 > 1
+    r1[flip], r2[flip] = 1 - r1[flip], 1 - r2[flip]
+    pts = a[idx] + r1[:, None] * (b[idx] - a[idx]) + r2[:, None] * (c[idx] - a[idx])
+    pts = np.concatenate([pts, a, b, c])
+    lo = pts.min(axis=0)
+    ij = np.floor((pts - lo) / cell).astype(np.int64)
+    grid = np.zeros(ij.max(axis=0) + 1, dtype=bool)
+    grid[ij[:, 0], ij[:, 1]] = True
+    return float(binary_fill_holes(grid).sum() * cell**2)

@@ -183,6 +183,13 @@ def _hull_2d(xy: np.ndarray) -> np.ndarray:
     pts = np.unique(np.round(xy, 9), axis=0)
     if len(pts) < 3:
         return pts
+    if len(pts) > 64:  # many points (a scanned object): let Qhull find the few hull candidates first
+        from scipy.spatial import ConvexHull, QhullError
+
+        try:
+            pts = pts[ConvexHull(pts).vertices]
+        except QhullError:  # all on a line
+            pass
     pts = pts[np.lexsort((pts[:, 1], pts[:, 0]))]
 
     def cross(o, a, b):

@@ -44,6 +44,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .mesh import read_mesh
 from .scan import ScanError, ScanFrame, ScanObject, ScanScene, upright_box
 
 __all__ = ["FPS", "list_scenes", "load_scene", "read_meta"]
@@ -109,30 +110,6 @@ def _load_json(scene: str, path: Path) -> dict:
         raise ScanError(scene, path, "", f"invalid JSON: {e}") from None
 
 
-def _read_mesh(scene: str, path: Path) -> tuple[np.ndarray, np.ndarray]:
-    from plyfile import PlyData
-
-    try:
-        ply = PlyData.read(str(path))
-        v = ply["vertex"]
-        verts = np.stack([np.asarray(v["x"]), np.asarray(v["y"]), np.asarray(v["z"])], axis=1).astype(np.float64)
-    except FileNotFoundError:
-        raise ScanError(scene, path, "", "missing file") from None
-    except (KeyError, ValueError) as e:
-        raise ScanError(scene, path, "vertex", f"not a PLY mesh with x, y, z vertices: {e}") from None
-    except Exception as e:  # noqa: BLE001 - plyfile raises assorted errors on damaged files
-        raise ScanError(scene, path, "", f"cannot read PLY: {e}") from None
-    faces = np.zeros((0, 3), dtype=np.int64)
-    if "face" in ply:
-        data = ply["face"].data
-        name = "vertex_indices" if "vertex_indices" in data.dtype.names else data.dtype.names[0]
-        try:
-            faces = np.stack(data[name]).astype(np.int64).reshape(-1, 3)
-        except ValueError:
-            raise ScanError(scene, path, "face", "faces must be triangles") from None
-    return verts, faces
-
-
 def _find_frames(root: Path, scene: str) -> tuple[str, Path] | None:
     scan = root / "scans" / scene
     if (scan / "frames" / "pose").is_dir():
@@ -181,7 +158,7 @@ def load_scene(root: str | Path, scene: str) -> ScanScene:
         files["axisAlignment"] = "absent: the identity was used (a scans_test scan?)"
 
     mesh_path = scan / f"{scene}_vh_clean_2.ply"
-    verts_raw, faces = _read_mesh(scene, mesh_path)
+    verts_raw, faces = read_mesh(mesh_path, scene)
     verts = verts_raw @ align[:3, :3].T + align[:3, 3]
     segs_path = scan / f"{scene}_vh_clean_2.0.010000.segs.json"
     segs = _load_json(scene, segs_path)
@@ -219,7 +196,7 @@ def load_scene(root: str | Path, scene: str) -> ScanScene:
     frames, skipped, time_ordered = _read_frames(root, scene, meta, align, files)
     return ScanScene(
         source="scannet", scene_id=scene, objects=objects, floor_area=floor_area(verts, faces),
-        floor_z=floor_height(verts), frames=frames, skipped=skipped, files=files, time_ordered=time_ordered,
+        floor_z=floor_height(verts, faces), frames=frames, skipped=skipped, files=files, time_ordered=time_ordered,
     )  # fmt: skip
 
 

@@ -52,6 +52,7 @@ def write_scannet(
     mesh_step: float = 0.0,
     segments_per_object: int = 2,
     jpeg_quality: int = 95,
+    render_scale: int = 1,
 ) -> Path:
     """Write ``known`` as ``root/scans/<scene>`` (plus frames; ``layout``: ``frames``
     (``scans/<scene>/frames/``), ``flat`` (``scans/<scene>/``) or ``posed_images``).
@@ -60,8 +61,10 @@ def write_scannet(
     indices (default ``0, 20, 40, ...``); frames in ``invalid_pose_ids`` get a ``-inf`` pose as
     SensReader writes for lost tracking. Objects get ``objectId`` = their index; structure
     boxes are written as objects labelled by their ``label`` after them (as ScanNet annotates
-    walls and floors). ``mesh_step`` subdivides box faces (0: 12 triangles a box). Returns the
-    scan folder."""
+    walls and floors). ``mesh_step`` subdivides box faces (0: 12 triangles a box).
+    ``render_scale`` > 1 renders colour images at ``1 / render_scale`` of their size and
+    enlarges them (fast writing of large frames for benchmarks; depth is always exact).
+    Returns the scan folder."""
     root = Path(root)
     scan = root / "scans" / scene
     scan.mkdir(parents=True, exist_ok=True)
@@ -127,7 +130,12 @@ def write_scannet(
     from PIL import Image
 
     for j, (fid, pose) in enumerate(zip(frame_ids, poses)):
-        color, _, _ = render_boxes(boxes, pose, kc, color_size)
+        if render_scale > 1:
+            small = (max(1, w // render_scale), max(1, h // render_scale))
+            ks = np.diag([small[0] / w, small[1] / h, 1.0]) @ kc
+            color = np.asarray(Image.fromarray(render_boxes(boxes, pose, ks, small)[0]).resize(color_size, Image.NEAREST))
+        else:
+            color, _, _ = render_boxes(boxes, pose, kc, color_size)
         _, depth, _ = render_boxes(boxes, pose, kd, depth_size)
         depth_mm = np.round(depth * 1000).clip(0, 65535).astype(np.uint16)
         raw_pose = np.full((4, 4), -np.inf) if fid in invalid_pose_ids else unalign @ pose
