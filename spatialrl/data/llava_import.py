@@ -461,27 +461,15 @@ def _size(data: bytes, fname: str) -> tuple[int, int]:
 
 
 def video_frames(path: Path, k: int) -> list[bytes]:
-    """``k`` frames spread evenly over a video (first and last included), as PNG bytes (PyAV)."""
-    import av
-
+    """``k`` frames of a video as PNG bytes, sampled by :func:`spatialrl.data.video.sample_frames`
+    (VSI-Bench's rule: uniform, first and last frame included, repeats for a shorter video)."""
     from spatialrl.data.schema import encode_png
+    from spatialrl.data.video import VideoError, sample_frames
 
     try:
-        with av.open(str(path)) as container:
-            n = sum(1 for p in container.demux(video=0) if p.size)
-        wanted = sorted({round(i * (n - 1) / max(k - 1, 1)) for i in range(k)}) if n else []
-        frames: list[bytes] = []
-        with av.open(str(path)) as container:
-            for i, frame in enumerate(container.decode(video=0)):
-                if i in wanted:
-                    frames.append(encode_png(frame.to_image()))
-                    if len(frames) == len(wanted):
-                        break
-    except (av.FFmpegError, OSError, IndexError, ValueError) as exc:
+        return [encode_png(im) for im in sample_frames(path, k)]
+    except VideoError as exc:
         raise Skip("unreadable_video", f"{path.name}: {exc}") from None
-    if not frames:
-        raise Skip("unreadable_video", f"{path.name}: no frames")
-    return frames
 
 
 def record_images(record: Record, layout: str, root: Path, video_k: int) -> tuple[list[bytes], list[tuple[int, int]]]:

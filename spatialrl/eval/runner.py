@@ -16,8 +16,8 @@ For each model (a checkpoint directory: the tiny model or a real Qwen2.5-VL-clas
 
 Video benchmarks (VSI-Bench): ``--num-frames N`` (default: the benchmark's ``num_frames``, 32
 for ``vsibench``, the paper's setting) is passed to ``benchmark.load``, whose items then carry
-:class:`spatialrl.eval.video.VideoFrames`; each batch's frames are decoded with PyAV as the
-batch is built (``spatialrl.eval.video``), and reach the model as N images per item.
+:class:`spatialrl.data.video.VideoFrames`; each batch's frames are decoded with PyAV as the
+batch is built (``spatialrl.data.video``), and reach the model as N images per item.
 
 ``OUT/<model>/run.json`` records the settings that determine the predictions (model path,
 benchmark, prompt variant, max new tokens, and for videos the frame count and sampling rule);
@@ -157,7 +157,7 @@ def _settings(model_path: str, benchmark: str, variant: str, max_new_tokens: int
 def _video_settings(items: Sequence[Any]) -> dict[str, Any]:
     """How video items' frames are chosen (``num_frames``, ``frame_sampling``); {} without videos.
     Part of the settings: predictions made from 8 frames must not be resumed with 32."""
-    from spatialrl.eval.video import VideoFrames
+    from spatialrl.data.video import VideoFrames
 
     counts = sorted({item.images.num_frames for item in items if isinstance(item.images, VideoFrames)})
     if not counts:
@@ -220,14 +220,14 @@ def run_benchmark(
         write_json_atomic,
     )
 
-    from spatialrl.eval.video import VideoFrames
+    from spatialrl.data.video import VideoFrames
 
     # A video item must come with its frames (VideoFrames, as vsibench's load(num_frames=N) gives).
     videos = [item.id for item in items if item.meta.get("video") and not isinstance(item.images, VideoFrames)]
     if videos:
         raise ValueError(
             f"{benchmark.name}: {len(videos)} items are videos without frames (e.g. {videos[0]!r}); `eval run` "
-            "does not decode video paths itself: the benchmark's load must give spatialrl.eval.video.VideoFrames "
+            "does not decode video paths itself: the benchmark's load must give spatialrl.data.video.VideoFrames "
             "(vsibench does with num_frames), or generate predictions elsewhere (e.g. lmms-eval) and score them "
             "with `spatialrl eval score`."
         )

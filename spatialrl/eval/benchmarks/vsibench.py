@@ -16,7 +16,7 @@ there (docs/benchmarks.md lists them):
   never opens it: ``load(path)`` puts the path in ``EvalItem.images``.
 - Frames (for ``spatialrl eval run``): ``load(path, num_frames=N)`` checks that every video
   exists (the official ``vsibench_doc_to_visual`` raises for a missing one) and gives each
-  item a lazily decoded :class:`spatialrl.eval.video.VideoFrames`: N frames at the official
+  item a lazily decoded :class:`spatialrl.data.video.VideoFrames`: N frames at the official
   indices ``np.linspace(0, total - 1, N, dtype=int)`` (``llava_onevision.py::load_video``),
   decoded with PyAV when the runner builds the batch. N = 32 (:data:`NUM_FRAMES`) is the
   paper's setting (``evaluate_all_in_one.sh``: ``num_frames=32``); the frames reach the model
@@ -73,7 +73,7 @@ from spatialrl.eval.benchmarks._benchmark_files import (
 )
 from spatialrl.eval.benchmarks.base import Benchmark, EvalItem, ItemScore, register_benchmark
 from spatialrl.eval.metrics import mean_relative_accuracy
-from spatialrl.eval.video import VideoFrames
+from spatialrl.data.video import VideoFrames
 
 MCA_QUESTION_TYPES = (
     "object_rel_direction_easy",

@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from spatialrl.eval.benchmarks import BenchmarkDataError, get_benchmark
-from spatialrl.eval.video import VideoError, VideoFrames, frame_indices, sample_frames
+from spatialrl.data.video import VideoError, VideoFrames, frame_indices, sample_frames
 from tests.eval.benchmarks.test_vsibench import SCHEMA  # the published parquet's columns and types
 
 WIDTH, HEIGHT, BITS = 64, 48, 6

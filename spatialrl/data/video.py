@@ -1,5 +1,9 @@
 """Frames of a video, sampled the way VSI-Bench's own evaluation samples them, decoded with PyAV.
 
+One sampler for every video spatialrl reads: VSI-Bench's videos in ``spatialrl eval run``
+and video records in ``spatialrl data import`` (so imported VSI-style training rows see their
+videos as the benchmark does).
+
 Official code: vision-x-nyu/thinking-in-space @ 51e089c3 (its lmms-eval fork).
 
 - Which frames: ``lmms_eval/models/llava_onevision.py``, ``Llava_OneVision.load_video`` (the
