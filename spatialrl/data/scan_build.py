@@ -143,7 +143,7 @@ def _pick_frames(scan, k: int, max_pixels: int | None) -> list[int]:
     """Indices (into ``scan.frames``) of the single-frame question frames (module docstring, 2)."""
     from PIL import Image
 
-    from spatialrl.data.scan_frames import level_camera, output_size, read_depth, see_objects
+    from spatialrl.data.scan_frames import clearly_seen, level_camera, output_size, read_depth, see_objects, sharpness
 
     n = len(scan.frames)
     if k == 0 or n == 0:
@@ -158,10 +158,10 @@ def _pick_frames(scan, k: int, max_pixels: int | None) -> list[int]:
         except ValueError:
             continue
         views = see_objects(scan.objects, cam, f, read_depth(f))
-        cover[i] = sum(1 for v in views if v.box is not None and v.visible_fraction >= 0.4)
+        cover[i] = sum(1 for v in views if clearly_seen(v))
         with Image.open(f.color_path) as im:
-            im.draft("L", (160, 160))
-            sharp[i] = _laplacian_var(im.convert("L"))
+            im.draft("L", (160, 160))  # JPEG: decode at a fraction of the size
+            sharp[i] = sharpness(im)
     if not cover:
         return []
     cut = np.quantile(list(sharp.values()), BLUR_QUANTILE) if len(sharp) >= 5 else -1.0
@@ -171,13 +171,6 @@ def _pick_frames(scan, k: int, max_pixels: int | None) -> list[int]:
         if len(stretch):
             chosen.append(max(stretch.tolist(), key=lambda i: (cover[i], sharp[i])))
     return chosen
-
-
-def _laplacian_var(grey) -> float:
-    from scipy.ndimage import laplace
-
-    g = grey.resize((160, max(1, round(160 * grey.height / grey.width))))
-    return float(laplace(np.asarray(g, dtype=np.float32)).var())
 
 
 def _sample_dict(s) -> dict[str, Any]:
@@ -200,17 +193,24 @@ def process_scene(cfg: ScanBuildConfig, k: int, scene_id: str, work: Path) -> di
     picked = _pick_frames(scan, cfg.frames_per_scene, cfg.max_pixels)
     n = len(scan.frames)
     video = sorted(set(np.linspace(0, n - 1, min(cfg.video_frames, n)).astype(int).tolist())) if cfg.video_frames and n else []
+    ext = "jpg" if cfg.image_format == "jpeg" else "png"
     views = {}
+    skipped = dict(scan.skipped)
     for i in sorted(set(picked) | set(video)):
-        fv = view_frame(scan.frames[i], scan.objects, cfg.max_pixels)
-        ext = "jpg" if cfg.image_format == "jpeg" else "png"
+        try:
+            fv = view_frame(scan.frames[i], scan.objects, cfg.max_pixels)
+        except ValueError as e:  # no level horizon, or an image that does not match its intrinsics
+            reason = f"unusable frame ({str(e).split(': ', 1)[-1][:60]})"
+            skipped[reason] = skipped.get(reason, 0) + 1
+            continue
         for mirrored, tag in ((False, "o"), (True, "m")):
             if mirrored and not cfg.mirror:
                 continue
-            (img_dir / f"{fv.frame.frame_id}-{tag}.{ext}").write_bytes(fv.png(mirrored, cfg.image_format))
+            (img_dir / f"{fv.frame.frame_id}-{tag}.{ext}").write_bytes(fv.encoded(mirrored, cfg.image_format))
         views[i] = fv
         fv.image = None  # the pixels are on disk now; the questions need only the geometry
-    ext = "jpg" if cfg.image_format == "jpeg" else "png"
+    picked = [i for i in picked if i in views]
+    video = [i for i in video if i in views]
     candidates = []
     for j, i in enumerate(picked):
         fv = views[i]
@@ -221,7 +221,7 @@ def process_scene(cfg: ScanBuildConfig, k: int, scene_id: str, work: Path) -> di
         for p in scene_pairs(scan, [views[i] for i in video], rng, cfg.types):
             candidates.append({"level": "scene", "object_ids": p.object_ids, "frames": p.frame_ids,
                                "original": _sample_dict(p.original), "mirror": _sample_dict(p.mirror)})  # fmt: skip
-    summary = {"scene_id": scene_id, "frames": n, "frames_used": len(views), "skipped_frames": scan.skipped,
+    summary = {"scene_id": scene_id, "frames": n, "frames_used": len(views), "skipped_frames": skipped,
                "objects": len(scan.objects), "candidates": len(candidates), "ext": ext,
                "rolls_deg": [round(math.degrees(v.roll), 2) for v in views.values()],
                "image_sizes": sorted({f"{v.camera.width}x{v.camera.height}" for v in views.values()})}  # fmt: skip

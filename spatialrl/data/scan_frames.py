@@ -19,8 +19,8 @@ scans. For each frame of a :class:`~spatialrl.data.sources.scan.ScanScene` this 
    map does not show something nearer than it (``depth < z - OCCLUSION_TOL(z)``; no depth
    reading counts as seen). ``visible_fraction`` is the share of those points seen; the 2D
    box is the box around the seen points in the stored image's pixels.
-4. **Scores** it for selection: sharpness (variance of the Laplacian of the grey image, on a
-   thumbnail) and coverage (objects clearly seen).
+4. **Scores** frames for selection: :func:`sharpness` (variance of the Laplacian of a grey
+   thumbnail) and :func:`clearly_seen` objects (the question templates' rule).
 
 Deviation from the annotation path: an object is a box, so "seen" is about its box faces,
 not its exact surface: a box face in front of a chair's legs counts as seen when the wall
@@ -36,10 +36,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from spatialrl.data.sources.scan import ScanFrame, ScanObject
-from spatialrl.world.questions import ObjectView
+from spatialrl.world.questions import MIN_BOX_SIDE, MIN_VISIBLE_FRACTION, ObjectView
 from spatialrl.world.scene import Camera
 
-__all__ = ["FACE_GRID", "FrameView", "OCCLUSION_TOL", "level_camera", "output_size", "see_objects", "view_frame"]
+__all__ = [
+    "FACE_GRID", "FrameView", "OCCLUSION_TOL", "clearly_seen", "level_camera", "output_size", "read_depth",
+    "see_objects", "sharpness", "view_frame",
+]  # fmt: skip
 
 FACE_GRID = 7
 NEAR = 0.05
@@ -62,7 +65,6 @@ class FrameView:
             the image centre).
         views: one :class:`ObjectView` per scene object (stored-image pixels).
         roll: the roll removed (rad).
-        sharpness: variance of the Laplacian of a 160-pixel-wide grey thumbnail.
     """
 
     frame: ScanFrame
@@ -70,14 +72,9 @@ class FrameView:
     camera: Camera
     views: list[ObjectView]
     roll: float
-    sharpness: float
 
-    @property
-    def coverage(self) -> int:
-        return sum(1 for v in self.views if v.box is not None and v.visible_fraction >= 0.4)
-
-    def png(self, mirrored: bool = False, fmt: str = "png") -> bytes:
-        """The image's bytes (horizontally flipped for the mirrored twin)."""
+    def encoded(self, mirrored: bool = False, fmt: str = "png") -> bytes:
+        """The image's PNG (or JPEG) bytes, horizontally flipped for the mirrored twin."""
         from PIL import ImageOps
 
         img = ImageOps.mirror(self.image) if mirrored else self.image
@@ -208,12 +205,23 @@ def read_depth(frame: ScanFrame) -> np.ndarray | None:
         return np.asarray(im, dtype=np.float32) / float(frame.depth_scale)
 
 
-def _sharpness(image) -> float:
+def sharpness(image) -> float:
+    """Variance of the Laplacian of a 160-pixel-wide grey thumbnail of ``image`` (PIL): low
+    for a blurred frame."""
     from scipy.ndimage import laplace
 
-    thumb = image.convert("L")
-    thumb = thumb.resize((160, max(1, round(160 * thumb.height / thumb.width))))
-    return float(laplace(np.asarray(thumb, dtype=np.float32)).var())
+    grey = image.convert("L")
+    grey = grey.resize((160, max(1, round(160 * grey.height / grey.width))))
+    return float(laplace(np.asarray(grey, dtype=np.float32)).var())
+
+
+def clearly_seen(view: ObjectView) -> bool:
+    """The question templates' rule (``SceneContext``): at least ``MIN_VISIBLE_FRACTION`` seen
+    and a 2D box of at least ``MIN_BOX_SIDE`` pixels a side."""
+    if view.box is None or view.visible_fraction < MIN_VISIBLE_FRACTION:
+        return False
+    x1, y1, x2, y2 = view.box
+    return (x2 - x1) >= MIN_BOX_SIDE and (y2 - y1) >= MIN_BOX_SIDE
 
 
 def view_frame(frame: ScanFrame, objects: list[ScanObject], max_pixels: int | None,
@@ -236,4 +244,4 @@ def view_frame(frame: ScanFrame, objects: list[ScanObject], max_pixels: int | No
     if depth is None:
         depth = read_depth(frame)
     views = see_objects(objects, camera, frame, depth)
-    return FrameView(frame, image, camera, views, roll, _sharpness(image))
+    return FrameView(frame, image, camera, views, roll)

@@ -45,13 +45,12 @@ from typing import Any
 import numpy as np
 
 from spatialrl.data.annotations import AnnotatedObject
-from spatialrl.data.scan_frames import FrameView
+from spatialrl.data.scan_frames import FrameView, clearly_seen
 from spatialrl.data.sources.scan import ScanObject, ScanScene
 from spatialrl.world.questions import (
     DEFAULT_QUOTA,
     DIMENSION,
     LETTERS,
-    MIN_VISIBLE_FRACTION,
     ObjectView,
     QASample,
     SceneContext,
@@ -117,28 +116,22 @@ class ScanContext(SceneContext):
         return closest_distance(self.scene.objects[a], self.scene.objects[b])
 
 
-def _yaw(obj: ScanObject) -> float:
-    ax = np.asarray(obj.axes[0])
-    return math.atan2(ax[1], ax[0])
-
-
 def _as_annotated(obj: ScanObject, mirrored: bool) -> AnnotatedObject:
-    """The object as the templates' upright box (a box that is not upright is replaced by the
-    smallest upright box around it), reflected in x = 0 for the mirrored view."""
+    """The object as the templates' upright box, reflected in x = 0 for the mirrored view. A
+    box whose third axis is vertical is itself; any other is replaced by the smallest upright
+    box around its corners."""
     from spatialrl.data.sources.scan import upright_box
 
-    if obj.is_upright():
-        center, size, yaw = obj.center, obj.size, _yaw(obj)
-        if abs(obj.axes[0][2]) > 0.5 or abs(obj.axes[1][2]) > 0.5:  # the vertical axis is not the third
-            center, size, axes = upright_box(obj.corners())
-            yaw = math.atan2(axes[0][1], axes[0][0])
+    if abs(obj.axes[2][2]) > 1 - 1e-3:
+        center, size, first_axis = obj.center, obj.size, obj.axes[0]
     else:
         center, size, axes = upright_box(obj.corners())
-        yaw = math.atan2(axes[0][1], axes[0][0])
+        first_axis = axes[0]
+    yaw = math.atan2(first_axis[1], first_axis[0])
     center = tuple(float(c) for c in center)
     if mirrored:
         center, yaw = (-center[0], center[1], center[2]), math.pi - yaw
-    return AnnotatedObject(obj.category, center, tuple(float(s) for s in size), yaw)
+    return AnnotatedObject(obj.category, center, tuple(float(x) for x in size), yaw)
 
 
 def _mirror_camera(c: Camera) -> Camera:
@@ -174,7 +167,7 @@ def frame_pairs(fv: FrameView, scan: ScanScene, rng: np.random.Generator, types:
         ids = [objs[i].object_id for i in idx]
         if a.question_type == "object_count":
             cat = a.meta.get("category")
-            ids = [o.object_id for o, v in zip(objs, ctx.views) if o.category == cat and ctx._clear(v)]
+            ids = [o.object_id for o, v in zip(objs, ctx.views) if o.category == cat and clearly_seen(v)]
         for s in (a, b):
             s.meta["object_ids"] = ids
             s.meta["frame_ids"] = [fv.frame.frame_id]
@@ -190,10 +183,6 @@ def frame_pairs(fv: FrameView, scan: ScanScene, rng: np.random.Generator, types:
 # --------------------------------------------------------------------------------------
 
 _PREFIX = "These are frames of a video. "
-
-
-def _clearly_seen(v: ObjectView) -> bool:
-    return v.box is not None and v.visible_fraction >= MIN_VISIBLE_FRACTION
 
 
 def _numeric(qt: str, question: str, value: float, answer: str | None = None, **meta: Any) -> QASample:
@@ -226,7 +215,7 @@ def scene_pairs(scan: ScanScene, video: list[FrameView], rng: np.random.Generato
         by_cat.setdefault(o.category, []).append(o)
     unique = [v[0] for v in by_cat.values() if len(v) == 1]
     index = {o.object_id: i for i, o in enumerate(scan.objects)}
-    seen_in = {o.object_id: [k for k, fv in enumerate(video) if _clearly_seen(fv.views[index[o.object_id]])] for o in objs}
+    seen_in = {o.object_id: [k for k, fv in enumerate(video) if clearly_seen(fv.views[index[o.object_id]])] for o in objs}
     out: list[ScanPair] = []
 
     def add(sample: QASample, mirror: QASample, ids: list[str]) -> None:

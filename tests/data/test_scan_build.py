@@ -319,3 +319,22 @@ def test_arkitscenes_answers_match_the_known_room(tmp_path):
         checked.add(row["question_type"])
     assert {"room_size", "object_count", "object_size", "abs_distance", "camera_depth"} <= checked
     assert {r["source"] for r in rows} == {"arkitscenes"} and {r["scene_id"] for r in rows} == {"41069021"}
+
+
+def test_a_frame_with_no_horizon_is_skipped_and_counted_not_the_scene(tmp_path):
+    from spatialrl.data import scan_build
+
+    known = furnished_room(seed=7, n_unique=5, n_chairs=2)
+    poses = walk(known, 3, seed=7)
+    down = np.eye(4)  # looking straight down: x east, y south, z down (OpenCV axes)
+    down[:3, :3] = np.array([[1.0, 0, 0], [0, -1.0, 0], [0, 0, -1.0]]).T
+    down[:3, 3] = (0.0, 0.0, 2.0)
+    poses.insert(1, down)
+    write_scannet(known, tmp_path, "scene0400_00", poses, axis_alignment=_alignment(), color_size=(324, 240),
+                  color_intrinsics=K_COLOR, depth_size=(160, 120), depth_intrinsics=K_DEPTH)  # fmt: skip
+    cfg = scan_build.ScanBuildConfig(source="scannet", root=str(tmp_path), frames_per_scene=4, video_frames=4,
+                                     test_fraction=0.0)  # fmt: skip
+    summary = scan_build.build_scans(str(tmp_path / "out"), cfg, progress=False)
+    assert summary["failed"] == {} and sum(summary["rows"].values()) > 0
+    card = (tmp_path / "out" / "README.md").read_text()
+    assert "unusable frame (no level horizon): 1" in card
