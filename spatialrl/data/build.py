@@ -209,7 +209,8 @@ def dataset_card(settings: dict[str, Any], stats: dict[str, SplitStats], fmt: st
     import yaml
 
     from spatialrl import __version__
-    from spatialrl.world.questions import ANSWER_TYPE, DIMENSION, QUESTION_TYPES, UNIT
+    from spatialrl.data.schema import QUESTION_TYPES, ROW_ANSWER_TYPE
+    from spatialrl.world.questions import DIMENSION, UNIT
 
     front = {
         "pretty_name": "spatialrl synthetic spatial QA",
@@ -248,7 +249,7 @@ def dataset_card(settings: dict[str, Any], stats: dict[str, SplitStats], fmt: st
     names = list(stats)
     lines.append(_table(
         ["question_type", "answer_type", *names],
-        [[qt, ANSWER_TYPE[qt], *[stats[s].question_types[qt] for s in names]] for qt in QUESTION_TYPES],
+        [[qt, ROW_ANSWER_TYPE[qt], *[stats[s].question_types[qt] for s in names]] for qt in QUESTION_TYPES],
     ) + "\n")  # fmt: skip
     lines.append("## Answer distributions\n")
     lines.append("Correct letter of choice questions, by number of options:\n")
@@ -497,7 +498,7 @@ def convert_dataset(src: str, out: str, fmt: str, *, overwrite: bool = False, pr
             except (pa.ArrowException, OSError) as exc:
                 raise unreadable(p, exc) from None
             names = files[p].schema_arrow.names
-            if tuple(names) != COLUMNS:
+            if tuple(names) != COLUMNS and tuple(names) != tuple(c for c in COLUMNS if c != "frames"):
                 raise ValueError(f"--from {p}: columns {names} are not the hf schema {list(COLUMNS)}")
 
     def source():
@@ -508,7 +509,9 @@ def convert_dataset(src: str, out: str, fmt: str, *, overwrite: bool = False, pr
                         rows = files[p].read_row_group(g).to_pylist()
                     except (pa.ArrowException, OSError) as exc:
                         raise unreadable(p, exc) from None
-                    yield s, rows
+                    for r in rows:  # a build from before multi-frame rows has no `frames` column
+                        r.setdefault("frames", [])
+                    yield s, [{c: r[c] for c in COLUMNS} for r in rows]
 
     total = sum(f.num_row_groups for f in files.values())
     settings = _read_card_settings(srcp)

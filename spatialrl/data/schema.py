@@ -34,7 +34,8 @@ Columns (:data:`FEATURES`, in this order)
 ``bbox``          list[float] ``[x1, y1, x2, y2]`` pixels (x2, y2 exclusive) for grounding;
                         empty otherwise
 ``scene_json``    str   the scene the answer was computed from (``Scene.to_json()``; the
-                        mirrored scene for mirror rows)
+                        mirrored scene for mirror rows); for a real-scan row, where to find it:
+                        ``{"source", "scene_id", "frames", "view"}`` (the scan itself)
 ``meta``          str   JSON: template, variant, object indices and names, parameters
 """
 

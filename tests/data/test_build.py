@@ -216,3 +216,21 @@ def test_from_an_unreadable_parquet_names_the_file(built, tmp_path, capsys, dama
     err = capsys.readouterr().err
     assert rc == 2 and str(shard) in err and "not a readable parquet file" in err, err
     assert not (tmp_path / "out").exists()
+
+
+def test_from_converts_a_build_made_before_multi_frame_rows(built, tmp_path):
+    """A dataset written before the `frames` column existed still converts (as single-image rows)."""
+    import shutil
+
+    import pyarrow.parquet as pq
+
+    src = tmp_path / "old"
+    shutil.copytree(built, src)
+    for shard in (src / "data").glob("*.parquet"):
+        table = pq.read_table(shard)
+        pq.write_table(table.drop_columns(["frames"]), shard)
+    assert "frames" not in pq.read_schema(next((src / "data").glob("*.parquet"))).names
+    rc = main(["data", "build", "--from", str(src), "--out", str(tmp_path / "out"), "--format", "verl", "--quiet"])
+    assert rc == 0
+    table = pq.read_table(tmp_path / "out" / "train.parquet")
+    assert all(len(images) == 1 for images in table.column("images").to_pylist())
