@@ -157,7 +157,7 @@ def _pick_frames(scan, k: int, max_pixels: int | None) -> list[int]:
             cam, _, _ = level_camera(f.camera_to_world, f.color_intrinsics, f.color_size, output_size(*f.color_size, max_pixels))
         except ValueError:
             continue
-        views = see_objects(scan.objects, cam, f, read_depth(f))
+        views = see_objects(scan.objects, cam, f, read_depth(f), exact_boxes=False)
         cover[i] = sum(1 for v in views if clearly_seen(v))
         with Image.open(f.color_path) as im:
             im.draft("L", (160, 160))  # JPEG: decode at a fraction of the size
@@ -232,6 +232,25 @@ def process_scene(cfg: ScanBuildConfig, k: int, scene_id: str, work: Path) -> di
             fh.write(json.dumps(c) + "\n")
     os.replace(tmp, work / "scenes" / f"{scene_id}.jsonl")
     return summary
+
+
+def _pool(workers: int):
+    """``workers`` spawned processes, each with one BLAS thread: the depth geometry is numpy
+    matrix work, and a BLAS thread pool per process on top of one process per core made the
+    build more than twice slower (``benchmarks/scan_build.py``)."""
+    import multiprocessing as mp
+
+    one = {k: "1" for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+    saved = {k: os.environ.get(k) for k in one}
+    os.environ.update(one)  # read by numpy as each spawned worker imports it
+    try:
+        return mp.get_context("spawn").Pool(workers)
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def _worker(args: tuple) -> tuple[str, dict[str, Any] | None, str | None]:
@@ -380,9 +399,7 @@ def build_scans(out: str, cfg: ScanBuildConfig, *, workers: int = 1, overwrite: 
         results = map(_worker, jobs)
         pool = None
     else:
-        import multiprocessing as mp
-
-        pool = mp.get_context("spawn").Pool(workers)
+        pool = _pool(workers)
         results = pool.imap_unordered(_worker, jobs)
     try:
         for sid, _summary, error in results:

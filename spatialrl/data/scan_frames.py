@@ -17,8 +17,11 @@ scans. For each frame of a :class:`~spatialrl.data.sources.scan.ScanScene` this 
 3. **Sees** each object: points on the box faces turned to the camera (a 7 x 7 grid a face)
    are projected; a point counts as seen when it falls inside the image and the frame's depth
    map does not show something nearer than it (``depth < z - OCCLUSION_TOL(z)``; no depth
-   reading counts as seen). ``visible_fraction`` is the share of those points seen; the 2D
-   box is the box around the seen points in the stored image's pixels.
+   reading counts as seen). ``visible_fraction`` is the share of those points seen. The 2D box
+   is where the sensor saw the object: the depth readings that fall inside its box (2 cm slack),
+   projected into the stored image, less the floor or table it stands on (readings near its
+   bottom outside its footprint), together with the face points seen (which reach where the
+   depth camera, whose field of view is not the colour camera's, does not).
 4. **Scores** frames for selection: :func:`sharpness` (variance of the Laplacian of a grey
    thumbnail) and :func:`clearly_seen` objects (the question templates' rule).
 
@@ -35,7 +38,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from spatialrl.data.sources.scan import ScanFrame, ScanObject
+from spatialrl.data.sources.scan import EXCLUDED_CATEGORIES, ScanFrame, ScanObject
 from spatialrl.world.questions import MIN_BOX_SIDE, MIN_VISIBLE_FRACTION, ObjectView
 from spatialrl.world.scene import Camera
 
@@ -150,9 +153,13 @@ def _face_points(obj: ScanObject, eye: np.ndarray) -> np.ndarray:
     return np.concatenate(out) @ R.T + np.asarray(obj.center)
 
 
-def see_objects(objects: list[ScanObject], camera: Camera, frame: ScanFrame, depth: np.ndarray | None) -> list[ObjectView]:
+def see_objects(objects: list[ScanObject], camera: Camera, frame: ScanFrame, depth: np.ndarray | None,
+                exact_boxes: bool = True) -> list[ObjectView]:  # fmt: skip
     """One :class:`ObjectView` per object for the levelled ``camera`` (see the module
-    docstring, step 3); ``depth`` is the frame's depth map in metres (or None)."""
+    docstring, step 3); ``depth`` is the frame's depth map in metres (or None). Without
+    ``exact_boxes`` (enough to count what a frame shows), and for the categories no question
+    asks about (walls, floors: :data:`EXCLUDED_CATEGORIES`), 2D boxes come from the face points
+    alone, which is much cheaper."""
     eye = np.asarray(camera.position, dtype=np.float64)
     views = []
     if depth is not None:
@@ -188,11 +195,65 @@ def see_objects(objects: list[ScanObject], camera: Camera, frame: ScanFrame, dep
         if not seen.any():
             views.append(ObjectView(frac, None))
             continue
-        x1, x2 = float(np.clip(u[seen].min(), 0, camera.width)), float(np.clip(u[seen].max(), 0, camera.width))
-        y1, y2 = float(np.clip(v[seen].min(), 0, camera.height)), float(np.clip(v[seen].max(), 0, camera.height))
+        # the face points seen lie inside the visible part (a grid: they fall short of its edges);
+        # the depth readings in the box reach its edges, but only where the depth camera sees
+        # (its field of view is not the colour camera's): the box takes both
+        x1, y1, x2, y2 = u[seen].min(), v[seen].min(), u[seen].max(), v[seen].max()
+        wanted = exact_boxes and depth is not None and obj.category not in EXCLUDED_CATEGORIES
+        extent = _depth_extent(obj, camera, depth, pose, kd) if wanted else None
+        if extent is not None:
+            x1, y1, x2, y2 = min(x1, extent[0]), min(y1, extent[1]), max(x2, extent[2]), max(y2, extent[3])
+        x1, x2 = float(np.clip(x1, 0, camera.width)), float(np.clip(x2, 0, camera.width))
+        y1, y2 = float(np.clip(y1, 0, camera.height)), float(np.clip(y2, 0, camera.height))
         box = (round(x1, 1), round(y1, 1), round(x2, 1), round(y2, 1))
         views.append(ObjectView(frac, box if box[2] > box[0] and box[3] > box[1] else None))
     return views
+
+
+BOX_TOL = 0.02  # m: a depth reading this far outside an object's box still belongs to it
+
+
+def _depth_extent(obj: ScanObject, camera: Camera, depth: np.ndarray, pose: np.ndarray,
+                  kd: np.ndarray) -> tuple[float, float, float, float] | None:  # fmt: skip
+    """The pixel box (in the levelled ``camera``'s image) of the depth readings that fall in
+    ``obj``'s box (``BOX_TOL`` slack; readings near its bottom outside its footprint are its
+    support): the object's visible part as the sensor saw it, clipped
+    by the image border and by whatever stands in front. Only the depth pixels inside the
+    projection of the box's corners are looked at. None when no reading falls in the box."""
+    dh, dw = depth.shape
+    w2c = np.linalg.inv(pose)
+    cc = obj.corners() @ w2c[:3, :3].T + w2c[:3, 3]
+    if (cc[:, 2] > NEAR).all():
+        cu = kd[0, 0] * cc[:, 0] / cc[:, 2] + kd[0, 2]
+        cv = kd[1, 1] * cc[:, 1] / cc[:, 2] + kd[1, 2]
+        u0, u1 = max(0, int(np.floor(cu.min()))), min(dw, int(np.ceil(cu.max())) + 1)
+        v0, v1 = max(0, int(np.floor(cv.min()))), min(dh, int(np.ceil(cv.max())) + 1)
+    else:  # a corner behind the camera: the projection is unbounded
+        u0, u1, v0, v1 = 0, dw, 0, dh
+    if u1 <= u0 or v1 <= v0:
+        return None
+    d = depth[v0:v1, u0:u1]
+    vv, uu = np.nonzero(d > 0)
+    if len(vv) == 0:
+        return None
+    z = d[vv, uu].astype(np.float64)
+    cam = np.stack([(uu + u0 + 0.5 - kd[0, 2]) / kd[0, 0] * z, (vv + v0 + 0.5 - kd[1, 2]) / kd[1, 1] * z, z], axis=1)
+    world = cam @ pose[:3, :3].T + pose[:3, 3]
+    local = (world - np.asarray(obj.center)) @ obj.rotation
+    inside = np.all(np.abs(local) <= np.asarray(obj.size) / 2 + BOX_TOL, axis=1)
+    # the floor (or the table) an object stands on touches its box: a reading near the bottom
+    # and outside the footprint is the support, not the object
+    half = np.asarray(obj.size) / 2
+    support = (world[:, 2] < obj.z_min + BOX_TOL) & np.any(np.abs(local[:, :2]) > half[:2] + 0.01, axis=1)
+    inside &= ~support
+    if not inside.any():
+        return None
+    pc = camera.world_to_camera(world[inside])
+    u = camera.fx * pc[:, 0] / pc[:, 2] + camera.cx
+    v = camera.fy * pc[:, 1] / pc[:, 2] + camera.cy
+    # each reading stands for a depth pixel: half its footprint in the stored image on each side
+    hu, hv = 0.5 * camera.fx / kd[0, 0], 0.5 * camera.fy / kd[1, 1]
+    return (float(u.min() - hu), float(v.min() - hv), float(u.max() + hu), float(v.max() + hv))
 
 
 def read_depth(frame: ScanFrame) -> np.ndarray | None:

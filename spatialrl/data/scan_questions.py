@@ -46,7 +46,7 @@ import numpy as np
 
 from spatialrl.data.annotations import AnnotatedObject
 from spatialrl.data.scan_frames import FrameView, clearly_seen
-from spatialrl.data.sources.scan import ScanObject, ScanScene
+from spatialrl.data.sources.scan import EXCLUDED_CATEGORIES, ScanObject, ScanScene
 from spatialrl.world.questions import (
     DEFAULT_QUOTA,
     DIMENSION,
@@ -69,11 +69,6 @@ __all__ = [
     "scene_pairs",
 ]
 
-#: Categories never asked about: structure and the datasets' catch-all labels.
-EXCLUDED_CATEGORIES = frozenset({
-    "wall", "floor", "ceiling", "otherstructure", "otherfurniture", "otherprop", "object", "objects",
-    "remove", "unknown", "door frame", "doorframe", "stairs", "column", "beam", "structure",
-})  # fmt: skip
 MIN_PAIR_DISTANCE = 0.2  # VSI-Bench: closer pairs are not asked
 #: Questions attempted per frame and type: a real frame shows more objects than a synthetic
 #: render, and the selection removes what repeats across frames.

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from spatialrl.data.sources.box_render import box_mesh
 from spatialrl.data.sources.known_rooms import furnished_room, walk
@@ -80,11 +81,37 @@ def _depth(pose, point) -> float:
     return float(pose[:3, 2] @ (np.asarray(point) - pose[:3, 3]))
 
 
-def _attr(box, attr):
-    return {"taller": box.size[2], "bigger": box.size[0] * box.size[1] * box.size[2]}.get(attr)
+def _levelled(pose):
+    """The camera the build levels ``pose`` to: same centre and optical axis, image x axis
+    horizontal, principal point at the image centre."""
+    f = pose[:3, 2] / np.linalg.norm(pose[:3, 2])
+    r = np.cross(f, [0.0, 0.0, 1.0])
+    r /= np.linalg.norm(r)
+    level = np.eye(4)
+    level[:3, 0], level[:3, 1], level[:3, 2], level[:3, 3] = r, np.cross(f, r), f, pose[:3, 3]
+    return level
 
 
-def expected(row, known, poses):
+def _instance(known, pose, size, k_source):
+    from spatialrl.data.sources.box_render import render_boxes
+
+    w, h = size
+    k = np.array([[k_source[0, 0], 0, w / 2], [0, k_source[1, 1], h / 2], [0, 0, 1]])
+    return render_boxes(list(known.objects) + list(known.structure), _levelled(pose), k, size)[2]
+
+
+def _width_seen(box, pose):
+    right = _levelled(pose)[:3, 0]
+    p = box.corners() @ right
+    return p.max() - p.min()
+
+
+def _attr(box, attr, pose=None):
+    return {"taller": box.size[2], "bigger": box.size[0] * box.size[1] * box.size[2],
+            "wider": _width_seen(box, pose)}[attr]  # fmt: skip
+
+
+def expected(row, known, poses, k_source=K_COLOR):
     """The answer recomputed from the known room, or None when this check has no rule for it."""
     meta = json.loads(row["meta"])
     qt, view = row["question_type"], row["view"]
@@ -101,7 +128,10 @@ def expected(row, known, poses):
     if qt == "object_count":
         if meta["level"] == "scene":
             return sum(1 for o in known.objects if o.label == meta["category"])
-        return len(meta["object_ids"])
+        # in one frame: every object of the category that shows (a category with an object only
+        # partly in view is never counted, so "shows" and "clearly seen" agree)
+        shown = _instance(known, pose, _size(row), k_source)
+        return sum(1 for i, o in enumerate(known.objects) if o.label == meta["category"] and (shown == i).any())
     if qt == "object_size":
         return max(objs[0].size)
     if qt == "object_height":
@@ -122,14 +152,10 @@ def expected(row, known, poses):
         d = sorted(cands, key=lambda o: closest(anchor, o), reverse=meta["template"] == "farthest")
         return d[0].label
     if qt == "compare_yes_no":
-        va, vb = _attr(objs[0], meta["attribute"]), _attr(objs[1], meta["attribute"])
-        if va is None:
-            return None
+        va, vb = _attr(objs[0], meta["attribute"], pose), _attr(objs[1], meta["attribute"], pose)
         return "yes" if ((va > vb) if meta["template"] == "more" else (va < vb)) else "no"
     if qt == "compare_choice":
-        vals = [_attr(o, meta["attribute"]) for o in objs]
-        if vals[0] is None:
-            return None
+        vals = [_attr(o, meta["attribute"], pose) for o in objs]
         best = (max if meta["template"] == "most" else min)(range(len(objs)), key=lambda i: vals[i])
         return objs[best].label
     if qt == "rel_direction":
@@ -141,6 +167,14 @@ def expected(row, known, poses):
         if meta["template"] == "depth":
             return "in front of" if front else "behind"
         return f"{lat} and {'closer to' if front else 'farther from'} the camera"
+    if qt == "grounding_bbox" and not mirrored:  # mirrors: the flip of this box (checked below)
+        ys, xs = np.nonzero(_instance(known, pose, _size(row), k_source) == int(meta["object_ids"][0]))
+        return [float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1)]
+    if qt == "open_ended" and meta["template"] in ("distance", "horizontal_distance", "height", "size"):
+        a = np.asarray(objs[0].center)
+        return {"distance": lambda: float(np.linalg.norm(a - np.asarray(objs[1].center))),
+                "horizontal_distance": lambda: math.hypot(*(a - np.asarray(objs[1].center))[:2]),
+                "height": lambda: objs[0].size[2], "size": lambda: max(objs[0].size)}[meta["template"]]()  # fmt: skip
     if qt == "rel_direction_allocentric":
         a, b, c = (np.asarray(o.center) for o in objs)
         f, v = b - a, c - a
@@ -149,10 +183,29 @@ def expected(row, known, poses):
     return None
 
 
+def _size(row):
+    image = row["image"] if row["image"] is not None else row["frames"][0]
+    return image.size if hasattr(image, "size") else Image.open(io.BytesIO(image["bytes"])).size
+
+
 def _answer_text(row):
     if row["options"]:
         return row["options"][row["answer_index"]]
-    return row["answer_value"] if row["answer_type"] == "numerical" else row["answer"]
+    if row["question_type"] == "grounding_bbox":
+        return row["bbox"]
+    return row["answer_value"] if row["answer_type"] in ("numerical", "open_ended") else row["answer"]
+
+
+def check(row, want) -> None:
+    got = _answer_text(row)
+    qt = row["question_type"]
+    if qt == "grounding_bbox":  # the visible part's box; a depth pixel is up to 2 colour pixels
+        assert got == pytest.approx(want, abs=3.0), (row["id"], got, want)
+    elif isinstance(want, float):
+        tol = 0.02 if qt == "abs_distance" else 0.01 if qt == "room_size" else 1e-3
+        assert got == pytest.approx(want, abs=tol), (row["id"], row["question"], got, want)
+    else:
+        assert got == want, (row["id"], row["question"], got, want)
 
 
 def test_every_answer_matches_the_known_room(scannet_build):
@@ -163,16 +216,12 @@ def test_every_answer_matches_the_known_room(scannet_build):
         want = expected(row, known, poses)
         if want is None:
             continue
-        got = _answer_text(row)
-        if isinstance(want, float):
-            tol = 0.02 if row["question_type"] == "abs_distance" else 1e-3
-            assert got == pytest.approx(want, abs=tol), (row["id"], row["question"], got, want)
-        else:
-            assert got == want, (row["id"], row["question"], got, want)
+        check(row, want)
         checked[row["question_type"]] = checked.get(row["question_type"], 0) + 1
     must = {"room_size", "object_count", "object_size", "object_height", "abs_distance", "horizontal_distance",
-            "vertical_distance", "camera_depth", "closer_to_camera", "rel_direction"}  # fmt: skip
-    assert must <= set(checked), sorted(checked)
+            "vertical_distance", "camera_depth", "closer_to_camera", "rel_direction", "rel_distance",
+            "rel_direction_allocentric", "compare_yes_no", "compare_choice", "grounding_bbox", "open_ended"}  # fmt: skip
+    assert must <= set(checked), sorted(checked)  # appearance_order: the next test
 
 
 def test_appearance_order_follows_the_frames_shown(scannet_build):
@@ -293,7 +342,7 @@ def test_arkitscenes_answers_match_the_known_room(tmp_path):
     """The same hand checks on an ARKitScenes 3DOD scan: walls not along the axes, the floor at
     z = 0.8, frames 256 x 192 with timestamps matched within the official tolerance."""
     from spatialrl.data import scan_build
-    from spatialrl.data.sources.arkitscenes_writer import frame_timestamps, write_arkitscenes
+    from spatialrl.data.sources.arkitscenes_writer import DEFAULT_K, frame_timestamps, write_arkitscenes
 
     known = furnished_room(seed=5, yaw=0.4, floor_z=0.8, n_unique=7, n_chairs=3)
     poses = walk(known, 10, seed=5)
@@ -307,15 +356,10 @@ def test_arkitscenes_answers_match_the_known_room(tmp_path):
     by_id = dict(zip(frame_timestamps(len(poses)), poses))
     checked = set()
     for row in rows:
-        want = expected(row, known, by_id)
+        want = expected(row, known, by_id, DEFAULT_K)
         if want is None:
             continue
-        got = _answer_text(row)
-        if isinstance(want, float):
-            tol = 0.02 if row["question_type"] in ("abs_distance", "room_size") else 1e-3
-            assert got == pytest.approx(want, abs=tol), (row["id"], row["question"], got, want)
-        else:
-            assert got == want, (row["id"], row["question"], got, want)
+        check(row, want)
         checked.add(row["question_type"])
     assert {"room_size", "object_count", "object_size", "abs_distance", "camera_depth"} <= checked
     assert {r["source"] for r in rows} == {"arkitscenes"} and {r["scene_id"] for r in rows} == {"41069021"}

@@ -62,7 +62,8 @@ def _horizontal(v: np.ndarray, faces: np.ndarray, min_normal_z: float = 0.7) -> 
 
 
 #: Above this many near-horizontal triangles the union is rasterised (``RASTER_CELL``) instead of
-#: computed exactly: GEOS needs ~3 s for a 200k-vertex room mesh, the raster ~0.3 s.
+#: computed exactly: GEOS's union of a real scan's hundred thousand triangles takes seconds, and the
+#: builder reads one scan at a time (``benchmarks/scan_build.py`` times the whole build).
 EXACT_LIMIT = 20_000
 #: Raster cell (m). A cell counts when a sample of a triangle falls in it, so the area is
 #: overstated by up to half a cell along the outline: under 1 % for a 6 x 5 m room.

@@ -2,8 +2,8 @@
 
 ScanNet's ``_vh_clean_2.ply`` and ARKitScenes' ``_3dod_mesh.ply`` are binary PLY files of
 triangles. plyfile reads a list property element by element in Python unless it is told the
-list length, so triangles are read with ``known_list_len`` (a 400k-triangle mesh in well under a
-second instead of seconds) and anything else falls back to the general reader, fan-triangulated.
+list length, so triangles are read with ``known_list_len`` (many times faster on a real scan's
+mesh) and anything else falls back to the general reader, fan-triangulated.
 """
 
 from __future__ import annotations

@@ -18,7 +18,14 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["ScanError", "ScanFrame", "ScanObject", "ScanScene", "upright_box"]
+__all__ = ["EXCLUDED_CATEGORIES", "ScanError", "ScanFrame", "ScanObject", "ScanScene", "upright_box"]
+
+
+#: Categories never asked about: structure and the datasets' catch-all labels.
+EXCLUDED_CATEGORIES = frozenset({
+    "wall", "floor", "ceiling", "otherstructure", "otherfurniture", "otherprop", "object", "objects",
+    "remove", "unknown", "door frame", "doorframe", "stairs", "column", "beam", "structure",
+})  # fmt: skip
 
 
 class ScanError(ValueError):
