@@ -83,7 +83,10 @@ REASONS: dict[str, str] = {
     "box_not_pixels": "a box answer that is not in the pixel coordinates of one image",
     "unit_unknown": "a bare number answers a length/area question that names no unit",
     "free_text": "free-text answer: no option, box, yes/no or single quantity (kept with --keep-free-text)",
-    "bad_record": "malformed record (only with --skip-bad-records; otherwise an error)",
+    "bad_image_field": "the questions of a record whose image or video field is malformed (only with "
+                       "--skip-bad-records; otherwise an error)",
+    "bad_record": "malformed record, counted in records, not questions (only with --skip-bad-records; "
+                  "otherwise an error)",
 }
 MAX_EXAMPLES = 5
 
@@ -115,7 +118,8 @@ _QUESTION_UNIT = re.compile(rf"\b(?:in|measured\s+in|using|unit:?)\s+(?:square\s
 _I = re.IGNORECASE
 #: (question type, pattern) for length questions, first match wins.
 _LENGTH_TYPES = (
-    ("camera_depth", re.compile(r"\b(?:from|to)\s+the\s+(?:camera|viewer)\b|\bdepth\b", _I)),
+    ("object_size", re.compile(r"\blongest\s+(?:dimension|side|edge)\b", _I)),  # VSI: "(length, width, or height)"
+    ("camera_depth", re.compile(r"\b(?:from|to)\s+the\s+(?:camera|viewer)\b|\bdepth\b(?=.*\b(?:camera|viewer)\b)", _I)),
     ("vertical_distance", re.compile(r"\bvertical(?:ly)?\b", _I)),
     ("horizontal_distance", re.compile(r"\bhorizontal(?:ly)?\b", _I)),
     ("abs_distance", re.compile(r"\bdistances?\b|\bhow\s+far\b|\bapart\b", _I)),
@@ -234,7 +238,11 @@ def type_answer(question: str, answer: str, options: list[str] | None = None, *,
         return out | {"question_type": "compare_yes_no", "answer_type": "discrete", "answer": typed["answer"]}
     value, dim = typed["answer_value"], typed["dimension"]
     if value is not None:
-        if dim != "count" and _BARE_NUMBER.fullmatch(text):
+        # an answer without a unit of its own ("120", "about 120", "~1,200") is in the question's
+        # unit: it reads the same whatever unit is assumed only when it names one itself
+        unitless = (dim != "count" and parse_quantity(text, dim, default_unit="m")
+                    != parse_quantity(text, dim, default_unit="cm"))  # fmt: skip
+        if unitless:
             unit = question_unit(question)
             if unit is None:
                 raise Skip("unit_unknown", f"answer {text!r} to a {dim} question")
@@ -579,7 +587,7 @@ def import_rows(paths: list[str | Path], *, fmt: str = "llava", image_root: str 
         except ImportInputError as exc:
             if not skip_bad_records:
                 raise
-            stats.skip("bad_record", f"{ref}: {exc}", len(items))
+            stats.skip("bad_image_field", f"{ref}: {exc}", len(items))
             continue
         label = _label(record.file, labels)
         source_type = record.data.get("question_type", record.data.get("type"))

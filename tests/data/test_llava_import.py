@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from spatialrl.cli import main
-from spatialrl.data.llava_import import Skip, options_in_question, type_answer
+from spatialrl.data.llava_import import Skip, numeric_type, options_in_question, type_answer
 from spatialrl.data.load import load_split
 from spatialrl.data.schema import row_images, validate_row
 
@@ -70,6 +70,17 @@ def test_options_in_question_finds_the_last_lettered_run():
     ("What is the distance between the sofa and the TV (in meters)?", "3.1", ("abs_distance", "3.10", -1)),
     ("How far is the chair from the camera?", "It is 150 cm away.", ("camera_depth", "1.50", -1)),
     ("How tall is the lamp?", "1.2 m", ("object_height", "1.20", -1)),
+    # an answer with no unit of its own is in the question's unit, whatever words surround it
+    ("How tall is the chair (in centimeters)?", "about 120", ("object_height", "1.20", -1)),
+    ("How tall is the chair (in centimeters)?", "approximately 120.", ("object_height", "1.20", -1)),
+    ("How tall is the chair (in centimeters)?", "~120", ("object_height", "1.20", -1)),
+    ("How long is the room (in millimeters)?", "1,200", ("object_size", "1.20", -1)),
+    ("How tall is the chair (in centimeters)?", "It is 1.2 m tall.", ("object_height", "1.20", -1)),
+    # VSI-Bench's size question names height among the dimensions; the depth of an object is not
+    # a camera depth
+    ("What is the length of the longest dimension (length, width, or height) of the bed, measured in "
+     "centimeters?", "200", ("object_size", "2.00", -1)),
+    ("How far is the table from the camera, measured along its depth axis (in meters)?", "2", ("camera_depth", "2.00", -1)),
 ])
 def test_type_answer_rules(question, answer, expected):
     typed = type_answer(question, answer)
@@ -240,6 +251,20 @@ def test_malformed_record_is_an_error_naming_file_record_and_field(tmp_path, cap
     assert len(_rows(out)) == 1 and _report(out)["skipped"]["bad_record"]["count"] == 1
 
 
+def test_a_malformed_image_field_counts_its_questions(tmp_path):
+    """Skipped questions add up: questions = rows + questions skipped, whatever the reason."""
+    _write_png(tmp_path / "a.png", 0)
+    good = {"id": "ok", "image": "a.png", "conversations": _conv("Is it red?", "yes")}
+    bad = {"id": "bad", "image": 12, "conversations": _conv("Is it red?", "yes") + _conv("Is it blue?", "no")}
+    src = tmp_path / "set.jsonl"
+    src.write_text(json.dumps(good) + "\n" + json.dumps(bad) + "\n")
+    out = tmp_path / "out"
+    assert main(["data", "import", str(src), "--out", str(out), "--quiet", "--skip-bad-records"]) == 0
+    report = _report(out)
+    assert report["skipped"]["bad_image_field"]["count"] == 2 and "bad_record" not in report["skipped"]
+    assert report["questions"] == report["rows"] + sum(v["count"] for v in report["skipped"].values())
+
+
 @pytest.mark.parametrize("record, field", [
     ({"id": 1, "image": "a.png", "question": "Q?", "answers": "left", "correct_answer": "left"}, "'answers'"),
     ({"id": 1, "image": 5, "conversations": _conv("Is it red?", "yes")}, "field 'image':"),
@@ -272,3 +297,8 @@ def test_limit_image_root_overwrite_and_nothing_importable(tmp_path, capsys):
     assert main(["data", "import", str(src), "--out", str(out), "--quiet", "--overwrite"]) == 2
     assert "missing_image 3" in capsys.readouterr().err
     assert len(_rows(out)) == 2  # the earlier dataset is untouched
+
+
+def test_an_objects_depth_is_not_a_camera_depth():
+    assert numeric_type("What is the depth of the table (in meters)?", "length") != "camera_depth"
+    assert numeric_type("What is the depth of the table from the camera?", "length") == "camera_depth"
