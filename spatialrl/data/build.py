@@ -6,7 +6,8 @@ and discrete relational questions with exact geometric ground truth) generated b
 :mod:`spatialrl.world.questions`, each asked of a rendered scene and of its mirrored twin
 (SVQA-R1 sec. 3.1, mirror-consistent QA; ``pair_id`` links the two views).
 
-Layout written (``--format hf``, the default; ``trl`` has the same layout, ``verl`` writes
+Layout written (``--format hf``, the default; ``trl`` has the same layout (its rows hold ``images``
+instead of ``image`` / ``frames``), ``verl`` writes
 ``train.parquet`` / ``test.parquet``)::
 
     OUT/README.md                               dataset card, YAML front matter (no configs; see dataset_card)
@@ -272,11 +273,12 @@ def dataset_card(settings: dict[str, Any], stats: dict[str, SplitStats], fmt: st
             num_rows.append([s, qt, unit, len(v), f"{v[0]:.2f}", f"{med:.2f}", f"{sum(v) / len(v):.2f}", f"{v[-1]:.2f}"])
     lines.append(_table(["split", "question_type", "unit", "n", "min", "median", "mean", "max"], num_rows) + "\n")
     if fmt == "trl":
-        lines.append("## Format: TRL\n\n`prompt` is a conversational prompt with an image placeholder; `image` holds the "
-                     "image; all other columns reach TRL reward functions as keyword arguments.\n")
+        lines.append("## Format: TRL\n\n`prompt` is a conversational prompt with one image placeholder per image; "
+                     "`images` holds the row's images (one, or the frames of a multi-frame row); all other columns "
+                     "reach TRL reward functions as keyword arguments.\n")
     elif fmt == "verl":
         lines.append("## Format: verl\n\nRL parquet files for verl (`data.train_files=DIR/train.parquet`): `prompt` "
-                     "with an `<image>` placeholder, `images`, `reward_model.ground_truth`, `extra_info`.\n")
+                     "with one `<image>` placeholder per image, `images`, `reward_model.ground_truth`, `extra_info`.\n")
     return "\n".join(lines)
 
 

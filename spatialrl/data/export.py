@@ -12,14 +12,14 @@ TRL (``GRPOTrainer``, trl 1.16)
     ``{"type": "image"}`` placeholder per image of the row, then ``{"type": "text", "text":
     question + instruction}``; ``images``: the row's images in order
     (:func:`spatialrl.data.schema.row_images`: the one picture of a single-image row, the K
-    frames of a multi-frame row). TRL fills the placeholders from ``images``, which it reads in
-    preference to ``image`` and which, unlike ``image``, holds several images per example
-    (``GRPOTrainer._generate_and_score_completions`` and SFT's
-    ``DataCollatorForVisionLanguageModeling`` both). Every column of
-    :mod:`spatialrl.data.schema` is kept as is (``image`` and ``frames`` included, so every
-    reader of an ``hf`` build reads a ``trl`` one; the pictures are stored twice): TRL passes all
-    non-prompt columns to reward functions as keyword arguments (``answer_type``, ``answer``,
-    ``answer_value``, ``dimension``, ``options``, ``answer_index``, ``bbox``, ``pair_id`` ...).
+    frames of a multi-frame row). TRL fills the placeholders from ``images``, the one column that
+    holds several images per example. ``image`` and ``frames`` are left out: TRL 1.16's SFT
+    collator (``DataCollatorForVisionLanguageModeling._collate_prompt_completion``) replaces
+    ``images`` with ``[image]`` whenever an ``image`` column exists, which would hand a
+    multi-frame row ``[None]``. Every other column of :mod:`spatialrl.data.schema` is kept as
+    is: TRL passes all non-prompt columns to reward functions as keyword arguments
+    (``answer_type``, ``answer``, ``answer_value``, ``dimension``, ``options``,
+    ``answer_index``, ``bbox``, ``pair_id`` ...).
 
 verl (``RLHFDataset``, e.g. its ``examples/data_preprocess/geo3k.py`` layout)
     ``data_source`` (``"spatialrl"``), ``prompt`` (``[{"role": "user", "content":
@@ -77,7 +77,7 @@ def trl_row(row: dict[str, Any], separator: str | None = None) -> dict[str, Any]
     """A dataset row in TRL's conversational vision format (see the module docstring)."""
     images = row_images(row)
     out: dict[str, Any] = {"prompt": trl_prompt(row["question"], len(images), separator)}
-    out.update(row)
+    out.update((k, v) for k, v in row.items() if k not in ("image", "frames"))
     out["images"] = images
     return out
 
@@ -142,7 +142,7 @@ def features_for(fmt: str) -> Features:
         return base
     if fmt == "trl":
         f = {"prompt": List({"role": Value("string"), "content": List({"type": Value("string"), "text": Value("string")})})}
-        f.update(base)
+        f.update((k, v) for k, v in base.items() if k not in ("image", "frames"))
         f["images"] = List(Image())
         return Features(f)
     if fmt == "verl":

@@ -38,7 +38,10 @@ def test_trl_format_loads_and_feeds_trl(dirs):
     ds = datasets.load_dataset(str(dirs / "trl"))
     assert set(ds) == {"train", "test"}
     train = ds["train"]
-    assert set(COLUMNS) <= set(train.column_names) and "prompt" in train.column_names
+    assert set(COLUMNS) - {"image", "frames"} <= set(train.column_names) and "prompt" in train.column_names
+    # no `image` column: TRL's SFT collator would replace `images` with [image] (None for a
+    # multi-frame row)
+    assert "image" not in train.column_names and "frames" not in train.column_names
     row = train[0]
     (msg,) = row["prompt"]
     assert msg["role"] == "user"
@@ -48,7 +51,8 @@ def test_trl_format_loads_and_feeds_trl(dirs):
     assert "<think>" in FORMAT_INSTRUCTION and "<answer>" in FORMAT_INSTRUCTION
     # What GRPOTrainer does with a row: fill the placeholder from the `images` column (it reads
     # `images` before `image`), here the row's one picture ...
-    assert len(row["images"]) == 1 and row["images"][0].tobytes() == row["image"].tobytes()
+    hf_row = datasets.load_dataset(str(dirs / "hf"))["train"][0]
+    assert len(row["images"]) == 1 and row["images"][0].tobytes() == hf_row["image"].tobytes()
     filled = prepare_multimodal_messages(row["prompt"], images=row["images"])
     assert filled[0]["content"][0]["image"] is row["images"][0]
     # ... and render Qwen2.5-VL's chat template (shipped with TRL) with one image slot.

@@ -184,7 +184,10 @@ class WorldBenchmark(Benchmark):
         items: list[EvalItem] = []
         seen: dict[str, str] = {}
         for file in files:
-            for where, row in _read_rows(file, COLUMNS, optional=("frames",)):
+            for where, row in _read_rows(file, [*COLUMNS, "images"], optional=("image", "frames", "images")):
+                if "images" in row:  # a trl build: every image of a row in one list
+                    images = row.pop("images") or []
+                    row["image"], row["frames"] = (images[0], []) if len(images) == 1 else (None, images)
                 row.setdefault("frames", [])  # a build from before multi-frame rows
                 try:
                     validate_row(row)

@@ -376,3 +376,17 @@ def test_load_corrupt_parquet(bench, tmp_path):
     bad.write_bytes(b"PAR1 not really")
     with pytest.raises(BenchmarkDataError, match="not a readable parquet file"):
         bench.load(tmp_path)
+
+
+def test_a_trl_build_loads_like_its_hf_build(bench, built, tmp_path):
+    """A trl build keeps every image in `images` (no `image` column: TRL's SFT collator would
+    prefer it); the benchmark reads the same items and pixels from it."""
+    from spatialrl.data.build import convert_dataset
+
+    trl = tmp_path / "trl"
+    convert_dataset(str(built), str(trl), "trl")
+    assert "image" not in pq.read_schema(min((trl / "data").glob("test-*.parquet"))).names
+    hf_items, trl_items = bench.load(built), bench.load(trl)
+    assert [it.id for it in trl_items] == [it.id for it in hf_items]
+    for a, b in zip(hf_items, trl_items):
+        assert len(b.images) == 1 and np.array_equal(np.asarray(a.images[0]), np.asarray(b.images[0]))
