@@ -243,6 +243,9 @@ def run_benchmark(
     repaired = repair_torn_tail(pred_path)
     existing = read_predictions(pred_path, allow_torn_tail=True) if pred_path.exists() else {}
     todo = [item for item in items if item.id not in existing]
+    # Items that share a video go together (a stable sort keeps every other order), so each video
+    # is decoded once rather than once per question wherever the data file is not grouped by scene.
+    todo.sort(key=lambda item: item.images.path if isinstance(item.images, VideoFrames) else "")
     done = len(items) - len(todo)
     if repaired:
         log(f"{name}: cut a torn last line from {pred_path} (a killed run's leftover); regenerating that item")
