@@ -274,3 +274,31 @@ def test_list_scenes_both_splits_sorted(copy):
         load_scene(root, "99999999")
     with pytest.raises(ScanError, match="3dod root"):
         list_scenes(folder)
+
+
+def test_box_corners_follow_the_official_compute_box_3d(copy):
+    """Independent of our writer: a hand-written box, its corners computed the way the official
+    ``threedod/benchmark_scripts/utils/box_utils.py::compute_box_3d`` does (``rotmat =
+    reshape(normalizedAxes, (3, 3))``, corners ``rotmat.T @ offsets + centroid`` with offsets of
+    half the ``axesLengths``)."""
+    root, folder = copy
+    a = np.radians(30.0)
+    normalized_axes = [np.cos(a), np.sin(a), 0.0, -np.sin(a), np.cos(a), 0.0, 0.0, 0.0, 1.0]
+    centroid, lengths = [1.0, 2.0, 0.9], [2.0, 0.6, 0.8]
+    ann = folder / f"{VID}_3dod_annotation.json"
+    doc = json.loads(ann.read_text())
+    doc["data"] = [{"uid": "u-1", "label": "bed", "segments": {"obbAligned": {
+        "centroid": centroid, "axesLengths": lengths, "normalizedAxes": normalized_axes}}}]
+    ann.write_text(json.dumps(doc))
+    (obj,) = load_scene(root, VID).objects
+    rotmat = np.array(normalized_axes).reshape(3, 3)
+    half = np.array(lengths) / 2
+    offsets = np.array([[sx, sy, sz] for sx in (-1, 1) for sy in (-1, 1) for sz in (-1, 1)]) * half
+    official = (rotmat.T @ offsets.T).T + np.array(centroid)
+    def as_set(points):  # the corners as a set of points (a per-axis sort could not tell +30 from -30 degrees)
+        return sorted(tuple(np.round(p, 9)) for p in points)
+
+    assert as_set(obj.corners()) == as_set(official)
+    assert obj.object_id == "u-1" and obj.longest_dimension == 2.0
+    # the 2 m side runs along the first row of normalizedAxes (+30 degrees), not its first column
+    np.testing.assert_allclose(obj.axes[int(np.argmax(obj.size))], normalized_axes[:3], atol=1e-12)
