@@ -469,13 +469,19 @@ def _size(data: bytes, fname: str) -> tuple[int, int]:
 
 
 def video_frames(path: Path, k: int) -> list[bytes]:
-    """``k`` frames of a video as PNG bytes, sampled by :func:`spatialrl.data.video.sample_frames`
-    (VSI-Bench's rule: uniform, first and last frame included, repeats for a shorter video)."""
-    from spatialrl.data.schema import encode_png
+    """``k`` frames of a video as JPEG bytes (quality 95: the video's frames are lossy already,
+    and every question of a record stores its K frames again, so PNG would multiply the size
+    several times), sampled by :func:`spatialrl.data.video.sample_frames` (VSI-Bench's rule:
+    uniform, first and last frame included, repeats for a shorter video)."""
     from spatialrl.data.video import VideoError, sample_frames
 
+    def jpeg(image) -> bytes:
+        buf = io.BytesIO()
+        image.convert("RGB").save(buf, format="JPEG", quality=95)
+        return buf.getvalue()
+
     try:
-        return [encode_png(im) for im in sample_frames(path, k)]
+        return [jpeg(im) for im in sample_frames(path, k)]
     except VideoError as exc:
         raise Skip("unreadable_video", f"{path.name}: {exc}") from None
 

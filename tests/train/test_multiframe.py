@@ -116,8 +116,11 @@ def test_training_examples_hold_one_placeholder_per_image(multiframe_dir, tiny_m
     from spatialrl.train.config import GRPOJobConfig, SFTJobConfig
     from spatialrl.train.grpo import prepare_dataset
 
-    grpo, _ = prepare_dataset(GRPOJobConfig(model=tiny_model_dir, dataset=str(multiframe_dir), output_dir="o",
-                                            mirror_pairs=True, num_generations=2), log=lambda *_: None)
+    grpo, pairs = prepare_dataset(GRPOJobConfig(model=tiny_model_dir, dataset=str(multiframe_dir), output_dir="o",
+                                                mirror_pairs=True, num_generations=2), log=lambda *_: None)
+    # the mirror pairs survive the image conversion: each pair is an original and its twin
+    assert pairs and all(grpo[a]["pair_id"] == grpo[b]["pair_id"] and {grpo[a]["view"], grpo[b]["view"]}
+                         == {"original", "mirror"} for a, b in pairs)
     sft_set = sft.build_sft_dataset(SFTJobConfig(model=tiny_model_dir, dataset=str(multiframe_dir), output_dir="o"))
     for ds in (grpo, sft_set):
         assert "images" in ds.column_names and "image" not in ds.column_names and "frames" not in ds.column_names
