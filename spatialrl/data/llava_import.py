@@ -50,8 +50,6 @@ and the field; with ``--skip-bad-records`` it is counted as ``bad_record`` inste
 from __future__ import annotations
 
 import argparse
-import base64
-import binascii
 import io
 import json
 import re
@@ -61,6 +59,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from spatialrl.data.image_values import ImageValueError, path_inside, read_image_value
 
 HELP = "import LLaVA-style spatial QA sets (VSI-590K, SPAR, MindCube, SAT) as rows with typed answers"
 
@@ -416,46 +416,18 @@ def _image_values(record: Record, layout: str) -> tuple[list[str], list[Any]]:
     return [], []
 
 
-def _safe_path(root: Path, rel: str, where: str, fname: str) -> Path:
-    if Path(rel).is_absolute():
-        raise Skip("image_outside_root", f"{fname}: absolute path {rel!r}")
-    path = (root / rel).resolve()
-    try:
-        path.relative_to(root.resolve())
-    except ValueError:
-        raise Skip("image_outside_root", f"{fname}: {rel!r} leaves {root}") from None
-    return path
-
-
 def _image_bytes(value: Any, root: Path, where: str, fname: str) -> bytes:
-    """Encoded bytes of one image value: a path under ``root``, a ``data:`` URI, raw bytes, or
-    ``{"bytes", "path"}``."""
-    if isinstance(value, Mapping):
-        data, name = value.get("bytes"), value.get("path")
-        if isinstance(data, (bytes, bytearray)) and data:
-            return bytes(data)
-        if isinstance(data, str) and data:
-            try:
-                return base64.b64decode(data, validate=True)
-            except (binascii.Error, ValueError):
-                raise ImportInputError(f"{where}: field {fname!r}: 'bytes' is not valid base64") from None
-        if isinstance(name, str) and name:
-            value = name
-        else:
-            raise ImportInputError(f"{where}: field {fname!r}: image has neither bytes nor path")
-    if isinstance(value, (bytes, bytearray)) and value:
-        return bytes(value)
-    if not isinstance(value, str) or not value.strip():
-        raise ImportInputError(f"{where}: field {fname!r}: expected an image path, got {value!r:.60}")
-    if value.startswith("data:"):
-        try:
-            return base64.b64decode(value.split(",", 1)[1], validate=True)
-        except (IndexError, binascii.Error, ValueError):
-            raise ImportInputError(f"{where}: field {fname!r}: malformed data: URI") from None
-    path = _safe_path(root, value, where, fname)
-    if not path.is_file():
-        raise Skip("missing_image", f"{fname}: {value!r} not found under {root}")
-    return path.read_bytes()
+    """Encoded bytes of one image value (:func:`spatialrl.data.image_values.read_image_value`:
+    a path under ``root``, never absolute; a ``data:`` URI; raw bytes; ``{"bytes", "path"}``). A
+    path out of the root or a missing file skips the question; a malformed value is an error."""
+    try:
+        return read_image_value(value, root, allow_absolute=False)[0]
+    except ImageValueError as e:
+        if e.kind == "outside_root":
+            raise Skip("image_outside_root", f"{fname}: {e}") from None
+        if e.kind == "missing":
+            raise Skip("missing_image", f"{fname}: {e} under {root}") from None
+        raise ImportInputError(f"{where}: field {fname!r}: {e}") from None
 
 
 def _size(data: bytes, fname: str) -> tuple[int, int]:
@@ -498,9 +470,12 @@ def record_images(record: Record, layout: str, root: Path, video_k: int) -> tupl
             raise Skip("video", f"video {str(video)!r:.80}")
         if not isinstance(video, str) or not video.strip():
             raise ImportInputError(f"{record.where}: field 'video' must be a video path, got {video!r:.60}")
-        path = _safe_path(root, video, record.where, "video")
-        if not path.is_file():
-            raise Skip("unreadable_video", f"video {video!r} not found under {root}")
+        try:
+            path = path_inside(root, video, allow_absolute=False)
+        except ImageValueError as e:
+            if e.kind == "outside_root":
+                raise Skip("image_outside_root", f"video: {e}") from None
+            raise Skip("unreadable_video", f"video {video!r} not found under {root}") from None
         frames = video_frames(path, video_k)
         return frames, [_size(f, "video") for f in frames]
     if not values:

@@ -9,9 +9,6 @@ encoded bytes, from a path that must stay inside the data root, a ``data:`` URI,
 from __future__ import annotations
 
 import argparse
-import base64
-import binascii
-import io
 import json
 import logging
 import tempfile
@@ -20,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from spatialrl.data.image_values import ImageValueError, read_image_value
 from spatialrl.data.mirror_text.reasons import MirrorInputError, Skip
 
 __all__ = ["Row", "Source", "open_source", "read_image_bytes"]
@@ -46,51 +44,17 @@ class Source:
     cleanup: Any = None  # callable run when the command ends
 
 
-def _inside(root: Path, rel: str, ref: str, column: str) -> Path:
-    candidate = Path(rel)
-    path = (candidate if candidate.is_absolute() else root / candidate).resolve()
-    try:
-        path.relative_to(root.resolve())
-    except ValueError:
-        raise MirrorInputError(f"{ref}: field {column!r}: image path {rel!r} is outside the data root {root}") from None
-    if not path.is_file():
-        raise MirrorInputError(f"{ref}: field {column!r}: image file {rel!r} not found")
-    return path
-
-
 def read_image_bytes(value: Any, root: Path, ref: str, column: str) -> tuple[bytes, str | None]:
-    """(encoded image bytes, file name) for an image value: a path relative to ``root``, a
-    ``data:`` URI, or a mapping with base64 / raw ``bytes`` and/or ``path``."""
+    """(encoded image bytes, file name) for an image value
+    (:func:`spatialrl.data.image_values.read_image_value`; a path may be absolute if it lies
+    inside ``root``). A list of images is skipped as ``multiple_images``; anything unreadable is
+    a :class:`MirrorInputError` naming the record and the field."""
     if isinstance(value, (list, tuple)):
         raise Skip("multiple_images", f"{len(value)} images")
-    if isinstance(value, str):
-        if value.startswith("data:"):
-            try:
-                return base64.b64decode(value.split(",", 1)[1], validate=True), None
-            except (IndexError, binascii.Error, ValueError):
-                raise MirrorInputError(f"{ref}: field {column!r}: malformed data: URI") from None
-        path = _inside(root, value, ref, column)
-        return path.read_bytes(), path.name
-    if isinstance(value, dict):
-        data = value.get("bytes")
-        name = value.get("path")
-        if isinstance(data, (bytes, bytearray)) and data:
-            return bytes(data), Path(name).name if isinstance(name, str) else None
-        if isinstance(data, str) and data:
-            try:
-                return base64.b64decode(data, validate=True), Path(name).name if isinstance(name, str) else None
-            except (binascii.Error, ValueError):
-                raise MirrorInputError(f"{ref}: field {column!r}: 'bytes' is not valid base64") from None
-        if isinstance(name, str) and name:
-            path = _inside(root, name, ref, column)
-            return path.read_bytes(), path.name
-        raise MirrorInputError(f"{ref}: field {column!r}: image has neither bytes nor path")
-    if value is not None and hasattr(value, "save") and hasattr(value, "size"):  # a decoded PIL image
-        buf = io.BytesIO()
-        fmt = getattr(value, "format", None) or "PNG"
-        value.save(buf, format=fmt)
-        return buf.getvalue(), None
-    raise MirrorInputError(f"{ref}: field {column!r}: expected an image path, data: URI or {{'bytes','path'}}, got {type(value).__name__}")
+    try:
+        return read_image_value(value, root)
+    except ImageValueError as e:
+        raise MirrorInputError(f"{ref}: field {column!r}: {e}") from None
 
 
 def _check_record(record: Any, ref: str, args: argparse.Namespace) -> str | None:
