@@ -22,6 +22,7 @@ COMMANDS: list[tuple[str, str]] = [
     ("pretrain", "spatialrl.eval.pretrain_eval"),  # trains (spatialrl.train.pretrain), then evaluates
     ("sft", "spatialrl.train.sft"),
     ("train", "spatialrl.train.cli"),
+    ("plan", "spatialrl.train.plan_command"),
     ("eval run", "spatialrl.eval.runner"),
     ("eval score", "spatialrl.eval.score"),
     ("report", "spatialrl.report"),
@@ -52,23 +53,29 @@ def build_parser() -> argparse.ArgumentParser:
     for words, module_name in COMMANDS:
         module = importlib.import_module(module_name)
         parts = words.split()
+        # A PASSTHROUGH command hands the tokens it does not know to its own parser (TRL's);
+        # prefix matching is off so that no TRL flag is read as an abbreviation of ours.
+        own = {"add_help": False, "allow_abbrev": False} if getattr(module, "PASSTHROUGH", False) else {}
         if len(parts) == 1:
-            sub = top.add_parser(parts[0], help=module.HELP, description=module.HELP)
+            sub = top.add_parser(parts[0], help=module.HELP, description=module.HELP, **own)
         else:
             group, name = parts
             if group not in groups:
                 group_parser = top.add_parser(group, help=GROUP_HELP.get(group, ""))
                 groups[group] = group_parser.add_subparsers(dest="subcommand", metavar="SUBCOMMAND")
                 group_parser.set_defaults(_group_parser=group_parser)
-            sub = groups[group].add_parser(name, help=module.HELP, description=module.HELP)
+            sub = groups[group].add_parser(name, help=module.HELP, description=module.HELP, **own)
         module.add_arguments(sub)
-        sub.set_defaults(_run=module.run)
+        sub.set_defaults(_run=module.run, _passthrough=bool(own), _own_parser=sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, rest = parser.parse_known_args(argv)
+    if rest and not getattr(args, "_passthrough", False):
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    args.rest = rest
     run = getattr(args, "_run", None)
     if run is None:
         (getattr(args, "_group_parser", None) or parser).print_help()

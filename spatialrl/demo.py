@@ -67,7 +67,7 @@ from pathlib import Path
 from typing import Any
 
 from spatialrl._fs import replace_dir
-from spatialrl.train.config import ConfigError, _did_you_mean, _JobConfig, _opt
+from spatialrl.train.config import ConfigError, _did_you_mean, _JobConfig, _opt, replace_job
 
 HELP = ("the whole method on a CPU: world data -> start model -> SFT -> AP-GRPO vs. an equal-time SFT control "
         "-> held-out scores, metrics.json and the report")
@@ -253,7 +253,7 @@ def apply_settings(cfg: DemoConfig, settings: Sequence[str]) -> DemoConfig:
 
 def sft_job(cfg: DemoConfig, model: str, dataset: str, output_dir: str, **changes: Any) -> Any:
     """The SFT job of the demo (the ``sft`` stage; the ``control`` stage passes ``changes``)."""
-    from spatialrl.train.config import SFTJobConfig, apply_overrides
+    from spatialrl.train.config import apply_overrides, make_job
 
     fields = dict(
         model=model, dataset=dataset, output_dir=output_dir, train_split="train", max_samples=None,
@@ -261,11 +261,11 @@ def sft_job(cfg: DemoConfig, model: str, dataset: str, output_dir: str, **change
         learning_rate=SFT_LR_PRETRAINED if cfg.sft_learning_rate is None else cfg.sft_learning_rate,
         max_steps=cfg.sft_steps, max_seconds=cfg.sft_max_seconds, per_device_train_batch_size=cfg.sft_batch_size,
         gradient_accumulation_steps=1, max_length=512, seed=cfg.seed, logging_steps=5, save_steps=500,
-        save_total_limit=1, gradient_checkpointing=False, bf16=False, use_cpu=None, torch_threads=cfg.threads,
-        report_to="none", extra_trl_args={"save_strategy": "no"},
+        save_total_limit=1, gradient_checkpointing=False, bf16=False, torch_threads=cfg.threads,
+        report_to="none", save_strategy="no",
     )  # fmt: skip
-    job = apply_overrides(SFTJobConfig(**fields), cfg.sft_overrides)
-    return dataclasses.replace(job, **changes) if changes else job
+    job = apply_overrides(make_job("sft", **fields), cfg.sft_overrides)
+    return replace_job(job, **changes) if changes else job
 
 
 def grpo_job(cfg: DemoConfig, model: str, dataset: str, output_dir: str) -> Any:
@@ -280,7 +280,7 @@ def grpo_job(cfg: DemoConfig, model: str, dataset: str, output_dir: str) -> Any:
     few questions of a type from shifting the type's answers wholesale) and the mirror pairs
     come in an order stratified by question type (each type gets ~7 of the run's 110 questions).
     """
-    from spatialrl.train.config import GRPOJobConfig, apply_overrides
+    from spatialrl.train.config import apply_overrides, make_job
 
     fields = dict(
         model=model, dataset=dataset, output_dir=output_dir, train_split="train", max_samples=None,
@@ -292,11 +292,11 @@ def grpo_job(cfg: DemoConfig, model: str, dataset: str, output_dir: str) -> Any:
         gradient_accumulation_steps=1, learning_rate=cfg.grpo_learning_rate, weight_decay=0.01, beta=1.0,
         epsilon=0.2, loss_type="grpo", max_steps=cfg.grpo_steps, max_seconds=cfg.grpo_max_seconds,
         max_completion_length=cfg.max_completion_length, temperature=1.0, seed=cfg.seed, logging_steps=1,
-        save_steps=500, save_total_limit=1, gradient_checkpointing=False, bf16=False, use_cpu=None,
-        torch_threads=cfg.threads, report_to="none", extra_trl_args={"save_strategy": "no"}, share_prompt_pass=True,
+        save_steps=500, save_total_limit=1, gradient_checkpointing=False, bf16=False,
+        torch_threads=cfg.threads, report_to="none", save_strategy="no", share_prompt_pass=True,
         stratify_pairs_by="question_type",
     )  # fmt: skip
-    return apply_overrides(GRPOJobConfig(**fields), cfg.grpo_overrides)
+    return apply_overrides(make_job("grpo", **fields), cfg.grpo_overrides)
 
 
 # --------------------------------------------------------------------------------------
@@ -416,7 +416,7 @@ def _save_job_config(job: Any, tmp: Path, final: Path) -> None:
     """Record the job config with the stage's final output directory (training ran in ``tmp``)."""
     from spatialrl.train.config import save_config
 
-    save_config(dataclasses.replace(job, output_dir=str(final)), tmp / "spatialrl_config.yaml")
+    save_config(replace_job(job, output_dir=str(final)), tmp / "spatialrl_config.yaml")
 
 
 def _progress(stage: str, log: Callable[[str], None], keys: Sequence[tuple[str, str]]) -> Any:
@@ -586,13 +586,13 @@ def run_demo(cfg: DemoConfig, log: Callable[[str], None] = print, force: bool = 
     job = sft_job(cfg, str(model.path), str(data.path), str(sft_final))
 
     def run_sft(tmp: Path) -> dict[str, Any]:
-        summary = train_sft(dataclasses.replace(job, output_dir=str(tmp)),
+        summary = train_sft(replace_job(job, output_dir=str(tmp)),
                             progress=_progress("sft", log, [("loss", "loss")]))
         _save_job_config(job, tmp, sft_final)
         return {k: summary[k] for k in ("steps", "seconds", "steps_per_second", "first_loss", "last_loss",
                                         "stopped_by_time")}
 
-    sft = stages.run("sft", f"SFT on the answer format, {job.max_steps} steps of {job.per_device_train_batch_size}",
+    sft = stages.run("sft", f"SFT on the answer format, {job.trl.max_steps} steps of {job.trl.per_device_train_batch_size}",
                      _job_settings(job), [data, model], run_sft)
 
     # 4. GRPO
@@ -604,15 +604,15 @@ def run_demo(cfg: DemoConfig, log: Callable[[str], None] = print, force: bool = 
 
         keys = [("reward", "reward"), ("rewards/accuracy/mean", "accuracy"), ("rewards/format/mean", "format"),
                 ("sharpness/k", "k"), ("kl", "kl")]
-        summary = train_grpo(dataclasses.replace(gjob, output_dir=str(tmp)), log=lambda m: log(f"  grpo: {m}"),
+        summary = train_grpo(replace_job(gjob, output_dir=str(tmp)), log=lambda m: log(f"  grpo: {m}"),
                              progress=_progress("grpo", log, keys))
         _save_job_config(gjob, tmp, grpo_final)
         log(f"  grpo: {summary['global_step']} steps in {summary['seconds']:.0f} s of training")
         return {"steps": summary["global_step"], "seconds": summary["seconds"],
                 "stopped_by_time": summary["stopped_by_time"], "pairs": summary["pairs"]}
 
-    grpo = stages.run("grpo", f"AP-GRPO + SNRA (sigmoid k 1 -> 100) + Spatial-GRPO pairs, {gjob.max_steps} steps "
-                              f"of {gjob.per_device_train_batch_size} completions (G {gjob.num_generations})",
+    grpo = stages.run("grpo", f"AP-GRPO + SNRA (sigmoid k 1 -> 100) + Spatial-GRPO pairs, {gjob.trl.max_steps} steps "
+                              f"of {gjob.trl.per_device_train_batch_size} completions (G {gjob.trl.num_generations})",
                       _job_settings(gjob), [data, sft], run_grpo)
 
     # 5. the control: SFT from the same start for the same wall-clock time
@@ -624,11 +624,11 @@ def run_demo(cfg: DemoConfig, log: Callable[[str], None] = print, force: bool = 
                    max_steps=max(1, math.ceil(1.5 * budget * rate)), max_seconds=budget, seed=cfg.seed + 1)
 
     def run_control(tmp: Path) -> dict[str, Any]:
-        summary = train_sft(dataclasses.replace(cjob, output_dir=str(tmp)),
+        summary = train_sft(replace_job(cjob, output_dir=str(tmp)),
                             progress=_progress("control", log, [("loss", "loss")]))
         _save_job_config(cjob, tmp, control_final)
         if not summary["stopped_by_time"]:
-            log(f"  control: WARNING: reached max_steps {cjob.max_steps} after {summary['seconds']:.0f} s, before "
+            log(f"  control: WARNING: reached max_steps {cjob.trl.max_steps} after {summary['seconds']:.0f} s, before "
                 f"its {budget:.0f} s budget")
         return {"steps": summary["steps"], "seconds": summary["seconds"], "budget_seconds": budget,
                 "stopped_by_time": summary["stopped_by_time"]}

@@ -210,6 +210,7 @@ def dataset_card(settings: dict[str, Any], stats: dict[str, SplitStats], fmt: st
     import yaml
 
     from spatialrl import __version__
+    from spatialrl.data.load import pixel_budget_record
     from spatialrl.data.schema import QUESTION_TYPES, ROW_ANSWER_TYPE
     from spatialrl.world.questions import DIMENSION, UNIT
 
@@ -223,6 +224,9 @@ def dataset_card(settings: dict[str, Any], stats: dict[str, SplitStats], fmt: st
         # on the directory's name only, and a second build in another folder of the same name
         # silently loads the first one's rows. The shard names data/{split}-NNNNN-of-NNNNN.parquet
         # follow the hub's default pattern, which load_dataset maps to splits by itself.
+        # The pixel budget the images were made for (spatialrl.models.pixels): read back by
+        # spatialrl.data.load.dataset_pixel_budget, so a recipe with another budget is refused.
+        "spatialrl": pixel_budget_record(settings["image_size"] ** 2),
     }
     lines = ["---", yaml.safe_dump(front, sort_keys=False).rstrip(), "---", ""]
     lines.append("# spatialrl synthetic spatial QA\n")

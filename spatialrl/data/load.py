@@ -102,3 +102,36 @@ def sample_rows(ds: Any, max_samples: int | None, *, seed: int = 0, whole_pairs:
     else:
         keep = sorted(rng.sample(range(len(ds)), max_samples))
     return ds.select(keep)
+
+
+#: Qwen2.5-VL's smallest image area (56 x 56), recorded as the budget's floor by the builders.
+MIN_PIXELS = 56 * 56
+
+
+def pixel_budget_record(max_pixels: int | None) -> dict[str, int | None]:
+    """The dataset card's record of the pixel budget its images were made for (front matter key
+    ``spatialrl``); ``max_pixels`` None: images kept at their source resolution."""
+    return {"min_pixels": MIN_PIXELS, "max_pixels": None if max_pixels is None else int(max_pixels)}
+
+
+def dataset_pixel_budget(path: str | Path) -> dict[str, int | None] | None:
+    """``{"min_pixels", "max_pixels"}`` recorded in a build's dataset card (``README.md`` front
+    matter), or None for a dataset whose card records none (older builds, other tools)."""
+    import yaml
+
+    card = Path(path) / "README.md"
+    if not card.is_file():
+        return None
+    text = card.read_text(encoding="utf-8")
+    if not text.startswith("---"):
+        return None
+    end = text.find("\n---", 3)
+    try:
+        front = yaml.safe_load(text[3:end]) if end > 0 else None
+    except yaml.YAMLError:
+        return None
+    record = front.get("spatialrl") if isinstance(front, dict) else None
+    if not isinstance(record, dict) or "max_pixels" not in record:
+        return None
+    return {"min_pixels": int(record.get("min_pixels") or MIN_PIXELS),
+            "max_pixels": None if record["max_pixels"] is None else int(record["max_pixels"])}

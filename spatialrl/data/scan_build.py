@@ -469,10 +469,12 @@ def scan_card(cfg: ScanBuildConfig, settings: dict[str, Any], stats: dict[str, A
 
     from spatialrl import __version__
     from spatialrl.data.build import _table
+    from spatialrl.data.load import pixel_budget_record
     from spatialrl.data.schema import QUESTION_TYPES, ROW_ANSWER_TYPE
 
     front = {"pretty_name": f"spatialrl Numerical3D-style QA from {cfg.source}", "language": ["en"],
-             "task_categories": ["visual-question-answering"], "tags": ["spatial-reasoning", cfg.source, "rlvr", "mirror-pairs"]}  # fmt: skip
+             "task_categories": ["visual-question-answering"], "tags": ["spatial-reasoning", cfg.source, "rlvr", "mirror-pairs"],
+             "spatialrl": pixel_budget_record(cfg.max_pixels)}  # fmt: skip
     flags = [f"--source {cfg.source}", f"--root {cfg.root}"]
     flags += [f"--scenes {cfg.scenes}"] if cfg.scenes else []
     flags += [f"--frames-per-scene {cfg.frames_per_scene}", f"--video-frames {cfg.video_frames}"]

@@ -1,5 +1,7 @@
-"""Training: job configs (``config``), the SFT cold start (``sft``), GRPO with SNRA, AP-GRPO and
-Spatial-GRPO (``grpo``), and the ``spatialrl train`` command (``cli``).
+"""Training: job configs (``config``: TRL's GRPOConfig / SFTConfig beside spatialrl's fields),
+the SFT cold start (``sft``), GRPO with SNRA, AP-GRPO and Spatial-GRPO (``trainer`` holds
+:class:`SpatialGRPOTrainer`, ``grpo`` the job that runs it), the plan (``plan``) and the
+``spatialrl train`` command (``cli``).
 
 Importing this package is cheap (no torch, no transformers): the trainers import them inside
 their functions.
@@ -7,20 +9,24 @@ their functions.
 
 from spatialrl.train.config import (
     ConfigError,
-    GRPOJobConfig,
-    SFTJobConfig,
+    Job,
+    SpatialGRPOArguments,
+    SpatialSFTArguments,
     apply_overrides,
     load_config,
+    make_job,
     save_config,
     to_dict,
 )
 
 __all__ = [
     "ConfigError",
-    "GRPOJobConfig",
-    "SFTJobConfig",
+    "Job",
+    "SpatialGRPOArguments",
+    "SpatialSFTArguments",
     "apply_overrides",
     "load_config",
+    "make_job",
     "save_config",
     "to_dict",
 ]

@@ -1,8 +1,9 @@
-"""The ``spatialrl train`` command: load a GRPO job config, apply ``key=value`` overrides,
-validate, print it, and run :func:`spatialrl.train.grpo.train_grpo`.
+"""The ``spatialrl train`` command: parse a GRPO recipe with TRL's parser (every
+``GRPOConfig`` field by its own name, spatialrl's fields beside them), validate, print the
+resolved job, and run :func:`spatialrl.train.grpo.train_grpo`.
 
-    spatialrl train --config configs/demo.yaml [key=value ...] [--resume] [--dry-run]
-    spatialrl train --list-keys
+    spatialrl train --config configs/demo.yaml [--learning_rate 1e-6 ...] [key=value ...] [--resume] [--dry-run]
+    spatialrl train --list-keys | --help
 
 Multi-GPU: ``accelerate launch --config_file configs/accelerate/ddp.yaml -m spatialrl train --config C``
 (see ``docs/training.md``). The job helpers it shares with ``spatialrl sft`` are in
@@ -16,7 +17,9 @@ import json
 
 from spatialrl.train.job import add_job_arguments, input_problem, is_main_process, load_job_config
 
-HELP = "GRPO training (SNRA rewards, AP-GRPO, Spatial-GRPO mirror pairs) from a YAML job config"
+HELP = "GRPO training (SNRA rewards, AP-GRPO, Spatial-GRPO mirror pairs) from a TRL-native YAML recipe"
+#: Tokens the command's own options do not take go to TRL's parser (spatialrl.cli).
+PASSTHROUGH = True
 
 __all__ = ["HELP", "add_arguments", "run"]
 

@@ -9,8 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from trl import GRPOConfig
-
 from spatialrl.train.advantage_step import AdvantageSettings
 from spatialrl.train.checkpoints import last_complete_checkpoint
 from spatialrl.train.sampler import find_pairs, mirror_twins
@@ -48,8 +46,10 @@ def build_reward_functions(cfg: Any) -> tuple[list[Any], list[float]]:
     return funcs, weights
 
 
-def prepare_dataset(cfg: Any, log: Any = print) -> tuple[Any, list[tuple[int, int]] | None]:
+def prepare_dataset(cfg: Any, log: Any = print, seed: int = 0) -> tuple[Any, list[tuple[int, int]] | None]:
     """The training split in TRL's conversational format, and its mirror pairs when requested.
+
+    ``cfg``: spatialrl's fields of the job (``Job.spatial``); ``seed``: the run's (``Job.trl.seed``).
 
     ``max_samples`` takes a seeded subset of whole pairs (as the SFT stage does). Rows without a
     twin are dropped when ``mirror_pairs`` is on, and counted in the log. With ``mirror_pairs`` off
@@ -60,7 +60,7 @@ def prepare_dataset(cfg: Any, log: Any = print) -> tuple[Any, list[tuple[int, in
 
     drop_twins = not cfg.mirror_pairs and cfg.mirror_twins == "drop"
     ds = load_split(cfg.dataset, cfg.train_split, max_samples=None if drop_twins else cfg.max_samples,
-                    question_types=cfg.question_types, seed=getattr(cfg, "seed", 0), whole_pairs=True)
+                    question_types=cfg.question_types, seed=seed, whole_pairs=True)
     if drop_twins and {"pair_id", "view"} <= set(ds.column_names):
         twins = set(mirror_twins(ds["pair_id"], ds["view"]))
         if twins:
@@ -68,7 +68,7 @@ def prepare_dataset(cfg: Any, log: Any = print) -> tuple[Any, list[tuple[int, in
                 "of questions whose original view stays (mirror_twins=keep trains both views)")
             ds = ds.select([i for i in range(len(ds)) if i not in twins])
     if drop_twins:
-        ds = sample_rows(ds, cfg.max_samples, seed=getattr(cfg, "seed", 0), whole_pairs=True)
+        ds = sample_rows(ds, cfg.max_samples, seed=seed, whole_pairs=True)
     ds = ds.remove_columns([c for c in UNUSED_COLUMNS if c in ds.column_names])
     pairs = None
     if cfg.mirror_pairs:
@@ -94,33 +94,33 @@ def last_checkpoint(output_dir: str | Path, log: Any = print) -> str | None:
     return last_complete_checkpoint(output_dir, log=log)
 
 
-def train_grpo(cfg: Any, resume: bool = False, callbacks: list[Any] | None = None, log: Any = print,
+def train_grpo(job: Any, resume: bool = False, callbacks: list[Any] | None = None, log: Any = print,
                progress: Any = None) -> dict[str, Any]:
-    """Run the GRPO job described by ``cfg`` (a ``GRPOJobConfig``); returns a summary.
+    """Run the GRPO job ``job`` (a :class:`spatialrl.train.config.Job`); returns a summary.
 
-    With ``resume`` the run continues from the newest checkpoint in ``cfg.output_dir`` (same
-    data order, schedule step, optimizer and RNG state); without one it starts fresh. With
-    ``cfg.max_seconds`` training stops once that much wall-clock time has passed
+    With ``resume`` the run continues from the newest checkpoint in ``output_dir`` (same data
+    order, schedule step, optimizer and RNG state); without one it starts fresh. With
+    ``max_seconds`` training stops once that much wall-clock time has passed
     (:class:`spatialrl.train.callbacks.WallClockLimit`). The summary's ``seconds`` is the time
     spent in ``trainer.train()`` (generation and optimisation, not loading or saving).
     ``progress``: a ``TrainerCallback`` that replaces the Trainer's progress bar and its printing
     of every log dict (None keeps them).
     """
+    import copy
     import time
 
     from spatialrl.train.callbacks import wall_clock_limit, write_diagnostics, write_log_history
+    from spatialrl.train.loading import load_for_training
 
+    cfg, trl_args = job.spatial, job.trl
     if cfg.torch_threads:
         torch.set_num_threads(cfg.torch_threads)
-    from spatialrl.models import load_model_and_processor
-
-    output_dir = Path(cfg.output_dir)
+    output_dir = Path(trl_args.output_dir)
     checkpoint = last_checkpoint(output_dir, log=log) if resume else None
     if resume and checkpoint is None:
         log(f"--resume: no checkpoint in {output_dir}; starting from the beginning")
-    dtype = torch.bfloat16 if cfg.bf16 and not cfg.resolved_use_cpu() else torch.float32
-    model, processor = load_model_and_processor(cfg.model, dtype=dtype)
-    dataset, pairs = prepare_dataset(cfg, log=log)
+    model, processor, budget = load_for_training(job, log=log)
+    dataset, pairs = prepare_dataset(cfg, log=log, seed=trl_args.seed)
     pair_strata = None
     if pairs is not None and cfg.stratify_pairs_by is not None:
         names = [name.strip() for name in cfg.stratify_pairs_by.split(",")]
@@ -133,10 +133,11 @@ def train_grpo(cfg: Any, resume: bool = False, callbacks: list[Any] | None = Non
         log(f"stratify_pairs_by={cfg.stratify_pairs_by}: {len({label[0] for label in pair_strata})} strata "
             f"over {len(pairs)} pairs")
     funcs, weights = build_reward_functions(cfg)
-    grpo_args = cfg.to_grpo_args()
-    grpo_args["generation_kwargs"] = {**vision_token_suppression(model.config), **(grpo_args.get("generation_kwargs") or {})}
-    args = GRPOConfig(**grpo_args, reward_weights=weights)
-    peft_config = cfg.lora_config()
+    # The job's GRPOConfig has run TRL's validation; a copy takes what spatialrl derives.
+    args = copy.copy(trl_args)
+    args.reward_weights = weights
+    args.generation_kwargs = {**vision_token_suppression(model.config, processor, use_vllm=args.use_vllm),
+                              **(args.generation_kwargs or {})}
     settings = AdvantageSettings(
         estimator=cfg.advantage, alpha=cfg.alpha, clip=cfg.adv_clip, eps=cfg.adv_eps, abs_rewards=list(cfg.abs_rewards),
         consistency_reward=cfg.consistency_reward, consistency_threshold=cfg.consistency_threshold,
@@ -144,13 +145,14 @@ def train_grpo(cfg: Any, resume: bool = False, callbacks: list[Any] | None = Non
     )
     callbacks = list(callbacks or [])
     limit = None
-    if getattr(cfg, "max_seconds", None) is not None:
+    if cfg.max_seconds is not None:
         limit = wall_clock_limit(cfg.max_seconds)
         callbacks.append(limit)
     trainer = SpatialGRPOTrainer(
         model=model, reward_funcs=funcs, args=args, train_dataset=dataset, processing_class=processor,
-        peft_config=peft_config, callbacks=callbacks or None, advantage_settings=settings, pairs=pairs,
-        pair_strata=pair_strata, share_prompt=cfg.share_prompt_pass,
+        peft_config=cfg.lora_config(), callbacks=callbacks or None, advantage_settings=settings, pairs=pairs,
+        pair_strata=pair_strata, share_prompt=cfg.share_prompt_pass, dynamic_sampling=cfg.dynamic_sampling,
+        dynamic_sampling_max_rounds=cfg.dynamic_sampling_max_rounds,
     )
     if progress is not None:
         from spatialrl.train.job import replace_progress
@@ -159,13 +161,13 @@ def train_grpo(cfg: Any, resume: bool = False, callbacks: list[Any] | None = Non
     output_dir.mkdir(parents=True, exist_ok=True)
     from spatialrl.train.config import save_config
 
-    save_config(cfg, output_dir / "spatialrl_config.yaml")
+    save_config(job, output_dir / "spatialrl_config.yaml")
     start = time.perf_counter()
     result = trainer.train(resume_from_checkpoint=checkpoint)
     seconds = time.perf_counter() - start
     stopped_by_time = bool(limit is not None and limit.stopped)
     if stopped_by_time:
-        log(f"stopped by max_seconds ({cfg.max_seconds:g} s) at step {trainer.state.global_step} of {cfg.max_steps}")
+        log(f"stopped by max_seconds ({cfg.max_seconds:g} s) at step {trainer.state.global_step} of {trainer.state.max_steps}")
     passes = dict(getattr(trainer, "shared_prompt_calls", {"shared": 0, "fallback": 0}))
     if cfg.share_prompt_pass and passes.get("fallback"):
         log(f"share_prompt_pass: {passes['fallback']} of {passes['shared'] + passes['fallback']} log-prob passes "
@@ -186,6 +188,7 @@ def train_grpo(cfg: Any, resume: bool = False, callbacks: list[Any] | None = Non
         "pairs": len(pairs) if pairs is not None else 0,
         "processes": trainer.accelerator.num_processes,
         "rows": len(dataset),
+        "pixel_budget": None if budget is None else {"min_pixels": budget.min_pixels, "max_pixels": budget.max_pixels},
         "seconds": round(seconds, 3),
         "stopped_by_time": stopped_by_time,
         "shared_prompt_passes": passes,

@@ -13,6 +13,7 @@ from typing import Any
 
 __all__ = [
     "add_job_arguments",
+    "print_help",
     "input_problem",
     "is_main_process",
     "load_job_config",
@@ -27,18 +28,22 @@ _EXAMPLES = {
 
 
 def add_job_arguments(parser: argparse.ArgumentParser, job: str) -> None:
-    """The options shared by ``spatialrl train`` and ``spatialrl sft``."""
+    """The options shared by ``spatialrl train``, ``spatialrl sft`` and ``spatialrl plan``. Every
+    other token goes to TRL's parser (``--learning_rate 1e-6``) or is a ``key=value`` override;
+    the command's module sets ``PASSTHROUGH = True`` so that ``spatialrl`` hands them over."""
+    parser.add_argument("-h", "--help", action="store_true",
+                        help="show this help and every field (spatialrl's and TRL's), then exit")
     parser.add_argument("--config", metavar="YAML",
-                        help=f"job config (job: {job}), e.g. {_EXAMPLES[job]}; keys: --list-keys")
-    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
-                        help="override config keys, values in YAML syntax: max_steps=20 lora=true "
-                             "question_types=[object_count] rewards.accuracy=0.8 adv_clip=null")
+                        help=f"job recipe (job: {job}), e.g. {_EXAMPLES[job]}; keys: --list-keys and --help")
     parser.add_argument("--resume", action="store_true",
                         help="continue from the last checkpoint in output_dir")
     parser.add_argument("--dry-run", action="store_true",
-                        help="load, validate and print the config, then exit without training")
+                        help="load, validate and print the resolved config and the plan, then exit without training")
     parser.add_argument("--list-keys", action="store_true",
-                        help="print every config key with its type, default and meaning, then exit")
+                        help="print spatialrl's keys with their type, default and meaning, then exit")
+    parser.epilog = ("Any field of the recipe, spatialrl's or TRL's, can be set after --config by its own name: "
+                     "--learning_rate 1e-6 --num_generations 8 --use_vllm true --max_pixels 200704; or as "
+                     "key=value with a YAML value: rewards.accuracy=0.8 question_types=[object_count] adv_clip=null.")
 
 
 def is_main_process() -> bool:
@@ -46,35 +51,52 @@ def is_main_process() -> bool:
     return os.environ.get("RANK", "0") in ("0", "")
 
 
+def print_help(args: argparse.Namespace, job: str) -> None:
+    """The command's own options, then every field TRL's parser takes for this job."""
+    from spatialrl.train.config.recipe import _parser
+
+    own = getattr(args, "_own_parser", None)
+    if own is not None:
+        own.print_help()
+    print("\nfields (in the recipe as `key: value`, on the command line as `--key value`):\n")
+    text = _parser(job).format_help()
+    print(text[text.find("options:"):] if "options:" in text else text)
+
+
 def load_job_config(args: argparse.Namespace, job: str,
                     check: Callable[[Any], str | None] | None = None) -> tuple[Any, int | None]:
-    """``(config, None)``, or ``(None, exit code)`` after printing keys, an error, or the dry run.
-    ``check`` (default :func:`input_problem`) says why the config's inputs cannot be read."""
-    from spatialrl.train.config import (
-        JOBS,
-        ConfigError,
-        describe,
-        dump_yaml,
-        load_config,
-    )
+    """``(job, None)``, or ``(None, exit code)`` after printing help, keys, an error, or the dry
+    run (the resolved config and the plan). ``check`` (default :func:`input_problem`) says why the
+    job's inputs cannot be read."""
+    from spatialrl.train.config import ConfigError, describe, dump_yaml, load_config, parse_job
 
-    if args.list_keys:
-        print(describe(JOBS[job]))
+    if getattr(args, "help", False):
+        print_help(args, job)
         return None, 0
-    if not args.config:
-        print(f"error: --config is required (e.g. --config {_EXAMPLES[job]}); see --list-keys for the keys",
-              file=sys.stderr)
+    if args.list_keys:
+        print(describe(job))
+        return None, 0
+    rest = list(getattr(args, "rest", None) or [])
+    if not args.config and not rest:
+        print(f"error: give a recipe, --config {_EXAMPLES[job]}, or its fields as flags (--model M --dataset D "
+              "--output_dir O ...); see --help", file=sys.stderr)
         return None, 2
     try:
-        cfg = load_config(args.config, args.overrides, job=job)
+        cfg = load_config(args.config, rest, job=job) if args.config else parse_job(job, {}, rest)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return None, 2
     if is_main_process():
-        extra = f" with {len(args.overrides)} override(s)" if args.overrides else ""
-        print(f"# {job} job config from {args.config}{extra}")
-        print(dump_yaml(cfg, comments=False), end="", flush=True)
+        extra = f" with {len(rest)} command-line setting(s)" if rest else ""
+        print(f"# {job} job from {args.config or 'the command line'}{extra}")
+        for note in cfg.adjusted:
+            print(f"# adjusted for this machine: {note}")
+        print(dump_yaml(cfg, comments=False, resolved=True), end="", flush=True)
     if args.dry_run:
+        from spatialrl.train.plan_command import plan_text
+
+        if is_main_process():
+            print(plan_text(cfg), flush=True)
         return None, 0
     problem = (check or input_problem)(cfg)
     if problem:
@@ -83,20 +105,25 @@ def load_job_config(args: argparse.Namespace, job: str,
     return cfg, None
 
 
-def input_problem(cfg: Any) -> str | None:
-    """Why the job's ``dataset`` or ``model`` cannot be read (one line naming the field and the
-    fix), or None. Checked before anything heavy loads, so a typo is an error, not a traceback."""
+def input_problem(job: Any) -> str | None:
+    """Why the job's ``dataset``, ``model`` or pixel budget cannot serve (one line naming the
+    field and the fix), or None. Checked before anything heavy loads, so a typo is an error, not
+    a traceback."""
     from spatialrl.data.load import check_readable
+    from spatialrl.train.loading import pixel_problem
 
+    cfg = job.spatial
     name = type(cfg).__name__
     try:
         check_readable(cfg.dataset, cfg.train_split)
     except FileNotFoundError as exc:
-        return f"{name}.dataset: {exc} (set dataset: DIR in the recipe, or dataset=DIR on the command line)"
+        return f"{name}.dataset: {exc} (set dataset: DIR in the recipe, or --dataset DIR on the command line)"
     except ValueError as exc:
         return f"{name}.dataset: {exc}"
     problem = model_problem(cfg.model)
-    return f"{name}.model: {problem}" if problem else None
+    if problem:
+        return f"{name}.model: {problem}"
+    return pixel_problem(job)
 
 
 def model_problem(model: str) -> str | None:

@@ -171,14 +171,15 @@ def sft_example(row: dict[str, Any], think: str = "template", separator: str | N
             "images": images}
 
 
-def build_sft_dataset(cfg: Any) -> Any:
-    """The training set of an :class:`~spatialrl.train.config.SFTJobConfig`: columns ``prompt``,
+def build_sft_dataset(cfg: Any, seed: int = 0) -> Any:
+    """The training set of an SFT job (``cfg``: its :class:`~spatialrl.train.config.SpatialSFTArguments`,
+    ``seed``: the run's): columns ``prompt``,
     ``completion`` (conversational) and ``images`` (every image of a row, whether it has one or
     several: :func:`spatialrl.data.export.with_trl_prompts`)."""
     from spatialrl.data.export import with_trl_prompts
 
     ds = load_split(cfg.dataset, cfg.train_split, max_samples=cfg.max_samples, question_types=cfg.question_types,
-                    seed=cfg.seed, whole_pairs=False)
+                    seed=seed, whole_pairs=False)
     text_columns = ["question", "answer", "question_type"]
     ds = ds.select_columns([c for c in ("image", "frames") if c in ds.column_names] + text_columns)
     from spatialrl.models import prompt_separator
@@ -218,18 +219,20 @@ class EndOfTurnMasking:
         return batch
 
 
-def build_trainer(cfg: Any) -> tuple[Any, Any, Any]:
-    """``(trl.SFTTrainer, processor, train_set)`` for ``cfg``, ready to ``train()``."""
-    import torch
-    from trl import SFTConfig, SFTTrainer
+def build_trainer(job: Any) -> tuple[Any, Any, Any]:
+    """``(trl.SFTTrainer, processor, train_set)`` for the SFT job ``job``, ready to ``train()``."""
+    import copy
 
-    from spatialrl.models import load_model_and_processor
+    from trl import SFTTrainer
 
+    from spatialrl.train.loading import load_for_training
+
+    cfg = job.spatial
+    train_set = build_sft_dataset(cfg, seed=job.trl.seed)  # first: a wrong dataset path fails before the model loads
     # fp32 master weights (bf16 is autocast by the Trainer); a LoRA run may keep a bf16 base frozen
-    dtype = torch.bfloat16 if (cfg.lora and cfg.bf16 and not cfg.resolved_use_cpu()) else torch.float32
-    train_set = build_sft_dataset(cfg)  # first: a wrong dataset path fails before the model loads
-    model, processor = load_model_and_processor(cfg.model, dtype=dtype)
-    args = SFTConfig(**cfg.to_sft_args())
+    model, processor, _ = load_for_training(job, log=lambda line: print(f"sft: {line}", flush=True) if is_main_process() else None)
+    args = copy.copy(job.trl)  # validated by TRL; spatialrl trains on the answer only
+    args.completion_only_loss = True
     from spatialrl.train.checkpoints import CheckpointWeightsMixin
 
     class ResumableSFTTrainer(CheckpointWeightsMixin, SFTTrainer):
@@ -248,9 +251,9 @@ def build_trainer(cfg: Any) -> tuple[Any, Any, Any]:
     return trainer, processor, train_set
 
 
-def train_sft(cfg: Any, resume: bool = False, callbacks: list[Any] | None = None,
+def train_sft(job: Any, resume: bool = False, callbacks: list[Any] | None = None,
               progress: Any = None) -> dict[str, Any]:
-    """Run the SFT job ``cfg`` (:class:`~spatialrl.train.config.SFTJobConfig`); returns a summary
+    """Run the SFT job ``job`` (a :class:`~spatialrl.train.config.Job`); returns a summary
     (steps, losses, seconds, steps/s, output_dir, stopped_by_time).
 
     ``callbacks``: further ``TrainerCallback``s. ``progress``: a ``TrainerCallback`` that replaces
@@ -262,21 +265,22 @@ def train_sft(cfg: Any, resume: bool = False, callbacks: list[Any] | None = None
     from spatialrl.train.checkpoints import last_complete_checkpoint
     from spatialrl.train.config import save_config
 
+    cfg = job.spatial
     if cfg.torch_threads:
         torch.set_num_threads(cfg.torch_threads)
-    out = Path(cfg.output_dir)
+    out = Path(job.trl.output_dir)
     say = (lambda line: print(f"sft: {line}", flush=True)) if is_main_process() else (lambda line: None)
     checkpoint = last_complete_checkpoint(out, log=say) if resume else None  # skips a save that was killed
     if resume and checkpoint is None and is_main_process():
         print(f"sft: --resume: no checkpoint-* in {out}; starting from the beginning", flush=True)
 
-    trainer, processor, train_set = build_trainer(cfg)
+    trainer, processor, train_set = build_trainer(job)
     for callback in callbacks or []:
         trainer.add_callback(callback)
     if progress is not None:
         replace_progress(trainer, progress)
     if trainer.is_world_process_zero():
-        save_config(cfg, out / "spatialrl_config.yaml")
+        save_config(job, out / "spatialrl_config.yaml")
         n_params = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
         print(f"sft: {len(train_set)} samples from {cfg.dataset}:{cfg.train_split}, {n_params:,} trainable "
               f"parameters, think={cfg.think}, device={trainer.args.device}, -> {out}", flush=True)
@@ -323,6 +327,10 @@ def train_sft(cfg: Any, resume: bool = False, callbacks: list[Any] | None = None
 # --------------------------------------------------------------------------------------
 # CLI
 # --------------------------------------------------------------------------------------
+
+
+#: Tokens the command's own options do not take go to TRL's parser (spatialrl.cli).
+PASSTHROUGH = True
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
