@@ -97,18 +97,21 @@ def prompt_separator(model: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def load_model_and_processor(path: Any, dtype: Any = None, device: str | None = None) -> tuple[Any, Any]:
+def load_model_and_processor(path: Any, dtype: Any = None, device: str | None = None,
+                             min_pixels: int | None = None, max_pixels: int | None = None,
+                             attn_implementation: str | None = None) -> tuple[Any, Any]:
     """See :func:`spatialrl.models.tiny.load_model_and_processor`."""
     from spatialrl.models.tiny import load_model_and_processor as _load
 
-    return _load(path, dtype=dtype, device=device)
+    return _load(path, dtype=dtype, device=device, min_pixels=min_pixels, max_pixels=max_pixels,
+                 attn_implementation=attn_implementation)
 
 
-def load_processor(path: Any) -> Any:
+def load_processor(path: Any, min_pixels: int | None = None, max_pixels: int | None = None) -> Any:
     """See :func:`spatialrl.models.tiny.load_processor`."""
     from spatialrl.models.tiny import load_processor as _load
 
-    return _load(path)
+    return _load(path, min_pixels=min_pixels, max_pixels=max_pixels)
 
 
 def __getattr__(name: str) -> Any:

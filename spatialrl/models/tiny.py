@@ -363,37 +363,62 @@ def build_tiny_model(
 # --------------------------------------------------------------------------------------
 
 
-def load_processor(path: str | Path) -> Any:
+def load_processor(path: str | Path, min_pixels: int | None = None, max_pixels: int | None = None) -> Any:
     """``AutoProcessor.from_pretrained(path)``; where that fails or yields no image processor
     (a stock Qwen2.5-VL checkpoint on a machine without torchvision, whose video processor
-    cannot load), the image-only processor built from the same files."""
+    cannot load), the image-only processor built from the same files.
+
+    ``min_pixels`` / ``max_pixels`` (either or both) set the processor's pixel budget
+    (:func:`spatialrl.models.pixels.set_processor_budget`); the one not given keeps the saved
+    value. Neither given: the budget saved with the checkpoint."""
     from transformers import AutoProcessor
     from transformers.processing_utils import ProcessorMixin
 
     register()
     error: Exception | None = None
+    processor = None
     try:
-        processor = AutoProcessor.from_pretrained(str(path))
-        if isinstance(processor, ProcessorMixin) and getattr(processor, "image_processor", None) is not None:
-            return processor
+        loaded = AutoProcessor.from_pretrained(str(path))
+        if isinstance(loaded, ProcessorMixin) and getattr(loaded, "image_processor", None) is not None:
+            processor = loaded
     except Exception as exc:  # noqa: BLE001 - any failure falls back below, then re-raises
         error = exc
-    try:
-        return processor_class().from_pretrained(str(path))
-    except Exception:
-        if error is not None:
-            raise error from None
-        raise
+    if processor is None:
+        try:
+            processor = processor_class().from_pretrained(str(path))
+        except Exception:
+            if error is not None:
+                raise error from None
+            raise
+    if min_pixels is not None or max_pixels is not None:
+        _apply_budget(processor, min_pixels, max_pixels)
+    return processor
 
 
-def load_model_and_processor(path: str | Path, dtype: Any = None, device: str | None = None) -> tuple[Any, Any]:
+def _apply_budget(processor: Any, min_pixels: int | None, max_pixels: int | None) -> None:
+    from spatialrl.models.pixels import PixelBudget, processor_budget, set_processor_budget
+
+    saved = processor_budget(processor) or PixelBudget()
+    budget = PixelBudget(int(min_pixels) if min_pixels is not None else saved.min_pixels,
+                         int(max_pixels) if max_pixels is not None else saved.max_pixels)
+    set_processor_budget(processor, budget)
+
+
+def load_model_and_processor(path: str | Path, dtype: Any = None, device: str | None = None,
+                             min_pixels: int | None = None, max_pixels: int | None = None,
+                             attn_implementation: str | None = None) -> tuple[Any, Any]:
     """A checkpoint directory (tiny or a real Qwen2.5-VL) as ``(model, processor)``: the model
     from ``AutoModelForImageTextToText`` in eval mode, the processor from
-    :func:`load_processor`. ``dtype`` defaults to the checkpoint's (``"auto"``)."""
+    :func:`load_processor` (with ``min_pixels`` / ``max_pixels`` as there). ``dtype`` defaults
+    to the checkpoint's (``"auto"``); ``attn_implementation`` (``"sdpa"``,
+    ``"flash_attention_2"``, ...) goes to ``from_pretrained`` when given."""
     from transformers import AutoModelForImageTextToText
 
-    processor = load_processor(path)
-    model = AutoModelForImageTextToText.from_pretrained(str(path), dtype=dtype if dtype is not None else "auto")
+    processor = load_processor(path, min_pixels=min_pixels, max_pixels=max_pixels)
+    kwargs: dict[str, Any] = {"dtype": dtype if dtype is not None else "auto"}
+    if attn_implementation is not None:
+        kwargs["attn_implementation"] = attn_implementation
+    model = AutoModelForImageTextToText.from_pretrained(str(path), **kwargs)
     if device is not None:
         model = model.to(device)
     return model.eval(), processor

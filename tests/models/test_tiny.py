@@ -196,3 +196,39 @@ def test_fresh_interpreter_cheap_import_then_auto_processor(tiny):
     result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip().splitlines()[-1] == "Qwen2_5_VLImageOnlyProcessor"
+
+
+def test_load_with_a_pixel_budget_and_attention_implementation():
+    """``min_pixels`` / ``max_pixels`` set the processor's budget (a 448 x 448 image then takes
+    ``PixelBudget.image_tokens`` tokens, not the saved budget's 16); the one not given keeps its
+    saved value; ``attn_implementation`` reaches ``from_pretrained``; positional callers still work."""
+    import torch
+    from PIL import Image
+
+    from spatialrl.models import load_model_and_processor, load_processor
+    from spatialrl.models.pixels import PixelBudget, processor_budget
+
+    shipped = ROOT / "spatialrl" / "assets" / "tiny-spatial-vlm"
+    image = Image.new("RGB", (448, 448), (40, 90, 160))
+    text = "<|vision_start|><|image_pad|><|vision_end|>How many chairs are there?"
+
+    def tokens(processor) -> int:
+        grid = processor(text=[text], images=[image], return_tensors="pt")["image_grid_thw"]
+        return int(grid.prod()) // 4  # 2 x 2 patches merge into one token
+
+    saved = load_processor(shipped)
+    assert processor_budget(saved) == PixelBudget(3136, 12544) and tokens(saved) == 16
+    for kwargs, budget in (({"max_pixels": 448 * 448}, PixelBudget(3136, 448 * 448)),
+                           ({"min_pixels": 12544, "max_pixels": 50176}, PixelBudget(12544, 50176))):
+        processor = load_processor(shipped, **kwargs)
+        assert processor_budget(processor) == budget
+        assert tokens(processor) == budget.image_tokens(448, 448) != 16
+    with pytest.raises(ValueError, match="must be >= min_pixels"):
+        load_processor(shipped, min_pixels=50176, max_pixels=3136)
+
+    model, processor = load_model_and_processor(shipped, torch.float32, "cpu", max_pixels=448 * 448,
+                                                attn_implementation="eager")
+    assert model.config._attn_implementation == "eager" and model.dtype == torch.float32
+    inputs = processor(text=[text], images=[image], return_tensors="pt")
+    assert (inputs["input_ids"] == processor.image_token_id).sum() == 256
+    assert model(**inputs).logits.shape[1] == inputs["input_ids"].shape[1]
