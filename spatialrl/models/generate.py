@@ -1,7 +1,8 @@
 """Batched generation with a Qwen2.5-VL-class model: one user turn per prompt (its images, then
 its text) through the processor's chat template, left padding, greedy decoding unless a
 generation config says otherwise. ``spatialrl eval run`` and training-time evaluation both
-generate with :func:`generate_batch`.
+generate with :func:`generate_batch`; ``eval run --backend vllm`` sends vLLM the same text,
+built by :func:`chat_prompts`, and the same RGB images (:func:`load_image`).
 """
 
 from __future__ import annotations
@@ -10,10 +11,11 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["build_messages", "generate_batch"]
+__all__ = ["build_messages", "chat_prompts", "generate_batch", "load_image"]
 
 
-def _load_image(image: Any) -> Any:
+def load_image(image: Any) -> Any:
+    """An RGB PIL image from a PIL image, a path or an array."""
     from PIL import Image
 
     if isinstance(image, (str, os.PathLike)):
@@ -31,6 +33,21 @@ def build_messages(text: str, n_images: int) -> list[dict[str, Any]]:
     content: list[dict[str, Any]] = [{"type": "image"} for _ in range(n_images)]
     content.append({"type": "text", "text": text})
     return [{"role": "user", "content": content}]
+
+
+def chat_prompts(processor: Any, texts: Sequence[str], image_counts: Sequence[int],
+                 separator: str | None = None) -> list[str]:
+    """The prompt strings the model is given: each text (re-joined with the model's recorded
+    prompt ``separator``, :func:`spatialrl.prompts.with_separator`) after its images'
+    placeholders in one user turn (:func:`build_messages`), through the processor's chat
+    template with the generation prompt. Every backend sends these same strings."""
+    from spatialrl.prompts import with_separator
+
+    return [
+        processor.apply_chat_template(build_messages(with_separator(text, separator), n),
+                                      add_generation_prompt=True, tokenize=False)
+        for text, n in zip(texts, image_counts)
+    ]
 
 
 def _greedy_config(model: Any, tokenizer: Any, max_new_tokens: int) -> Any:
@@ -68,15 +85,10 @@ def generate_batch(model: Any, processor: Any, texts: Sequence[str], images: Seq
     import torch
 
     from spatialrl.models import prompt_separator
-    from spatialrl.prompts import with_separator
 
-    separator = prompt_separator(model)  # the prompt the model learned (spatialrl.prompts)
-    prompts = [
-        processor.apply_chat_template(build_messages(with_separator(text, separator), len(imgs)),
-                                      add_generation_prompt=True, tokenize=False)
-        for text, imgs in zip(texts, images)
-    ]
-    flat = [_load_image(im) for imgs in images for im in imgs]
+    # the prompt the model learned (spatialrl.prompts): its recorded separator
+    prompts = chat_prompts(processor, texts, [len(imgs) for imgs in images], prompt_separator(model))
+    flat = [load_image(im) for imgs in images for im in imgs]
     tokenizer = getattr(processor, "tokenizer", processor)
     tokenizer.padding_side = "left"
     kwargs: dict[str, Any] = {"text": prompts, "padding": True, "return_tensors": "pt"}
