@@ -121,6 +121,8 @@ def _coerce(value: Any, tp: Any) -> Any:
         return value
     if origin in (Union, types.UnionType):
         args = typing.get_args(tp)
+        if type(None) in args and value in ("null", "None", "~"):  # `--consistency_reward null` on the command line
+            value = None
         if value is None:
             if type(None) in args:
                 return None

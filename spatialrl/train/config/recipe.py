@@ -58,6 +58,8 @@ COMMANDS = {"grpo": "spatialrl train", "sft": "spatialrl sft"}
 #: TRL fields spatialrl derives itself; a recipe may not set them.
 DERIVED_TRL_FIELDS = {"grpo": {"reward_weights": "set the weights in `rewards: {accuracy: 0.9, format: 0.1}`"},
                       "sft": {"completion_only_loss": "spatialrl's SFT always trains on the answer only"}}
+#: ``GRPOConfig.loss_type`` values of trl 1.16 (TRL checks them only when training starts).
+GRPO_LOSS_TYPES = ("grpo", "dr_grpo", "dapo", "bnpo", "cispo", "sapo", "luspo", "vespo")
 #: TRL fields shown in a dry run even when a recipe leaves them at TRL's default.
 ALWAYS_SHOWN = {
     "grpo": ("output_dir", "learning_rate", "num_generations", "per_device_train_batch_size",
@@ -251,10 +253,13 @@ def parse_job(kind: str, data: dict[str, Any] | None = None, argv: Sequence[str]
     unused = parser.set_defaults_with_config(**data)
     if unused:  # every key was checked above; this is TRL's parser disagreeing
         raise ConfigError(f"TRL's parser did not take {unused[::2]}{where}")
-    try:
-        namespace, rest = parser.parse_known_args(list(flags))
-    except SystemExit as exc:  # argparse printed the error
-        raise ConfigError(f"invalid command-line flags {list(flags)} (see `{COMMANDS[kind]} --help`)") from exc
+
+    def refuse(message: str) -> typing.NoReturn:  # argparse would print its usage and exit
+        raise ConfigError(f"{message}{where} (set it in the recipe or as --field value; see `{COMMANDS[kind]} --help`)")
+
+    parser.error = refuse  # type: ignore[method-assign]
+    parser.allow_abbrev = False  # `--max_step 3` is a typo, not max_steps
+    namespace, rest = parser.parse_known_args(list(flags))
     if rest:
         first = rest[0].lstrip("-").split("=", 1)[0].replace("-", "_")
         raise _unknown_key(first, kind, f" on the command line ({' '.join(rest)})")
@@ -275,7 +280,10 @@ def parse_job(kind: str, data: dict[str, Any] | None = None, argv: Sequence[str]
     except (ValueError, TypeError) as exc:
         raise ConfigError(f"trl.{trl_cls.__name__}{where}: {exc}") from None
     job = Job(kind, spatial, trl_args, {k: trl_kwargs[k] for k in sorted(explicit)}, source, adjusted, requested_bf16)
-    check_job(job)
+    try:
+        check_job(job)
+    except ConfigError as exc:
+        raise ConfigError(f"{exc}{where}") from None
     return job
 
 
@@ -284,6 +292,8 @@ def check_job(job: Job) -> None:
     if job.kind != "grpo":
         return
     s, t = job.spatial, job.trl
+    if t.loss_type not in GRPO_LOSS_TYPES:
+        raise ConfigError(f"GRPOConfig.loss_type must be one of {list(GRPO_LOSS_TYPES)} (trl 1.16); got {t.loss_type!r}")
     if s.stratify_pairs_by is not None and not s.mirror_pairs:
         raise ConfigError(f"SpatialGRPOArguments.stratify_pairs_by is {s.stratify_pairs_by!r} but mirror_pairs is "
                           "false: the stratified order is an order of mirror pairs; set mirror_pairs: true (or "
