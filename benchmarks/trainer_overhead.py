@@ -12,7 +12,6 @@ Usage: python benchmarks/trainer_overhead.py [--rounds R] [--steps S] [--generat
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import statistics
 import tempfile
 import time
@@ -36,7 +35,7 @@ def main() -> None:
     from spatialrl.models import load_model_and_processor
     from spatialrl.models.tiny import build_tiny_model
     from spatialrl.train.advantage_step import AdvantageSettings
-    from spatialrl.train.config import GRPOJobConfig
+    from spatialrl.train.config import make_job, replace_job
     from spatialrl.train.grpo import (
         SpatialGRPOTrainer,
         build_reward_functions,
@@ -59,12 +58,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         build_tiny_model(f"{tmp}/model", size="tiny", seed=0, corpus_scenes=20)
         build_dataset(f"{tmp}/data", BuildConfig(scenes=12, seed=0), progress=False)
-        cfg = GRPOJobConfig(model=f"{tmp}/model", dataset=f"{tmp}/data", output_dir=f"{tmp}/out",
-                            rewards={"accuracy": 0.9, "format": 0.1}, num_generations=args.generations,
-                            per_device_train_batch_size=args.batch)
-        funcs, weights = build_reward_functions(cfg)
-        paired, pairs = prepare_dataset(dataclasses.replace(cfg, mirror_pairs=True), log=lambda *_: None)
-        plain, _ = prepare_dataset(dataclasses.replace(cfg, mirror_twins="keep"), log=lambda *_: None)  # same rows
+        job = make_job("grpo", model=f"{tmp}/model", dataset=f"{tmp}/data", output_dir=f"{tmp}/out",
+                       rewards={"accuracy": 0.9, "format": 0.1}, num_generations=args.generations,
+                       per_device_train_batch_size=args.batch)
+        funcs, weights = build_reward_functions(job.spatial)
+        paired, pairs = prepare_dataset(replace_job(job, mirror_pairs=True).spatial, log=lambda *_: None)
+        plain, _ = prepare_dataset(replace_job(job, mirror_twins="keep").spatial, log=lambda *_: None)  # same rows
 
         def run(kind: str, round_: int) -> list[float]:
             model, processor = load_model_and_processor(f"{tmp}/model")

@@ -131,15 +131,17 @@ def test_binary_reward_is_table2_s1():
 
 def test_binary_operator_in_the_trl_reward_and_the_config():
     from spatialrl.rewards.trl import accuracy_reward
-    from spatialrl.train.config import GRPOJobConfig
+    from spatialrl.train.config import ConfigError, SpatialGRPOArguments
 
     reward = accuracy_reward(operator="binary")
     rows = dict(answer_type=["numerical"] * 3, answer_value=[3.0] * 3, dimension=["length"] * 3,
                 options=[[]] * 3, answer_index=[-1] * 3, answer=["3"] * 3, bbox=[[]] * 3)
     completions = ["<answer>3 m</answer>", "<answer>3.05 m</answer>", "<answer>3.5 m</answer>"]
     assert reward(completions=completions, **rows) == [1.0, 1.0, 0.0]  # within 10 cm, then not
-    config = GRPOJobConfig(model="m", dataset="d", output_dir="o", snra_operator="binary")
+    config = SpatialGRPOArguments(model="m", dataset="d", snra_operator="binary")
     assert config.snra_operator == "binary"
+    with pytest.raises(ConfigError, match=r"SpatialGRPOArguments\.snra_operator must be one of .*'binary'"):
+        SpatialGRPOArguments(model="m", dataset="d", snra_operator="binar")
 
 
 def test_scalar_error_path_equals_numpy_path():

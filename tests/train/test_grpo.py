@@ -30,11 +30,11 @@ class HashReward:
                 for c in completions]
 
 
-def _config(model, dataset, out):
-    from spatialrl.train.config import GRPOJobConfig
+def _job(model, dataset, out):
+    from spatialrl.train.config import make_job
 
-    return GRPOJobConfig(model=model, dataset=dataset, output_dir=out, mirror_pairs=True, num_generations=4,
-                         per_device_train_batch_size=8)
+    return make_job("grpo", model=model, dataset=dataset, output_dir=out, mirror_pairs=True, num_generations=4,
+                    per_device_train_batch_size=8)
 
 
 @pytest.mark.parametrize("estimator,consistency", [("ap_grpo", "accuracy"), ("grpo", None)])
@@ -50,7 +50,8 @@ def test_loss_consumes_the_formula_of_the_logged_rewards(tiny_model_dir, world_d
     )
 
     torch.manual_seed(0)
-    dataset, pairs = prepare_dataset(_config(tiny_model_dir, world_dataset_dir, str(tmp_path / "out")), log=lambda *_: None)
+    job = _job(tiny_model_dir, world_dataset_dir, str(tmp_path / "out"))
+    dataset, pairs = prepare_dataset(job.spatial, log=lambda *_: None, seed=job.trl.seed)
     model, processor = load_model_and_processor(tiny_model_dir)
     with torch.no_grad():  # a random but not degenerate policy: completions differ within a group
         for p in model.parameters():
@@ -245,13 +246,13 @@ def test_mirror_twins_are_the_mirrors_of_questions_with_an_original():
 @pytest.mark.parametrize("twins", ["drop", "keep"])
 def test_without_mirror_pairs_each_question_is_trained_once_unless_kept(world_dataset_dir, twins):
     from spatialrl.data.load import load_split
-    from spatialrl.train.config import GRPOJobConfig
+    from spatialrl.train.config import SpatialGRPOArguments, make_job
     from spatialrl.train.grpo import prepare_dataset
 
     rows = load_split(world_dataset_dir, "train")
     questions = set(rows["pair_id"])
     assert len(rows) == 2 * len(questions)  # the build writes both views of every question
-    cfg = GRPOJobConfig(model="m", dataset=world_dataset_dir, output_dir="o", mirror_twins=twins)
+    cfg = SpatialGRPOArguments(model="m", dataset=world_dataset_dir, mirror_twins=twins)
     logged = []
     ds, pairs = prepare_dataset(cfg, log=logged.append)
     assert pairs is None
@@ -262,13 +263,13 @@ def test_without_mirror_pairs_each_question_is_trained_once_unless_kept(world_da
         assert logged == [f"mirror_twins=drop: dropped {len(questions)} of {len(rows)} rows of train, the mirrored "
                           "twins of questions whose original view stays (mirror_twins=keep trains both views)"]
         # max_samples counts questions (applied after the twins are dropped)
-        cut, _ = prepare_dataset(GRPOJobConfig(model="m", dataset=world_dataset_dir, output_dir="o", max_samples=10),
+        cut, _ = prepare_dataset(SpatialGRPOArguments(model="m", dataset=world_dataset_dir, max_samples=10),
                                  log=lambda *_: None)
         assert len(cut) == 10 and len(set(cut["pair_id"])) == 10
     # with mirror pairs both views stay, whatever mirror_twins says
-    paired, pairs = prepare_dataset(GRPOJobConfig(model="m", dataset=world_dataset_dir, output_dir="o", mirror_pairs=True,
-                                                  mirror_twins=twins, num_generations=4, per_device_train_batch_size=8),
-                                    log=lambda *_: None)
+    paired_job = make_job("grpo", model="m", dataset=world_dataset_dir, output_dir="o", mirror_pairs=True,
+                          mirror_twins=twins, num_generations=4, per_device_train_batch_size=8)
+    paired, pairs = prepare_dataset(paired_job.spatial, log=lambda *_: None, seed=paired_job.trl.seed)
     assert len(paired) == len(rows) and len(pairs) == len(questions)
 
 
@@ -279,12 +280,12 @@ def test_prompts_follow_the_separator_the_start_model_learned(world_dataset_dir)
 
     import spatialrl
     from spatialrl.prompts import FORMAT_INSTRUCTION
-    from spatialrl.train.config import GRPOJobConfig
+    from spatialrl.train.config import SpatialGRPOArguments
     from spatialrl.train.grpo import prepare_dataset
 
     shipped = str(Path(spatialrl.__file__).parent / "assets" / "tiny-spatial-vlm")
     for model, separator in (("Qwen/Qwen2.5-VL-3B-Instruct", " "), (shipped, "\n")):
-        ds, _ = prepare_dataset(GRPOJobConfig(model=model, dataset=world_dataset_dir, output_dir="o", max_samples=3),
+        ds, _ = prepare_dataset(SpatialGRPOArguments(model=model, dataset=world_dataset_dir, max_samples=3),
                                 log=lambda *_: None)
         for row in ds:
             text = row["prompt"][0]["content"][1]["text"]

@@ -113,15 +113,17 @@ def test_the_fixture_has_both_kinds_of_rows(multiframe_dir):
 def test_training_examples_hold_one_placeholder_per_image(multiframe_dir, tiny_model_dir):
     """SFT and GRPO see the same prompt: K placeholders and K images for a multi-frame row."""
     from spatialrl.train import sft
-    from spatialrl.train.config import GRPOJobConfig, SFTJobConfig
+    from spatialrl.train.config import make_job
     from spatialrl.train.grpo import prepare_dataset
 
-    grpo, pairs = prepare_dataset(GRPOJobConfig(model=tiny_model_dir, dataset=str(multiframe_dir), output_dir="o",
-                                                mirror_pairs=True, num_generations=2), log=lambda *_: None)
+    grpo_job = make_job("grpo", model=tiny_model_dir, dataset=str(multiframe_dir), output_dir="o", mirror_pairs=True,
+                        num_generations=2)
+    grpo, pairs = prepare_dataset(grpo_job.spatial, log=lambda *_: None, seed=grpo_job.trl.seed)
     # the mirror pairs survive the image conversion: each pair is an original and its twin
     assert pairs and all(grpo[a]["pair_id"] == grpo[b]["pair_id"] and {grpo[a]["view"], grpo[b]["view"]}
                          == {"original", "mirror"} for a, b in pairs)
-    sft_set = sft.build_sft_dataset(SFTJobConfig(model=tiny_model_dir, dataset=str(multiframe_dir), output_dir="o"))
+    sft_job = make_job("sft", model=tiny_model_dir, dataset=str(multiframe_dir), output_dir="o")
+    sft_set = sft.build_sft_dataset(sft_job.spatial, seed=sft_job.trl.seed)
     for ds in (grpo, sft_set):
         assert "images" in ds.column_names and "image" not in ds.column_names and "frames" not in ds.column_names
         counts = []

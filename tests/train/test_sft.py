@@ -3,7 +3,6 @@ model that lowers the loss and saves a reloadable model, LoRA merged on save, co
 
 from __future__ import annotations
 
-import argparse
 import math
 
 import pytest
@@ -11,7 +10,7 @@ import pytest
 from spatialrl.answers import extract_answer
 from spatialrl.rewards.format import format_reward
 from spatialrl.train import sft
-from spatialrl.train.config import SFTJobConfig, load_config
+from spatialrl.train.config import ConfigError, SpatialSFTArguments, load_config, make_job
 from spatialrl.world.questions import QUESTION_TYPES
 
 
@@ -20,13 +19,13 @@ def _config(tiny_model_dir, world_dataset_dir, out, **changes):
                   max_steps=2, learning_rate=3e-3, logging_steps=1, save_steps=1000, torch_threads=1,
                   use_cpu=True)
     fields.update(changes)
-    return SFTJobConfig(**fields)
+    return make_job("sft", **fields)
 
 
 def _run_cli(argv):
-    parser = argparse.ArgumentParser()
-    sft.add_arguments(parser)
-    return sft.run(parser.parse_args(argv))
+    from spatialrl.cli import main
+
+    return main(["sft", *argv])
 
 
 # -- targets -------------------------------------------------------------------------------------
@@ -154,7 +153,8 @@ def test_sft_lowers_the_loss_and_saves_a_reloadable_model(tiny_model_dir, world_
     assert "sft: 16 steps" in printed and "steps/s" in printed
 
     saved = load_config(out / "spatialrl_config.yaml")
-    assert isinstance(saved, SFTJobConfig) and saved.max_steps == 16
+    assert saved.kind == "sft" and isinstance(saved.spatial, SpatialSFTArguments) and saved.trl.max_steps == 16
+    assert saved.spatial.model == tiny_model_dir and saved.trl.learning_rate == 3e-3
     model, processor = load_model_and_processor(out)
     assert type(processor).__name__ == "Qwen2_5_VLImageOnlyProcessor"
     trained = {k: v for k, v in model.state_dict().items()}
@@ -196,7 +196,7 @@ def test_a_timed_run_logs_its_last_loss_between_logging_steps(tiny_model_dir, wo
     rows = [json.loads(line) for line in (out / "log_history.jsonl").read_text().splitlines()]
     assert summary["stopped_by_time"] == (ended_by == "clock")
     assert [r["step"] for r in rows if "loss" in r] == [summary["steps"]]
-    with pytest.raises(Exception, match="max_seconds"):
+    with pytest.raises(ConfigError, match=r"SpatialSFTArguments\.max_seconds must be > 0"):
         _config(tiny_model_dir, world_dataset_dir, out, max_seconds=0)
 
 
@@ -217,7 +217,7 @@ def test_cli_errors_name_the_field_and_resume_without_checkpoint(tiny_model_dir,
     assert _run_cli(["--config", str(config), "think=verbose"]) == 2
     from spatialrl.train.config import THINK_MODES
 
-    assert f"SFTJobConfig.think must be one of {list(THINK_MODES)}; got 'verbose'" in capsys.readouterr().err
+    assert f"SpatialSFTArguments.think must be one of {list(THINK_MODES)}; got 'verbose'" in capsys.readouterr().err
     assert _run_cli(["--config", str(config), "learnin_rate=1e-3"]) == 2
     assert "did you mean 'learning_rate'" in capsys.readouterr().err
     assert _run_cli(["--config", str(config), "--resume", "max_steps=1", "torch_threads=1", "save_steps=1"]) == 0

@@ -17,25 +17,25 @@ def test_prompt_groups_are_runs_of_identical_prompts():
 
 
 def _trainer(model_dir, dataset_dir, tmp_path, share):
-    from trl import GRPOConfig
-
     from spatialrl.models import load_model_and_processor
-    from spatialrl.train.config import GRPOJobConfig, _checkpointing_arg
+    from spatialrl.train.config import make_job
     from spatialrl.train.grpo import SpatialGRPOTrainer, prepare_dataset
 
-    cfg = GRPOJobConfig(model=model_dir, dataset=dataset_dir, output_dir=str(tmp_path), num_generations=3,
-                        per_device_train_batch_size=6)
-    dataset, _ = prepare_dataset(cfg, log=lambda *_: None)
+    job = make_job("grpo", model=model_dir, dataset=dataset_dir, output_dir=str(tmp_path), num_generations=3,
+                   per_device_train_batch_size=6, max_steps=1, max_completion_length=6, use_cpu=True, bf16=False,
+                   report_to="none", save_strategy="no", temperature=0.7, gradient_checkpointing=False,
+                   share_prompt_pass=share)
+    args = job.trl  # TRL's GRPOConfig, as the job gives it to the trainer
+    assert not args.gradient_checkpointing, "the shared pass needs the model without checkpointing"
+    dataset, _ = prepare_dataset(job.spatial, log=lambda *_: None, seed=args.seed)
     model, processor = load_model_and_processor(model_dir)
     torch.manual_seed(0)
     with torch.no_grad():  # spread-out weights, so that wrong positions or masks change the numbers
         for p in model.parameters():
             p.normal_(0, 0.3)
-    args = GRPOConfig(output_dir=str(tmp_path), per_device_train_batch_size=6, num_generations=3, max_steps=1,
-                      max_completion_length=6, use_cpu=True, bf16=False, report_to="none", save_strategy="no",
-                      temperature=0.7, **{_checkpointing_arg(): False})
     trainer = SpatialGRPOTrainer(model=model, reward_funcs=[lambda completions, **kw: [0.0] * len(completions)],
-                                 args=args, train_dataset=dataset, processing_class=processor, share_prompt=share)
+                                 args=args, train_dataset=dataset, processing_class=processor,
+                                 share_prompt=job.spatial.share_prompt_pass)
     return trainer, processor, dataset
 
 
