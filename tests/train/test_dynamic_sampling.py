@@ -255,3 +255,68 @@ def test_off_by_default_and_max_rounds_validated():
     assert params["dynamic_sampling"].default is False and params["dynamic_sampling_max_rounds"].default == 3
     with pytest.raises(ValueError, match="dynamic_sampling_max_rounds"):
         SpatialGRPOTrainer(model=None, dynamic_sampling_max_rounds=-1)
+
+
+_TWO_PROCESS_SCRIPT = '''
+import itertools, json, os, sys
+import torch
+sys.path.insert(0, {tests!r})
+from test_dynamic_sampling import SHIPPED, _reward, _silent
+from datasets import Dataset
+from trl import GRPOConfig
+from spatialrl.data.build import BuildConfig, scene_rows
+from spatialrl.data.export import with_trl_prompts
+from spatialrl.data.schema import features
+from spatialrl.models import load_model_and_processor, prompt_separator
+from spatialrl.train.advantage_step import AdvantageSettings
+from spatialrl.train.trainer import SpatialGRPOTrainer, vision_token_suppression
+
+torch.manual_seed(0)
+rows = [r for i in range(2) for r in scene_rows(i, BuildConfig(scenes=2, seed=0))]
+model, processor = load_model_and_processor(SHIPPED)
+ds = with_trl_prompts(Dataset.from_list(rows, features=features()), prompt_separator(model)).remove_columns(["scene_json", "meta"])
+args = GRPOConfig(output_dir={out!r}, per_device_train_batch_size=8, num_generations=4, max_steps=2,
+                  max_completion_length=4, use_cpu=True, bf16=False, report_to="none", logging_steps=1,
+                  save_strategy="no", seed=0, generation_kwargs=vision_token_suppression(model.config, processor))
+trainer = SpatialGRPOTrainer(model=model, reward_funcs=[_reward()], args=args, train_dataset=ds, processing_class=processor,
+                             advantage_settings=AdvantageSettings(estimator="grpo"), dynamic_sampling=True)
+sizes = []
+generate = trainer._generate_and_score_completions
+def spy(inputs):
+    out = generate(inputs)
+    sizes.append(out["prompt_ids"].shape[0])
+    return out
+trainer._generate_and_score_completions = spy
+trainer.train()
+rounds = [h["dynamic_sampling/rounds"] for h in trainer.state.log_history if "dynamic_sampling/rounds" in h]
+print("RESULT " + json.dumps({{"rank": trainer.accelerator.process_index, "sizes": sizes, "rounds": rounds,
+                               "processes": trainer.accelerator.num_processes}}), flush=True)
+'''
+
+
+def test_two_processes_run_the_same_rounds_and_finish(tmp_path):
+    """Each process decides it is full at a different time; a gathered flag keeps their rounds (and
+    TRL's collectives) in step, so the run finishes instead of hanging."""
+    import json
+    import os
+    import shutil
+    import socket
+    import subprocess
+    import sys
+
+    torchrun = Path(sys.executable).parent / "torchrun"
+    if shutil.which(str(torchrun)) is None:
+        pytest.skip("torchrun is not installed next to this Python")
+    script = tmp_path / "two.py"
+    script.write_text(_TWO_PROCESS_SCRIPT.format(tests=str(Path(__file__).parent), out=str(tmp_path / "out")))
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = dict(os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1")
+    done = subprocess.run([str(torchrun), "--nproc_per_node", "2", "--master_addr", "127.0.0.1", "--master_port",
+                           str(port), str(script)], env=env, capture_output=True, text=True, timeout=240, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = [json.loads(line.split("RESULT ", 1)[1]) for line in done.stdout.splitlines() if "RESULT " in line]
+    assert sorted(r["rank"] for r in results) == [0, 1] and all(r["processes"] == 2 for r in results)
+    assert all(r["sizes"] == [8, 8] for r in results)  # every process keeps its share of the batch
+    assert results[0]["rounds"] == results[1]["rounds"] and any(x > 0 for x in results[0]["rounds"])
