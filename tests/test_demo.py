@@ -221,7 +221,7 @@ def test_the_sft_think_format_follows_the_start_model(tmp_path):
     summary.write_text("{not json")
     assert demo.start_model_think(tmp_path) == "empty"
     assert demo.DemoConfig().sft_think is None
-    assert demo.sft_job(demo.DemoConfig(), "m", "d", "o").think == "empty"
+    assert demo.sft_job(demo.DemoConfig(), "m", "d", "o").spatial.think == "empty"
 
 
 def test_a_start_model_pretrained_with_option_think_is_fine_tuned_in_that_format(run_copy, tmp_path, monkeypatch):
@@ -236,7 +236,7 @@ def test_a_start_model_pretrained_with_option_think_is_fine_tuned_in_that_format
         pass
 
     def capture(job, progress=None):
-        seen["think"] = job.think
+        seen["think"] = job.spatial.think
         raise Stop
 
     monkeypatch.setattr(sft_module, "train_sft", capture)

@@ -93,7 +93,7 @@ def load_job_config(args: argparse.Namespace, job: str,
             print(f"# adjusted for this machine: {note}")
         print(dump_yaml(cfg, comments=False, resolved=True), end="", flush=True)
     if args.dry_run:
-        from spatialrl.train.plan_command import plan_text
+        from spatialrl.train.job_plan import plan_text
 
         if is_main_process():
             print(plan_text(cfg), flush=True)
