@@ -50,9 +50,9 @@ def small_dataset(tmp_path_factory):
 
 @pytest.mark.parametrize("command", ["train", "sft"])
 @pytest.mark.parametrize("override,expected", [
-    ("dataset=nope", r"JobConfig\.dataset: dataset 'nope' is not a directory; build one with `spatialrl data build"),
-    ("model=./missing", r"JobConfig\.model: './missing': no such directory"),
-    ("model=DATASET", r"JobConfig\.model: '.*' is a directory without config\.json"),
+    ("dataset=nope", r"Arguments\.dataset: dataset 'nope' is not a directory; build one with `spatialrl data build"),
+    ("model=./missing", r"Arguments\.model: './missing': no such directory"),
+    ("model=DATASET", r"Arguments\.model: '.*' is a directory without config\.json"),
 ])
 def test_train_with_a_missing_dataset_or_model_is_an_error_not_a_traceback(small_dataset, tmp_path, capsys, command,
                                                                              override, expected):

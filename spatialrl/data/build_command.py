@@ -22,7 +22,44 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     scan_build.add_arguments(parser)
 
 
+def recipe_max_pixels(path: str) -> int:
+    """A training recipe's ``max_pixels`` (read as YAML, without loading the training stack)."""
+    from pathlib import Path
+
+    import yaml
+
+    recipe = Path(path)
+    if not recipe.is_file():
+        raise ValueError(f"--pixels-from: recipe {path!r} not found")
+    try:
+        data = yaml.safe_load(recipe.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ValueError(f"--pixels-from: {path} is not valid YAML ({exc})") from None
+    value = data.get("max_pixels") if isinstance(data, dict) else None
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(f"--pixels-from: {path} sets no max_pixels (got {value!r}); add `max_pixels: N` to the recipe "
+                         "or give --max-pixels N")
+    return value
+
+
 def run(args: argparse.Namespace) -> int:
+    import sys
+
+    if getattr(args, "pixels_from", None):
+        if getattr(args, "source", "synthetic") == "synthetic":
+            print("error: --pixels-from is for real scans (--source scannet|arkitscenes); the synthetic world's budget "
+                  "is --image-size squared", file=sys.stderr)
+            return 2
+        try:
+            wanted = recipe_max_pixels(args.pixels_from)
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        if args.max_pixels is not None and args.max_pixels != wanted:
+            print(f"error: --max-pixels {args.max_pixels} differs from max_pixels {wanted} of {args.pixels_from}; give "
+                  "one of them", file=sys.stderr)
+            return 2
+        args.max_pixels = wanted
     if getattr(args, "source", "synthetic") != "synthetic":
         return scan_build.run(args)
     return build.run(args)

@@ -525,6 +525,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--samples", type=int, default=None, metavar="N", help="questions to keep, balanced over types and scenes (default: all)")
     g.add_argument("--max-pixels", type=int, default=None, metavar="P",
                    help="pixel budget of a stored frame (Qwen2.5-VL smart_resize; default: source resolution)")
+    g.add_argument("--pixels-from", metavar="RECIPE",
+                   help="take --max-pixels from a training recipe's max_pixels (configs/*.yaml), so that the budget "
+                        "is declared once; a different --max-pixels is refused")
     g.add_argument("--image-format", choices=("png", "jpeg"), default="png", help="png (lossless, default) or jpeg")
     g.add_argument("--no-mirror", action="store_true", help="do not write the mirrored twins")
 

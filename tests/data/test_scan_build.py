@@ -298,6 +298,27 @@ def test_pixel_budget_resizes_frames_as_qwen_would(tmp_path):
     # smart_resize: beta = sqrt(324 * 240 / 15680) = 2.227; 240 / beta / 28 = 3.85 -> 84, 324 / beta / 28 = 5.19 -> 140
     assert sizes == {(140, 84)}
     assert "max_pixels: `15680`" in (out / "README.md").read_text()
+    from spatialrl.data.load import dataset_pixel_budget
+
+    assert dataset_pixel_budget(out) == {"min_pixels": 3136, "max_pixels": 15680}, "the card records the budget"
+
+
+def test_the_budget_can_come_from_the_training_recipe(tmp_path, capsys):
+    from spatialrl.cli import main
+    from spatialrl.data.build_command import recipe_max_pixels
+
+    root = Path(__file__).resolve().parents[2]
+    assert recipe_max_pixels(str(root / "configs" / "smoothop_qwen2_5_vl_3b.yaml")) == 401408
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("max_pixels: 200704\n")
+    base = ["data", "build", "--source", "scannet", "--root", str(tmp_path), "--out", str(tmp_path / "o")]
+    assert main([*base, "--pixels-from", str(recipe), "--max-pixels", "401408"]) == 2
+    assert "--max-pixels 401408 differs from max_pixels 200704" in capsys.readouterr().err
+    recipe.write_text("learning_rate: 1.0e-6\n")
+    assert main([*base, "--pixels-from", str(recipe)]) == 2
+    assert "sets no max_pixels" in capsys.readouterr().err
+    assert main(["data", "build", "--out", str(tmp_path / "w"), "--pixels-from", str(recipe)]) == 2
+    assert "--image-size squared" in capsys.readouterr().err
 
 
 def test_selection_balances_types_and_a_killed_build_resumes(tmp_path, monkeypatch):
