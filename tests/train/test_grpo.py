@@ -290,3 +290,37 @@ def test_prompts_follow_the_separator_the_start_model_learned(world_dataset_dir)
         for row in ds:
             text = row["prompt"][0]["content"][1]["text"]
             assert text == row["question"] + separator + FORMAT_INSTRUCTION
+
+
+def test_the_train_job_freezes_the_vision_tower_and_samples_dynamically(tiny_model_dir, world_dataset_dir, tmp_path):
+    """The recipe's knobs reach the trainer: freeze_vision_tower keeps the vision blocks' weights,
+    dynamic_sampling logs its counts, and the processor saved with the model carries the budget."""
+    import json
+    from pathlib import Path
+
+    from safetensors.torch import load_file
+
+    from spatialrl.models.published import processor_pixels
+    from spatialrl.train.config import load_config
+    from spatialrl.train.grpo import train_grpo
+
+    repo = Path(__file__).resolve().parents[2]
+    out = tmp_path / "run"
+    job = load_config(repo / "configs" / "demo.yaml", [
+        f"model={tiny_model_dir}", f"dataset={world_dataset_dir}", f"output_dir={out}", "max_steps=2",
+        "save_strategy=no", "num_generations=4", "per_device_train_batch_size=8", "max_completion_length=8",
+        "logging_steps=1", "--freeze_vision_tower", "true", "--dynamic_sampling", "true",
+        "--dynamic_sampling_max_rounds", "1", "--learning_rate", "1e-2"])
+    summary = train_grpo(job, log=lambda *_: None)
+    before = load_file(str(Path(tiny_model_dir) / "model.safetensors"))
+    after = load_file(str(Path(summary["final_model"]) / "model.safetensors"))
+    vision = [k for k in after if "visual.blocks." in k or "visual.patch_embed." in k]
+    language = [k for k in after if "visual" not in k and "layers." in k and k.endswith("mlp.up_proj.weight")]
+    assert vision and language
+    assert all(torch.equal(before[k], after[k]) for k in vision), "the frozen vision tower did not move"
+    assert any(not torch.equal(before[k], after[k]) for k in language), "the language model trained"
+    history = [json.loads(line) for line in (out / "log_history.jsonl").read_text().splitlines()]
+    logged = [row for row in history if "dynamic_sampling/rounds" in row]
+    assert logged, "dynamic sampling logs its rounds"
+    saved = processor_pixels(summary["final_model"])
+    assert saved is not None and saved["max_pixels"] == summary["pixel_budget"]["max_pixels"]

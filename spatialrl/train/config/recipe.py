@@ -159,9 +159,14 @@ def _merge_overrides(kind: str, data: dict[str, Any], overrides: Iterable[str]) 
     spatial = SPATIAL_ARGUMENTS[kind]
     hints = {**typing.get_type_hints(spatial), **spatial.VALUE_TYPES}
     names = set(_field_names(spatial)) | set(_field_names(trl_config_class(kind)))
+    trl_names = set(_field_names(trl_config_class(kind))) - set(_field_names(spatial))
     for text in overrides:
         path, value = parse_override(text)
         head = path[0]
+        raw = text.split("=", 1)[1].strip()
+        if head in trl_names and len(path) == 1 and not raw.startswith(("[", "{")) and raw not in ("null", "~", ""):
+            # TRL's parser converts text with the field's own type; YAML would read `save_strategy=no` as false
+            value = raw
         if head == "job":
             raise ConfigError(f"override {text!r}: the job type cannot be overridden; use a config with job: ...")
         if head not in names:
