@@ -44,6 +44,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/generation.py
 	$(PY) benchmarks/trainer_overhead.py
 	$(PY) benchmarks/shared_prompt_pass.py
+	$(PY) benchmarks/real_architecture.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache
