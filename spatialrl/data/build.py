@@ -283,6 +283,11 @@ def dataset_card(settings: dict[str, Any], stats: dict[str, SplitStats], fmt: st
     elif fmt == "verl":
         lines.append("## Format: verl\n\nRL parquet files for verl (`data.train_files=DIR/train.parquet`): `prompt` "
                      "with one `<image>` placeholder per image, `images`, `reward_model.ground_truth`, `extra_info`.\n")
+    elif fmt == "easyr1":
+        lines.append("## Format: EasyR1\n\nRL parquet files for EasyR1 (`data.train_files=DIR/train.parquet`, "
+                     "`data.prompt_key=problem`, `data.answer_key=answer`, `data.image_key=images`, "
+                     "`data.format_prompt=null`): `problem` with one `<image>` per image and the answer-format "
+                     "instruction, `images`, and `answer`, a JSON object with the answer and every reward field.\n")
     return "\n".join(lines)
 
 
@@ -397,7 +402,7 @@ def _write(out: str, fmt: str, overwrite: bool, settings: dict[str, Any], row_so
         stats: dict[str, SplitStats] = {}
         for split, rows in row_source:
             if split not in writers:
-                writers[split] = _SplitWriter(target.tmp, split, fmt, None if fmt == "verl" else shard_rows)
+                writers[split] = _SplitWriter(target.tmp, split, fmt, None if fmt in ("verl", "easyr1") else shard_rows)
                 stats[split] = SplitStats()
             for r in rows:
                 stats[split].add(r)
@@ -409,7 +414,7 @@ def _write(out: str, fmt: str, overwrite: bool, settings: dict[str, Any], row_so
                 files[split] = writers[split].close()
         if "train" not in files:
             raise RuntimeError("the build produced no training rows")
-        patterns = {s: (f"{s}.parquet" if fmt == "verl" else f"data/{s}-*") for s in files}
+        patterns = {s: (f"{s}.parquet" if fmt in ("verl", "easyr1") else f"data/{s}-*") for s in files}
         ordered = {s: stats[s] for s in ("train", "test") if s in files}
         (target.tmp / "README.md").write_text(dataset_card(settings, ordered, fmt, patterns), encoding="utf-8")
         target.commit()
@@ -582,9 +587,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="worker processes (default 1); the output does not depend on it")
     parser.add_argument("--test-fraction", type=_fraction, default=0.1, metavar="F",
                         help="share of scenes in the test split, in [0, 1) (default 0.1)")
-    parser.add_argument("--format", choices=("hf", "trl", "verl"), default="hf",
+    parser.add_argument("--format", choices=("hf", "trl", "verl", "easyr1"), default="hf",
                         help="hf: the dataset schema (docs/data.md); trl: + conversational `prompt` for TRL's GRPOTrainer; "
-                             "verl: verl's RL parquet (train.parquet / test.parquet)")
+                             "verl: verl's RL parquet (train.parquet / test.parquet); easyr1: EasyR1's layout (problem, "
+                             "images, answer as JSON; train.parquet / test.parquet)")
     parser.add_argument("--question-types", type=_types, default=None, metavar="T1,T2",
                         help="comma-separated question types to generate (default: all)")
     parser.add_argument("--shard-rows", type=_int_at_least(1, "rows per parquet shard"), default=DEFAULT_SHARD_ROWS,

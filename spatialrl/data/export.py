@@ -1,4 +1,4 @@
-"""Export dataset rows to the trainers' formats: TRL (one node) and verl (many nodes).
+"""Export dataset rows to the trainers' formats: TRL (one node), verl and EasyR1 (many nodes).
 
 Both keep ``pair_id`` (and ``view``) so that Spatial-GRPO (SVQA-R1 eq. 2-4) can pair an
 original with its mirrored twin, and both prompt with :func:`spatialrl.prompts.prompt_text`:
@@ -29,6 +29,15 @@ verl (``RLHFDataset``, e.g. its ``examples/data_preprocess/geo3k.py`` layout)
     "rule", "ground_truth": answer}``), ``extra_info`` (split, index and every reward field);
     ``id``, ``pair_id``, ``view``, ``question_type``, ``answer_type`` are also top-level
     columns, so they reach a custom reward manager in ``non_tensor_batch``.
+
+EasyR1 (``verl.utils.dataset.RLHFDataset`` of hiyouga/EasyR1, ``data.prompt_key=problem``,
+``data.answer_key=answer``, ``data.image_key=images``)
+    ``problem``: ``"<image>" * K + question + instruction`` as one string (EasyR1 splits it at
+    ``<image>``; recipes set ``data.format_prompt=null`` because the instruction is already
+    there), ``images`` (the row's K images), ``answer``: a JSON object as text holding the
+    answer and every reward field (EasyR1 hands a reward function only ``response`` and this
+    ``ground_truth``), so the reward can score, and pair an original with its mirror, from it
+    alone. ``id``, ``pair_id``, ``view``, ``question_type`` are top-level columns too.
 """
 
 from __future__ import annotations
@@ -45,6 +54,7 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "DATA_SOURCE",
     "FORMATS",
+    "easyr1_row",
     "features_for",
     "transform",
     "trl_prompt",
@@ -53,7 +63,7 @@ __all__ = [
     "with_trl_prompts",
 ]
 
-FORMATS = ("hf", "trl", "verl")
+FORMATS = ("hf", "trl", "verl", "easyr1")
 DATA_SOURCE = "spatialrl"
 ABILITY = "spatial"
 
@@ -130,9 +140,33 @@ def verl_row(row: dict[str, Any], split: str, index: int) -> dict[str, Any]:
     }
 
 
+#: Row fields in EasyR1's ``answer`` JSON: what the reward reads, and the pair it belongs to.
+EASYR1_ANSWER = (
+    "id", "pair_id", "view", "question_type", "answer_type", "answer", "answer_value", "dimension", "unit",
+    "options", "answer_index", "bbox",
+)  # fmt: skip
+
+
+def easyr1_row(row: dict[str, Any]) -> dict[str, Any]:
+    """A dataset row in EasyR1's RL layout (see the module docstring)."""
+    import json
+
+    images = row_images(row)
+    truth = {k: row[k] for k in EASYR1_ANSWER}
+    return {
+        "problem": "<image>" * len(images) + prompt_text(row["question"]),
+        "images": images,
+        "answer": json.dumps(truth, ensure_ascii=False, sort_keys=True),
+        "id": row["id"],
+        "pair_id": row["pair_id"],
+        "view": row["view"],
+        "question_type": row["question_type"],
+    }
+
+
 @functools.cache
 def features_for(fmt: str) -> Features:
-    """``datasets.Features`` of the rows of format ``fmt`` (``hf``, ``trl`` or ``verl``)."""
+    """``datasets.Features`` of the rows of format ``fmt`` (``hf``, ``trl``, ``verl`` or ``easyr1``)."""
     from datasets import Features, Image, List, Value
 
     from spatialrl.data.schema import features
@@ -163,6 +197,10 @@ def features_for(fmt: str) -> Features:
                 "answer_type": Value("string"),
             }
         )
+    if fmt == "easyr1":
+        return Features({"problem": Value("string"), "images": List(Image()), "answer": Value("string"),
+                         "id": Value("string"), "pair_id": Value("string"), "view": Value("string"),
+                         "question_type": Value("string")})
     raise ValueError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
 
 
@@ -175,4 +213,6 @@ def transform(rows: list[dict[str, Any]], fmt: str, split: str, start_index: int
         return [trl_row(r) for r in rows]
     if fmt == "verl":
         return [verl_row(r, split, start_index + k) for k, r in enumerate(rows)]
+    if fmt == "easyr1":
+        return [easyr1_row(r) for r in rows]
     raise ValueError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")

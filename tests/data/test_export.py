@@ -26,7 +26,7 @@ def _build(out: Path, fmt: str) -> None:
 @pytest.fixture(scope="module")
 def dirs(tmp_path_factory):
     root = tmp_path_factory.mktemp("exp")
-    for fmt in ("hf", "trl", "verl"):
+    for fmt in ("hf", "trl", "verl", "easyr1"):
         _build(root / fmt, fmt)
     return root
 
@@ -65,6 +65,31 @@ def test_trl_format_loads_and_feeds_trl(dirs):
     hf = datasets.load_dataset(str(dirs / "hf"))["train"]
     for k in ("id", "pair_id", "answer", "answer_value", "answer_type", "options", "answer_index", "bbox", "dimension"):
         assert train[k] == hf[k]
+
+
+def test_easyr1_format_carries_the_reward_fields_in_its_answer(dirs):
+    """EasyR1's RLHFDataset reads train.parquet with ``load_dataset("parquet", ...)``, splits
+    ``problem`` at ``<image>`` (one image segment per entry of ``images``) and hands a reward
+    function only the response and ``answer``: every reward field must be in that JSON."""
+    import json
+
+    import datasets
+
+    files = {s: str(dirs / "easyr1" / f"{s}.parquet") for s in ("train", "test")}
+    ds = datasets.load_dataset("parquet", data_files=files)
+    hf = datasets.load_dataset(str(dirs / "hf"))
+    for split in ("train", "test"):
+        rows, truth = ds[split], hf[split]
+        assert len(rows) == len(truth)
+        for row, ref in zip(rows, truth):
+            assert row["problem"].count("<image>") == len(row["images"]) == 1
+            assert row["problem"].endswith(ref["question"] + " " + FORMAT_INSTRUCTION)
+            answer = json.loads(row["answer"])
+            for key in ("id", "pair_id", "view", "question_type", "answer_type", "answer", "answer_value", "options",
+                        "answer_index", "bbox", "dimension", "unit"):
+                assert answer[key] == ref[key], key
+            assert row["images"][0].tobytes() == ref["image"].tobytes()
+    assert "## Format: EasyR1" in (dirs / "easyr1" / "README.md").read_text()
 
 
 def test_verl_format(dirs):
