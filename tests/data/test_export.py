@@ -90,6 +90,10 @@ def test_easyr1_format_carries_the_reward_fields_in_its_answer(dirs):
                 assert answer[key] == ref[key], key
             assert row["images"][0].tobytes() == ref["image"].tobytes()
     assert "## Format: EasyR1" in (dirs / "easyr1" / "README.md").read_text()
+    # EasyR1 has no pair sampler: with data.shuffle=false the file's order must keep pairs adjacent
+    order = ds["train"].select_columns(["pair_id", "view"]).to_list()
+    assert all(order[i]["pair_id"] == order[i + 1]["pair_id"] and order[i]["view"] != order[i + 1]["view"]
+               for i in range(0, len(order), 2))
 
 
 def test_verl_format(dirs):
