@@ -12,6 +12,8 @@ import argparse
 import importlib
 import sys
 
+from spatialrl._extras import MissingExtraError, extra_for, missing_extra
+
 # (command words, module). Groups ("data build", "data mirror") share a parent parser.
 COMMANDS: list[tuple[str, str]] = [
     ("data build", "spatialrl.data.build_command"),
@@ -80,7 +82,14 @@ def main(argv: list[str] | None = None) -> int:
     if run is None:
         (getattr(args, "_group_parser", None) or parser).print_help()
         return 0 if args.command is None else 2
-    return int(run(args) or 0)
+    try:
+        return int(run(args) or 0)
+    except ModuleNotFoundError as exc:  # a heavy import inside run(): name the extra that provides it
+        extra = extra_for(exc.name)
+        if isinstance(exc, MissingExtraError) or extra is None:
+            raise
+        words = " ".join(w for w in (args.command, getattr(args, "subcommand", None)) if w)
+        raise missing_extra(extra, exc, f"`spatialrl {words}`") from exc
 
 
 if __name__ == "__main__":

@@ -16,9 +16,7 @@ def _pinned() -> dict[str, str]:
         requires = metadata.requires("spatialrl") or []
     except metadata.PackageNotFoundError:
         return pins
-    for req in requires:
-        if "extra ==" in req:
-            continue
+    for req in requires:  # the core's pins and every extra's (``name==version; extra == "train"``)
         match = re.match(r"^([A-Za-z0-9_.\-]+)==([^;\s]+)", req)
         if match:
             pins[match.group(1)] = match.group(2)

@@ -63,19 +63,22 @@ from types import UnionType
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import numpy as np
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Discriminator,
-    Field,
-    StringConstraints,
-    Tag,
-    ValidationError,
-    ValidatorFunctionWrapHandler,
-    WrapValidator,
-    model_validator,
-)
-from pydantic_core import PydanticCustomError
+from spatialrl._extras import requires_extra
+
+with requires_extra("train"):
+    from pydantic import (
+        BaseModel,
+        ConfigDict,
+        Discriminator,
+        Field,
+        StringConstraints,
+        Tag,
+        ValidationError,
+        ValidatorFunctionWrapHandler,
+        WrapValidator,
+        model_validator,
+    )
+    from pydantic_core import PydanticCustomError
 
 from spatialrl.world.questions import ObjectView, QASample, SceneContext, generate_pairs, generate
 from spatialrl.world.scene import Camera, Room, Scene

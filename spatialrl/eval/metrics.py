@@ -32,6 +32,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from spatialrl._extras import require
 from spatialrl.rewards.iou import box_iou
 
 MRA_THRESHOLDS = np.linspace(0.5, 0.95, 10)
@@ -150,7 +151,7 @@ def bleu(preds: Sequence[str | None], refs: Sequence[str], max_order: int = 1) -
         raise ValueError(f"preds has {len(preds)} items but refs has {len(refs)}")
     if not preds:
         return 0.0
-    from sacrebleu.metrics import BLEU
+    BLEU = require("eval", "sacrebleu.metrics").BLEU
 
     metric = BLEU(max_ngram_order=max_order)  # corpus BLEU, no effective-order smoothing
     hyps = ["" if p is None else str(p) for p in preds]

@@ -15,8 +15,11 @@ import html
 import re
 import struct
 
-import jinja2
-from markupsafe import Markup
+from spatialrl._extras import requires_extra
+
+with requires_extra("train"):
+    import jinja2
+    from markupsafe import Markup
 
 from spatialrl.report.document import Section
 

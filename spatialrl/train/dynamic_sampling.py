@@ -37,7 +37,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import torch
+from spatialrl._extras import requires_extra
+
+with requires_extra("train"):
+    import torch
 
 __all__ = ["BatchPlan", "RoundGroups", "assemble", "concat_outputs", "needs_refill", "pick_logged", "plan_batch",
            "take_rows", "units_of", "zero_spread_groups"]

@@ -8,7 +8,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import torch
+from spatialrl._extras import requires_extra
+
+with requires_extra("train"):
+    import torch
+
 from spatialrl.train.advantage_step import AdvantageSettings
 from spatialrl.train.checkpoints import last_complete_checkpoint
 from spatialrl.train.sampler import find_pairs, mirror_twins

@@ -27,8 +27,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 
-import torch
-from torch.utils.data import Sampler
+from spatialrl._extras import requires_extra
+
+with requires_extra("train"):
+    import torch
+    from torch.utils.data import Sampler
 
 
 class PairRepeatSampler(Sampler[int]):

@@ -30,7 +30,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
+from spatialrl._extras import requires_extra
+
+with requires_extra("train"):
+    import torch
 
 __all__ = ["SharedPromptLogpsMixin", "prompt_groups"]
 

@@ -38,9 +38,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
-from accelerate.utils import gather_object
-from trl import GRPOTrainer
+from spatialrl._extras import requires_extra
+
+with requires_extra("train"):
+    import torch
+    from accelerate.utils import gather_object
+    from trl import GRPOTrainer
 
 from spatialrl.train.advantage_step import AdvantageSettings, spatial_advantages
 from spatialrl.train.checkpoints import CheckpointWeightsMixin

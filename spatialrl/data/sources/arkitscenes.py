@@ -66,8 +66,11 @@ import re
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
-from scipy.spatial.transform import Rotation
+from spatialrl._extras import requires_extra
+
+with requires_extra("train"):
+    from PIL import Image
+    from scipy.spatial.transform import Rotation
 
 from .floor import floor_area, floor_height
 from .mesh import read_mesh

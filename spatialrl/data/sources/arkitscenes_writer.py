@@ -16,9 +16,12 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
-from plyfile import PlyData, PlyElement
-from scipy.spatial.transform import Rotation
+from spatialrl._extras import requires_extra
+
+with requires_extra("train"):
+    from PIL import Image
+    from plyfile import PlyData, PlyElement
+    from scipy.spatial.transform import Rotation
 
 from .box_render import KnownScan, box_mesh, render_boxes
 

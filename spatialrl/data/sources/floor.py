@@ -18,7 +18,10 @@ near-horizontal triangles there.
 from __future__ import annotations
 
 import numpy as np
-import shapely
+from spatialrl._extras import requires_extra
+
+with requires_extra("train"):
+    import shapely
 
 __all__ = ["floor_area", "floor_height"]
 

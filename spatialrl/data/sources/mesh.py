@@ -11,7 +11,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from plyfile import PlyData
+from spatialrl._extras import requires_extra
+
+with requires_extra("train"):
+    from plyfile import PlyData
 
 from .scan import ScanError
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from spatialrl.answers import extract_answer, parse_choice
+from spatialrl._extras import require, requires_extra
 from spatialrl.eval.benchmarks.base import BenchmarkDataError
 from spatialrl.prompts import FORMAT_INSTRUCTION
 
@@ -119,8 +120,7 @@ def read_records(file: Path, columns: Sequence[str] | None = None) -> list[Recor
 
 
 def _read_parquet(file: Path, columns: Sequence[str] | None) -> list[Record]:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
+    pa, pq = require("eval", "pyarrow", "pyarrow.parquet")
 
     try:
         schema_names = pq.read_schema(file).names
@@ -226,7 +226,8 @@ def image_from_base64(value: str, rec: Record, field: str) -> Any:
 
 
 def _pil(raw: bytes, rec: Record, field: str) -> Any:
-    from PIL import Image, UnidentifiedImageError
+    with requires_extra("eval"):
+        from PIL import Image, UnidentifiedImageError
 
     try:
         return Image.open(io.BytesIO(raw))  # lazy: pixels are decoded on first use

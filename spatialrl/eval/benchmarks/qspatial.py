@@ -57,6 +57,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from spatialrl._extras import require
 from spatialrl.eval.benchmarks.base import (
     Benchmark,
     BenchmarkDataError,
@@ -184,9 +185,8 @@ def iter_records(path: Path, required: Sequence[str], skip: Sequence[str] = ()
     columns named in ``skip`` are not read (e.g. embedded images when only scoring).
     """
     if path.suffix == ".parquet":
+        pq = require("eval", "pyarrow.parquet")
         try:
-            import pyarrow.parquet as pq
-
             pf = pq.ParquetFile(path)
         except Exception as exc:  # noqa: BLE001 - pyarrow raises several types for a bad file
             raise BenchmarkDataError(f"{path}: not a readable parquet file ({exc})") from None
@@ -252,7 +252,7 @@ def image_from(value: Any, base: Path, where: str, field: str) -> Any:
     if isinstance(value, Mapping):
         data = value.get("bytes")
         if data:
-            from PIL import Image
+            Image = require("eval", "PIL.Image")
 
             try:
                 return Image.open(io.BytesIO(data))

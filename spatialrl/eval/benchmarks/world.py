@@ -60,6 +60,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from spatialrl._extras import require
 from spatialrl.answers import (
     extract_answer,
     parse_bbox,
@@ -374,7 +375,7 @@ def _data_files(path: str | Path, split: str | None) -> list[Path]:
 
 def _read_rows(file: Path, columns: Sequence[str], optional: Sequence[str] = ()) -> list[tuple[str, dict[str, Any]]]:
     """The rows of ``file`` with ``columns`` (those in ``optional`` only where the file has them)."""
-    import pyarrow.parquet as pq
+    pq = require("eval", "pyarrow.parquet")
 
     try:
         names = pq.read_schema(file).names
@@ -394,7 +395,7 @@ def _read_rows(file: Path, columns: Sequence[str], optional: Sequence[str] = ())
 
 def _image(value: Any) -> Any:
     """A lazily decoded PIL image from the stored ``{"bytes", "path"}`` struct."""
-    from PIL import Image
+    Image = require("eval", "PIL.Image")
 
     if isinstance(value, Mapping) and value.get("bytes"):
         try:
