@@ -55,15 +55,20 @@ def _batch(rows: list[dict], n_pairs: int, seed: int) -> tuple[list[dict], list[
     return inputs, texts
 
 
+def _trl_rewards(inputs: list[dict], texts: list[str], k: float) -> tuple[list[dict], list, list]:
+    """The TRL path's accuracy and format rewards for the same completions and rows."""
+    rows = [reward_fields(item["ground_truth"]) for item in inputs]
+    columns = {name: [row.get(name) for row in rows] for name in
+               ("answer_type", "answer", "answer_value", "dimension", "options", "answer_index", "bbox")}
+    return rows, AccuracyReward(SharpnessSchedule("fixed", k, k))(completions=texts, **columns), \
+        FormatReward()(completions=texts)
+
+
 def test_without_the_penalty_the_overall_reward_is_the_trl_total(export_rows):
     inputs, texts = _batch(export_rows, n_pairs=40, seed=1)
     assert len(inputs) >= 100
     scores = compute_score(inputs, k=7.0, consistency=False)
-    rows = [reward_fields(item["ground_truth"]) for item in inputs]
-    columns = {name: [row.get(name) for row in rows] for name in
-               ("answer_type", "answer", "answer_value", "dimension", "options", "answer_index", "bbox")}
-    acc = AccuracyReward(SharpnessSchedule("fixed", 7.0, 7.0))(completions=texts, **columns)
-    fmt = FormatReward()(completions=texts)
+    _, acc, fmt = _trl_rewards(inputs, texts, 7.0)
     for score, a, f in zip(scores, acc, fmt):
         expected = 0.1 * f + (0.0 if a is None else 0.9 * a)
         assert score["overall"] == pytest.approx(expected, abs=1e-12)
@@ -74,11 +79,7 @@ def test_without_the_penalty_the_overall_reward_is_the_trl_total(export_rows):
 def test_with_the_penalty_the_totals_match_the_trl_advantage_step(export_rows):
     inputs, texts = _batch(export_rows, n_pairs=30, seed=2)
     scores = compute_score(inputs, k=3.0, consistency=True)
-    rows = [reward_fields(item["ground_truth"]) for item in inputs]
-    columns = {name: [row.get(name) for row in rows] for name in
-               ("answer_type", "answer", "answer_value", "dimension", "options", "answer_index", "bbox")}
-    acc = AccuracyReward(SharpnessSchedule("fixed", 3.0, 3.0))(completions=texts, **columns)
-    fmt = FormatReward()(completions=texts)
+    rows, acc, fmt = _trl_rewards(inputs, texts, 3.0)
     per_func = np.array([[np.nan if a is None else a, f] for a, f in zip(acc, fmt)], dtype=np.float64)
     step = spatial_advantages(
         per_func, ["accuracy", "format"], [0.9, 0.1], group_ids=[i // G for i in range(len(texts))],
