@@ -29,7 +29,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "spatialrl"
 #: docs/design.md: world -> data -> models -> train -> eval -> report, with the CLI on top
 #: and the leaf libraries (parsing, rewards, advantages, prompts) below everything.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("leaf libraries", ("spatialrl._arrays", "spatialrl._extras", "spatialrl._fs", "spatialrl.answers", "spatialrl.rewards",
+    ("leaf libraries", ("spatialrl._arrays", "spatialrl._extras", "spatialrl._fs", "spatialrl._image_size", "spatialrl.answers", "spatialrl.rewards",
                         "spatialrl.advantages", "spatialrl.prompts")),
     ("world", ("spatialrl.world",)),
     ("data", ("spatialrl.data",)),

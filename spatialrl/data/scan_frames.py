@@ -38,6 +38,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from spatialrl._image_size import smart_resize
 from spatialrl.data.sources.scan import EXCLUDED_CATEGORIES, ScanFrame, ScanObject
 from spatialrl.world.questions import MIN_BOX_SIDE, MIN_VISIBLE_FRACTION, ObjectView
 from spatialrl.world.scene import Camera
@@ -91,23 +92,10 @@ class FrameView:
 
 def output_size(width: int, height: int, max_pixels: int | None, factor: int = 28, min_pixels: int = 56 * 56) -> tuple[int, int]:
     """``(width, height)`` of the stored frame: unchanged without a budget, else the size
-    Qwen2.5-VL's processor resizes to (``smart_resize`` of ``qwen_vl_utils`` and of
-    transformers' Qwen2-VL image processor, re-implemented because that module imports
-    torchvision): both sides rounded to multiples of ``factor``, then scaled down (floor) or
-    up (ceil) by one common factor until the area is within ``[min_pixels, max_pixels]``."""
+    Qwen2.5-VL's processor resizes to (:func:`spatialrl._image_size.smart_resize`)."""
     if not max_pixels:
         return width, height
-    h = max(factor, round(height / factor) * factor)
-    w = max(factor, round(width / factor) * factor)
-    if h * w > max_pixels:
-        beta = math.sqrt(height * width / max_pixels)
-        h = max(factor, math.floor(height / beta / factor) * factor)
-        w = max(factor, math.floor(width / beta / factor) * factor)
-    elif h * w < min_pixels:
-        beta = math.sqrt(min_pixels / (height * width))
-        h = math.ceil(height * beta / factor) * factor
-        w = math.ceil(width * beta / factor) * factor
-    return int(w), int(h)
+    return smart_resize(width, height, min_pixels, max_pixels, factor)
 
 
 def level_camera(camera_to_world: np.ndarray, k: np.ndarray, size: tuple[int, int],

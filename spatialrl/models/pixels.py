@@ -16,32 +16,15 @@ checks for a rollout engine whose processor we cannot set.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
+
+from spatialrl._image_size import smart_resize
 
 __all__ = ["PATCH", "PixelBudget", "budget_mismatch", "processor_budget", "set_processor_budget", "smart_resize"]
 
 #: Qwen2.5-VL's patch side (14) times its 2 x 2 token merge: one image token per 28 x 28 pixels.
 PATCH = 28
-
-
-def smart_resize(width: int, height: int, min_pixels: int, max_pixels: int, factor: int = PATCH) -> tuple[int, int]:
-    """``(width, height)`` after Qwen2.5-VL's ``smart_resize``: both multiples of ``factor``, the
-    area within ``[min_pixels, max_pixels]``, the aspect ratio kept as nearly as rounding allows."""
-    if width <= 0 or height <= 0:
-        raise ValueError(f"image size must be positive, got {width} x {height}")
-    h = max(factor, round(height / factor) * factor)
-    w = max(factor, round(width / factor) * factor)
-    if h * w > max_pixels:
-        beta = math.sqrt(height * width / max_pixels)
-        h = max(factor, math.floor(height / beta / factor) * factor)
-        w = max(factor, math.floor(width / beta / factor) * factor)
-    elif h * w < min_pixels:
-        beta = math.sqrt(min_pixels / (height * width))
-        h = math.ceil(height * beta / factor) * factor
-        w = math.ceil(width * beta / factor) * factor
-    return w, h
 
 
 @dataclass(frozen=True)
@@ -64,7 +47,7 @@ class PixelBudget:
 
     def resized(self, width: int, height: int) -> tuple[int, int]:
         """The processor's size for a ``width x height`` image."""
-        return smart_resize(width, height, self.min_pixels, self.max_pixels)
+        return smart_resize(width, height, self.min_pixels, self.max_pixels, PATCH)
 
     def image_tokens(self, width: int, height: int) -> int:
         """Image tokens of a ``width x height`` image under this budget."""
