@@ -8,7 +8,9 @@ re-exports :func:`compute_score`) and calls it once per batch with a list of
 (:mod:`spatialrl.data.export`). It returns one ``{"overall", "accuracy", "format", ...}`` per
 input; EasyR1 puts ``overall`` on the last response token.
 
-What each score is, as in the TRL path (:mod:`spatialrl.rewards.trl`, same functions):
+What each score is, as in the TRL path (the TRL reward callables, assembled by the verl adapter's
+batch stage, :func:`spatialrl.integrations.verl.score_batch`, which is the TRL trainer's
+advantage step):
 
 - ``accuracy``: SNRA r_hat (Smooth Operator eq. 1-3) at sharpness ``k``;
 - ``format``: the binary format reward (eq. 4's r_fmt);
@@ -33,19 +35,14 @@ from typing import Any
 
 import numpy as np
 
-from spatialrl.rewards.consistency import apply_view_consistency
-from spatialrl.rewards.schedules import SharpnessSchedule
+from spatialrl.integrations.verl import sample_errors, score_batch, settings_from
 from spatialrl.rewards.snra import DEFAULT_E_MAX
-from spatialrl.rewards.trl import AccuracyReward, FormatReward
 
 __all__ = ["REWARD_NAME", "REWARD_TYPE", "compute_score", "reward_fields"]
 
 #: Read by EasyR1's reward manager.
 REWARD_NAME = "spatialrl"
 REWARD_TYPE = "batch"
-
-#: The reward columns AccuracyReward reads (spatialrl.data.schema).
-REWARD_COLUMNS = ("answer_type", "answer", "answer_value", "dimension", "options", "answer_index", "bbox")
 
 
 def reward_fields(ground_truth: Any, index: int = 0) -> dict[str, Any]:
@@ -75,16 +72,16 @@ def compute_score(reward_inputs: list[dict[str, Any]], k: float = 10.0, operator
         raise ValueError(f"k must be a positive number (the SNRA sharpness), got {k!r}")
     texts = [str(item.get("response", "")) for item in reward_inputs]
     rows = [reward_fields(item.get("ground_truth"), i) for i, item in enumerate(reward_inputs)]
-    columns = {name: [row.get(name) for row in rows] for name in REWARD_COLUMNS}
-    accuracy = AccuracyReward(SharpnessSchedule("fixed", float(k), float(k)), operator, error_mode, e_max)
-    acc = np.array([np.nan if v is None else v for v in accuracy(completions=texts, **columns)], dtype=np.float64)
-    fmt = np.asarray(FormatReward(require_think)(completions=texts), dtype=np.float64)
-    applies = ~np.isnan(acc)
-    if consistency and applies.any():
-        mirrored = [row["view"] == "mirror" for row in rows]
-        penalised, _ = apply_view_consistency(acc[applies], np.asarray([row["pair_id"] for row in rows])[applies],
-                                              np.asarray(mirrored)[applies], consistency_threshold, consistency_eta)
-        acc[applies] = penalised
-    overall = format_weight * fmt + np.where(applies, accuracy_weight * np.nan_to_num(acc), 0.0)
-    return [{"overall": float(overall[i]), "accuracy": float(acc[i]) if applies[i] else 0.0,
-             "format": float(fmt[i]), "accuracy_applies": float(applies[i])} for i in range(len(texts))]
+    # The verl adapter's batch stage: the same reward assembly as the TRL trainer's advantage step.
+    settings = settings_from(sharpness_kind="fixed", k_min=float(k), k_max=float(k), sharpness=float(k),
+                             snra_operator=operator, error_mode=error_mode, e_max=e_max, require_think=require_think,
+                             rewards={"accuracy": accuracy_weight, "format": format_weight},
+                             consistency_reward="accuracy" if consistency else None,
+                             consistency_threshold=consistency_threshold, consistency_eta=consistency_eta)
+    errors, formats = sample_errors(texts, rows, settings)
+    batch = score_batch(errors, formats, settings, float(k), pair_ids=[row["pair_id"] for row in rows],
+                        views=[row["view"] for row in rows])
+    accuracy = batch.components[:, 0]
+    applies = ~np.isnan(accuracy)
+    return [{"overall": float(batch.scores[i]), "accuracy": float(accuracy[i]) if applies[i] else 0.0,
+             "format": float(formats[i]), "accuracy_applies": float(applies[i])} for i in range(len(texts))]
