@@ -53,8 +53,10 @@ $(VERL_STAMP): pyproject.toml
 	touch $(VERL_STAMP)
 
 # spatialrl.integrations.verl against verl's own code, on CPU (tests_verl/, which `make test` and
-# a bare `pytest` do not collect: pyproject's testpaths is ["tests"]).
+# a bare `pytest` do not collect: pyproject's testpaths is ["tests"]); `pip check` first: spatialrl[verl]
+# and verl 0.9.1's pins hold together.
 test-verl: $(VERL_STAMP)
+	$(VERL_PY) -m pip check
 	$(VERL_PY) -m pytest -q tests_verl
 
 # Every performance script in benchmarks/ (and nothing else there: investigations live in experiments/);
