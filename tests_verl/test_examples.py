@@ -37,3 +37,4 @@ def test_the_example_composes_and_sets_the_method():
     assert settings.mirror_pairs
     assert V._estimator_options(config.algorithm) == {"alpha": 1.0, "clip": 1.5, "eps": 1e-6}
     assert config.trainer.n_gpus_per_node == 8
+    assert config.actor_rollout_ref.rollout.limit_images == 16, "vLLM takes a scene-level row's 16 frames"
