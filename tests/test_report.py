@@ -70,6 +70,12 @@ def make_log(steps: int = 40) -> list[dict]:
             "adv/mean": 0.0, "adv/abs_mean": 0.6 + 0.1 * t, "adv/variance": 0.4 + 0.3 * t,
             "adv/zero_std_group_frac": 0.5 - 0.3 * t, "adv/near_miss_use": math.nan if s == 7 else 0.3 + 0.5 * t,
             "adv/unscorable_frac": 0.0, "kl": 0.001 * s, "entropy": 2.0 - t, "epoch": s / steps, "step": s,
+            # spatialrl.train.mechanisms: the same completions under the alternatives
+            "mechanisms/zero_var_frac_snra": 0.2 - 0.1 * t, "mechanisms/zero_var_frac_binary": 0.55 - 0.05 * t,
+            "mechanisms/near_miss_use_ap_grpo": math.nan if s == 7 else 0.8 - 0.1 * t,
+            "mechanisms/near_miss_use_grpo": math.nan if s == 7 else 0.9,
+            "mechanisms/adv_variance_ap_grpo": 0.3 + 0.2 * t, "mechanisms/adv_variance_grpo": 0.6,
+            "mechanisms/abs_delta": abs(0.1 * math.cos(s / 3)) + 0.02,
         })
     rows.append({"train_runtime": 123.4, "train_samples_per_second": 1.0, "train_loss": 0.001,
                  "epoch": 1.0, "step": steps})
@@ -188,7 +194,8 @@ def test_sections_and_notes(built):
     page = (built / "report.html").read_text()
     for heading in ("Summary", "Accuracy per question type", "Seeds", "Rewards during GRPO",
                     "Sharpness schedule and SNRA reward", "Advantages and learning signal",
-                    "View consistency (mirror pairs)", "Checkpoint sweep", "Inputs"):
+                    "Mechanisms on the same completions", "View consistency (mirror pairs)", "Checkpoint sweep",
+                    "Inputs"):
         assert f"<h2>{heading}</h2>" in page
     for fig in ("per_type", "seeds", "rewards", "sharpness", "snra", "adv_variance", "zero_variance",
                 "consistency", "policy", "losses", "sweep"):
@@ -440,6 +447,49 @@ def test_advantages_section_shows_convergence_steps(built, tmp_path):
     (run / "log_history.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     write_report(run)
     assert "has no usable `accuracy/correct` entries" in (run / "report.md").read_text()
+
+
+MECHANISM_FIGS = ("mech_zero_variance", "mech_near_miss", "mech_adv_variance", "mech_sharpness", "mech_abs_delta")
+
+
+def _figure_html(page: str, name: str) -> str:
+    return page.split(f'<figure id="fig-{name}">', 1)[1].split("</figure>", 1)[0]
+
+
+def test_mechanisms_section_pairs_curves_with_their_claims(built, tmp_path):
+    page = (built / "report.html").read_text()
+    section = page.split("<h2>Mechanisms on the same completions</h2>", 1)[1].split("<h2>", 1)[0]
+    claims = {"mech_zero_variance": "Smooth Operator Fig. 1", "mech_near_miss": "App. A.1",
+              "mech_adv_variance": "App. A.2-A.3", "mech_sharpness": "reward hardening",
+              "mech_abs_delta": "SVQA-R1 eq. 2-4"}
+    for name in MECHANISM_FIGS:
+        assert f'id="fig-{name}"' in section
+        figure = _figure_html(page, name)
+        img, caption = figure.split("<figcaption>", 1)  # the claim is written under the plot
+        assert "<img" in img and "<strong>Claim</strong>" in caption and claims[name] in caption
+    # the pair plots hold two curves: both labels are in the legend, so the PNG differs from a one-curve plot
+    from spatialrl.report import plots as rp
+
+    log = report.load_inputs(built).grpo_log
+    both = rp.plot_mechanism([("SNRA", log.series("mechanisms/zero_var_frac_snra"), "#009E73", "-"),
+                              ("binary", log.series("mechanisms/zero_var_frac_binary"), "#D55E00", "--")], "f", "t")
+    one = rp.plot_mechanism([("SNRA", log.series("mechanisms/zero_var_frac_snra"), "#009E73", "-"),
+                             ("binary", None, "#D55E00", "--")], "f", "t")
+    assert both and one and both != one
+    # the table of means: make_log's zero_var_frac_snra is 0.2 - 0.1 s/40, mean 0.2 - 0.1 * 20.5 / 40
+    md = (built / "report.md").read_text()
+    assert f"`mechanisms/zero_var_frac_snra` | {0.2 - 0.1 * 20.5 / 40:.3f} | 40" in md
+    assert "`mechanisms/near_miss_use_grpo` | 0.900 | 39" in md  # the NaN step is skipped
+    for name in MECHANISM_FIGS:
+        assert f"report_files/{name}.png" in md
+    # a log without mechanisms/* keys: a note, no figures
+    run = tmp_path / "old"
+    run.mkdir()
+    rows = [{k: v for k, v in row.items() if not k.startswith("mechanisms/")} for row in make_log()]
+    (run / "log_history.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    write_report(run)
+    text = (run / "report.md").read_text()
+    assert "has no `mechanisms/*` entries" in text and "mech_zero_variance" not in text
 
 
 def test_templates_escape_html_and_keep_markdown():

@@ -51,6 +51,10 @@ _LOG_KEYS = {
     "adv/zero_std_group_frac", "adv/near_miss_use", "adv/unscorable_frac", "consistency/delta",
     "consistency/abs_delta", "consistency/pairs", "kl", "entropy", "completions/mean_length",
     "learning_rate", "frac_reward_zero_std",
+    # spatialrl.train.mechanisms: the same completions under the alternatives
+    "mechanisms/zero_var_frac_snra", "mechanisms/zero_var_frac_binary", "mechanisms/near_miss_use_ap_grpo",
+    "mechanisms/near_miss_use_grpo", "mechanisms/adv_variance_ap_grpo", "mechanisms/adv_variance_grpo",
+    "mechanisms/abs_delta",
 }
 _REWARD_KEY = re.compile(r"^rewards/(.+)/(mean|std)$")
 

@@ -226,6 +226,28 @@ def plot_zero_variance(zero_std: Series | None, near_miss: Series | None, unscor
     return _render(build)
 
 
+def plot_mechanism(curves: list[tuple[str, Series | None, str, str]], ylabel: str, title: str,
+                   ylim: tuple[float, float] | None = None) -> bytes | None:
+    """A mechanism's curves on one axis, e.g. SNRA vs binary; ``curves``: ``(label, series, colour,
+    linestyle)``, absent series skipped. The counterfactual curve is drawn dashed by the caller."""
+    present = [c for c in curves if c[1] and c[1][0]]
+    if not present:
+        return None
+
+    def build():
+        fig, (ax,) = _figure(WIDE)
+        for label, series, color, style in present:
+            _line(ax, series, label, color, linestyle=style)
+        if ylim is not None:
+            ax.set_ylim(*ylim)
+        else:
+            ax.set_ylim(bottom=0)
+        _finish_steps(ax, ylabel, title)
+        return fig
+
+    return _render(build)
+
+
 def plot_consistency(delta: Series | None, abs_delta: Series | None) -> bytes | None:
     """6. Spatial-GRPO view-consistency gap delta = mean r - mean r_mirror, and |delta|."""
     if not any(s and s[0] for s in (delta, abs_delta)):

@@ -1,7 +1,9 @@
 """The report's sections about GRPO training, from its log history and config.
 
 Rewards, the sharpness schedule with the SNRA reward (Smooth Operator eq. 2, 5), advantages
-with the convergence steps T_conv (sec. 4.3, Table 2), view consistency (SVQA-R1 eq. 2-4), and
+with the convergence steps T_conv (sec. 4.3, Table 2), the papers' mechanisms measured on the
+step's own completions under the alternatives (``mechanisms/*``, :mod:`spatialrl.train.mechanisms`),
+view consistency (SVQA-R1 eq. 2-4), and
 policy drift with the losses of GRPO and the SFT control. ``training_sections(inputs)`` returns
 them in that order; a missing log history becomes a note in each.
 """
@@ -11,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from spatialrl.report import plots as rp
-from spatialrl.report.document import Cell, Fig, Note, Section, Table, code_list, finite, fmt
+from spatialrl.report.document import Cell, Fig, Note, Para, Section, Table, code_list, finite, fmt
 from spatialrl.report.gather import CONFIG_FILES, CONTROL_LOG_FILES, GRPO_LOG_FILES, Inputs, LogHistory, Series, is_number
 
 #: Sharpness values whose SNRA curves are always drawn (with the run's k_min and k_max).
@@ -20,7 +22,7 @@ SNRA_KS = (1.0, 5.0, 20.0, 100.0)
 
 def training_sections(inputs: Inputs) -> list[Section]:
     return [rewards_section(inputs), sharpness_section(inputs), advantages_section(inputs),
-            consistency_section(inputs), policy_section(inputs)]
+            mechanisms_section(inputs), consistency_section(inputs), policy_section(inputs)]
 
 
 def _series(log: LogHistory | None, key: str) -> Series | None:
@@ -151,6 +153,86 @@ def convergence_block(log: LogHistory) -> Any:
                     "the SNRA reward's mean (a log without `accuracy/correct`): under a rising sharpness k(t) "
                     "the same answers earn less reward later, so T_conv comes early. ")
                  + "A training curve, not a benchmark score.")
+
+
+#: The mechanism figures: name, curves ``(label, key, colour, linestyle)``, y label, title, y range,
+#: alt text, and the caption: the claim each tests, then what is plotted. Solid: the estimator or
+#: reward as usually trained; dashed: the alternative on the same completions.
+MECHANISM_FIGURES = (
+    ("mech_zero_variance",
+     [("SNRA at k(t)", "mechanisms/zero_var_frac_snra", "#009E73", "-"),
+      ("binary 0/1 (Table 2, S1)", "mechanisms/zero_var_frac_binary", "#D55E00", "--")],
+     "fraction of groups (0-1)", "Zero-variance groups: SNRA vs binary reward", (-0.03, 1.03),
+     "Zero-variance group fraction per step under the SNRA and the binary reward, on the same completions",
+     "**Claim** (Smooth Operator Fig. 1): a binary reward leaves near-miss groups with zero spread, so GRPO "
+     "learns nothing from them; SNRA keeps them informative. Expected: the SNRA curve below the binary one. "
+     "Both curves score the same completions of each step: the fraction of prompt groups whose total reward is "
+     "constant, with the accuracy component as trained (SNRA at that step's k) and with it replaced by the binary "
+     "reward (1 when the error is at most 0.01, else 0; `mechanisms/zero_var_frac_snra`, `..._binary`)."),
+    ("mech_near_miss",
+     [("AP-GRPO (eq. 8)", "mechanisms/near_miss_use_ap_grpo", "#0072B2", "-"),
+      ("GRPO (eq. 7)", "mechanisms/near_miss_use_grpo", "#E69F00", "--")],
+     "fraction of imperfect answers (0-1)", "Near-miss use: AP-GRPO vs GRPO", (-0.03, 1.03),
+     "Near-miss use per step under AP-GRPO and GRPO advantages, on the same rewards",
+     "**Claim** (Smooth Operator eq. 8, App. A.1): AP-GRPO keeps the advantage of near misses (r̂ close to 1) "
+     "and suppresses that of far-off answers (r̂ → 0). Near-miss use: the share of imperfect answers (r̂ < 1) "
+     "whose advantage is non-zero, under each estimator from the same rewards. AP-GRPO multiplies GRPO's "
+     "advantage by r̂^α, so its curve can only equal or fall below GRPO's; the gap is the share of imperfect "
+     "answers it silences. How a binary reward loses near misses is the figure above. Gaps: no imperfect answer."),
+    ("mech_adv_variance",
+     [("AP-GRPO (eq. 8)", "mechanisms/adv_variance_ap_grpo", "#0072B2", "-"),
+      ("GRPO (eq. 7)", "mechanisms/adv_variance_grpo", "#E69F00", "--")],
+     "advantage variance (unitless²)", "Advantage variance: AP-GRPO vs GRPO", None,
+     "Advantage variance per step under AP-GRPO and GRPO, on the same rewards",
+     "**Claim** (Smooth Operator App. A.2-A.3, Table 2's Adv. Var.): scaling by r̂^α lowers the advantage "
+     "variance where rewards are low and recovers GRPO's as r̂ → 1. Sec. 4.3's σ_A² = 1/G Σ (A_i − Ā)², "
+     "averaged over groups, for both estimators from the same rewards, with the run's clip."),
+    ("mech_sharpness",
+     [("k(t) (`sharpness/k`)", "sharpness/k", "#CC79A7", "-")],
+     "sharpness k", "Reward hardening: sharpness k(t)", None,
+     "Sharpness k per step",
+     "**Claim** (Smooth Operator eq. 5, sec. 3.2, reward hardening): k(t) rises over training, so the same "
+     "error earns less reward later and SNRA hardens toward a 0/1 reward (its k → ∞ limit). Read the "
+     "zero-variance curves against it: as k grows, SNRA's fraction should move toward the binary one."),
+    ("mech_abs_delta",
+     [("mean |Δ| over mirror pairs", "mechanisms/abs_delta", "#D55E00", "-")],
+     "|reward difference|, original vs mirror", "Spatial-GRPO view gap |Δ|", None,
+     "Mean absolute view gap between mirror groups per step",
+     "**Claim** (SVQA-R1 eq. 2-4): penalising the better view by |Δ| pushes a question and its mirrored twin "
+     "toward equal rewards, so |Δ| should fall. Δ = mean reward on the original view − mean reward on its "
+     "mirror (eq. 2), before the penalty, on the component the penalty acts on (the accuracy when it is off), "
+     "averaged over the complete mirror pairs of each step; 0 for a step without one."),
+)
+
+
+def mechanisms_section(inputs: Inputs) -> Section:
+    """Issue #25's mechanisms: each pair of curves on one axis, the claim it tests under the plot."""
+    log = inputs.grpo_log
+    blocks: list[Any] = []
+    if log is None:
+        blocks.append(_no_log())
+        return Section("mechanisms", "Mechanisms on the same completions", blocks)
+    if not any(k.startswith("mechanisms/") for row in log.rows for k in row):
+        blocks.append(_absent(log, "`mechanisms/*`"))
+        return Section("mechanisms", "Mechanisms on the same completions", blocks)
+    blocks.append(Para("Every GRPO step's own completions, scored under the trained reward and estimator and "
+                       "under the alternatives (`spatialrl.train.mechanisms`): the loss sees only the trained one. "
+                       "Solid: SNRA and AP-GRPO; dashed: the binary reward and GRPO."))
+    rows = []
+    for name, curves, ylabel, title, ylim, alt, caption in MECHANISM_FIGURES:
+        series = [(label, log.series(key), color, style) for label, key, color, style in curves]
+        png = rp.plot_mechanism(series, ylabel, title, ylim)
+        if png:
+            blocks.append(Fig(name, png, alt, caption))
+        else:
+            blocks.append(_absent(log, " or ".join(f"`{key}`" for _, key, _, _ in curves)))
+        for (label, key, _, _), (_, s, _, _) in zip(curves, series):
+            values = finite(s[1]) if s else []
+            mean = sum(values) / len(values) if values else None
+            rows.append([Cell(f"`{key}`"), Cell(fmt(mean, 3), "num", mean), Cell(str(len(values)), "num")])
+    blocks.append(Table(["series", "mean over steps", "steps"], rows, [],
+                        "Means over the logged steps (what the demo's `metrics.json` → `mechanisms` → `summary` holds)."))
+    return Section("mechanisms", "Mechanisms on the same completions", blocks)
 
 
 def consistency_section(inputs: Inputs) -> Section:

@@ -11,7 +11,8 @@ are module-level classes, so they pickle, and carry a ``__name__`` that TRL uses
   discrete error ``Phi(1 - V)`` (sec. 3.1), with k(t) from a ``SharpnessSchedule`` driven by
   ``trainer_state.global_step / max_steps`` (eq. 5). Logs ``sharpness/k`` and
   ``accuracy/correct`` (the share answered correctly by the binary rule, the k-free series T_conv
-  is measured on). Open-ended rows
+  is measured on), and keeps the errors and k of its last call (``last_errors``, ``last_k``) for
+  the trainer's counterfactual mechanisms (``spatialrl.train.mechanisms``). Open-ended rows
   are scored when they state a quantity (``answer_value``) or a relation whose reference is
   one of the world's relation sentences (left/right with yes/no, closer to the camera):
   ``spatialrl.answers.relations``; other free text gets ``None`` (the semantic reward's job).
@@ -101,6 +102,8 @@ class AccuracyReward:
         self.discrete_scale = float(discrete_scale)
         self.require_answer_tag = require_answer_tag
         self.__name__ = name
+        self.last_errors: list[float | None] | None = None
+        self.last_k: float | None = None
 
     def sharpness(self, trainer_state: Any = None) -> float:
         """k(t) at the trainer's step; the schedule's start when no trainer state is given."""
@@ -144,6 +147,9 @@ class AccuracyReward:
         if callable(log_metric):
             log_metric("sharpness/k", k)
         errors = self.errors(completions, **columns)
+        # Kept for the trainer's counterfactual mechanisms (spatialrl.train.mechanisms): this
+        # process's errors and k of the last call, exact (the rewards TRL keeps are float32).
+        self.last_errors, self.last_k = errors, k
         known = [i for i, e in enumerate(errors) if e is not None]
         if callable(log_metric) and known:
             # A k-free accuracy (the binary rule of Table 2's S1) for T_conv: r_hat itself falls as

@@ -12,7 +12,9 @@ in TRL, so :func:`check_trl_compatibility` checks them when the trainer is built
 - Logging: the completions table's advantages, ``reward``, ``reward_std`` and
   ``frac_reward_zero_std`` are replaced by the values the loss uses; ``adv/*`` (mean,
   variance per Smooth Operator sec. 4.3, zero-variance group fraction, near-miss use),
-  ``consistency/*`` and the reward functions' ``sharpness/k`` are added.
+  ``consistency/*`` and the reward functions' ``sharpness/k`` are added, and ``mechanisms/*``:
+  the same completions scored under the alternatives (binary vs SNRA reward, GRPO vs AP-GRPO;
+  :mod:`spatialrl.train.mechanisms`), which the loss does not see.
 - Sampling: with ``mirror_pairs`` a ``PairRepeatSampler`` keeps each original and its mirror
   in the same generation batch and on the same process. Without it, ``mirror_twins: drop``
   (default) keeps one view per question, so an epoch trains each question once.
@@ -56,6 +58,7 @@ from spatialrl.train.dynamic_sampling import (
     units_of,
     zero_spread_groups,
 )
+from spatialrl.train.mechanisms import mechanism_metrics
 from spatialrl.train.sampler import PairRepeatSampler
 from spatialrl.train.shared_prompt import SharedPromptLogpsMixin
 
@@ -191,7 +194,9 @@ class SpatialGRPOTrainer(CheckpointWeightsMixin, SharedPromptLogpsMixin, GRPOTra
     ``consistency/<reward>_after_penalty``; ``sharpness/k`` from the accuracy reward; with dynamic
     sampling ``dynamic_sampling/rounds``, ``dynamic_sampling/dropped_groups``,
     ``dynamic_sampling/kept_zero_std_groups``, ``dynamic_sampling/zero_std_groups_in_kept_pairs`` and
-    ``dynamic_sampling/surplus_groups`` (group counts over all processes). ``reward``,
+    ``dynamic_sampling/surplus_groups`` (group counts over all processes); ``mechanisms/*``
+    (:mod:`spatialrl.train.mechanisms`: zero-variance group fractions under SNRA and binary rewards,
+    near-miss use and advantage variance under AP-GRPO and GRPO, mean |delta| of mirror pairs). ``reward``,
     ``reward_std`` and ``frac_reward_zero_std`` are those of the advantage step; with dynamic
     sampling they and TRL's completion metrics describe every round generated, while the
     completions table holds the rows of the assembled batch. ``output_dir/generations.jsonl`` gets
@@ -336,6 +341,17 @@ class SpatialGRPOTrainer(CheckpointWeightsMixin, SharedPromptLogpsMixin, GRPOTra
         for key, value in step.metrics.items():
             if isinstance(value, float) and math.isnan(value):
                 continue
+            metrics[key].append(value)
+        # The papers' mechanisms on these same completions (logging only; the loss is untouched).
+        accuracy = next((f for f in self.reward_funcs if hasattr(f, "last_errors")), None)
+        errors = gather_object(list(accuracy.last_errors or [])) if accuracy is not None else None
+        metrics_ = mechanism_metrics(
+            rewards_per_func, self.reward_func_names, self.reward_weights.tolist(),
+            group_ids=(np.arange(n_global) // num_generations).tolist(), settings=self.advantage_settings,
+            errors=errors if errors is not None and len(errors) == n_global else None,
+            k=getattr(accuracy, "last_k", None), operator=getattr(accuracy, "operator", "sigmoid"),
+            accuracy=getattr(accuracy, "__name__", "accuracy"), pair_ids=pair_ids, is_mirror=is_mirror, trained=step)
+        for key, value in metrics_.items():
             metrics[key].append(value)
         self.last_advantage_step = step
         return output
