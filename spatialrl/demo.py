@@ -27,11 +27,17 @@ Stages, in order; each writes one directory under ``OUT`` (default ``runs/demo``
    (stratified by question type, whole mirror pairs, the same for every model), scored with
    the world benchmark's rules (``spatialrl.eval.benchmarks.world``); ``baseline`` is the
    no-perception constant predictor (``spatialrl.eval.baselines``, fitted on ``train``). Each
-   writes ``predictions.jsonl`` and ``scores.json``.
+   writes ``predictions.jsonl`` and ``scores.json``. The model stages also sample
+   ``sample_k`` answers to each of ``sample_items`` of those items (whole mirror pairs) at the
+   GRPO stage's temperature, seeded (``samples.jsonl``): sampled accuracy, the quantity GRPO
+   optimises; the baseline does not sample (its sampled score is its greedy one).
 7. ``OUT/metrics.json`` (the schema ``spatialrl report`` reads: ``sft``, ``control``, ``rl``,
    ``baseline``, each ``{"overall", "per_type"}`` in percent, plus ``seed``, ``seconds``,
-   ``start_model``, per-stage times) and the report (``spatialrl report OUT``:
-   ``report.html``, ``report.md``, ``report_files/``).
+   ``start_model``, per-stage times; ``sampled`` scores per model, ``paired`` differences
+   RL - start and RL - control, greedy and sampled, with 95 % intervals that take mirror pairs
+   as clusters (``spatialrl.eval.paired``), ``pair_consistency`` (both views right, greedy) and
+   ``mechanisms``, ``spatialrl.train.mechanisms.summarise`` of the GRPO log) and the report
+   (``spatialrl report OUT``: ``report.html``, ``report.md``, ``report_files/``).
 
 Stage reuse: a stage runs in ``OUT/.<stage>.partial`` and is renamed into place only when it
 has finished, with a marker ``OUT/<stage>/.done.json`` that holds the fingerprint of its
@@ -44,7 +50,8 @@ Budgets (fields of :class:`DemoConfig`, measured on a 2-core CPU, training with 
 data a few seconds, the fallback model ~10 s, SFT ~1 min (``sft_steps``, capped by
 ``sft_max_seconds``), GRPO ~2-2.5 min (``grpo_steps``, capped by ``grpo_max_seconds``), the
 control the same time as GRPO (``control_seconds`` overrides it), evaluation ~55 s per model
-with two threads (``eval_items``, ``eval_threads``); ~8.3 minutes in all. See ``docs/demo.md``.
+with two threads (``eval_items``, ``eval_threads``) plus ~35 s per model for the sampled
+answers (``sample_items``, ``sample_k``). See ``docs/demo.md``.
 """
 
 from __future__ import annotations
@@ -84,8 +91,10 @@ __all__ = [
     "resolve_start_model",
     "run",
     "run_demo",
+    "sample_answers",
     "sft_job",
     "shipped_model_dir",
+    "summary_lines",
 ]
 
 #: Completion marker written into every finished stage directory.
@@ -180,6 +189,14 @@ class DemoConfig(_JobConfig):
                                 "idle machine, ~1.3x faster than 1; with another job on the machine set 1: more "
                                 "threads than free cores made greedy decoding ~15x slower here, docs/demo.md)")
     eval_max_new_tokens: int = _opt(40, "greedy generation budget per item")
+    sample_items: int = _opt(480, "held-out items scored by sampled accuracy as well (a stratified subset of "
+                                  "eval_items in whole mirror pairs, chosen with data_seed, the same for every "
+                                  "model; ~28 per question type); 0: no sampled scores. With sample_k 4, ~35 s per "
+                                  "model on a 2-core CPU")
+    sample_k: int = _opt(4, "sampled answers per item; an item's sampled score is the mean over them, at the GRPO "
+                            "stage's temperature (and top_p, top_k, max_completion_length): the quantity GRPO "
+                            "optimises. Seeded with seed")
+    sample_batch_size: int = _opt(32, "items per sampling generate() call (each gives sample_k completions)")
     baseline: str = _opt("best_constant", "no-perception predictor of spatialrl.eval.baselines: best_constant, "
                                           "mean, median or majority")
 
@@ -215,8 +232,9 @@ class DemoConfig(_JobConfig):
         if self.model_size not in SIZES:
             self._value_error("model_size", f"one of {sorted(SIZES)}")
         for name in ("sft_steps", "sft_batch_size", "grpo_steps", "grpo_batch_size", "max_completion_length",
-                     "eval_items", "eval_batch_size", "eval_max_new_tokens"):
+                     "eval_items", "eval_batch_size", "eval_max_new_tokens", "sample_k", "sample_batch_size"):
             self._check_at_least(name, 1)
+        self._check_at_least("sample_items", 0, "0 turns the sampled scores off")
         for name in ("sft_max_seconds", "grpo_max_seconds", "control_seconds"):
             self._check_positive(name, "null: no limit", optional=True)
         from spatialrl.eval.baselines import KINDS
@@ -523,6 +541,215 @@ def _scores(report: dict[str, Any]) -> dict[str, Any]:
     return {"overall": report["overall"], "per_type": dict(report["per_type"])}
 
 
+# --------------------------------------------------------------------------------------
+# Sampled answers, paired intervals, pair consistency, mechanisms
+# --------------------------------------------------------------------------------------
+
+#: Sampled answers of an eval stage: one JSON line per item, ``{"id", "samples": [k texts]}``.
+SAMPLES_FILE = "samples.jsonl"
+#: Models with held-out scores, in metrics.json order.
+MODELS = ("sft", "control", "rl", "baseline")
+#: The paired differences reported: name -> (model, minus model).
+PAIRED = {"rl_minus_sft": ("rl", "sft"), "rl_minus_control": ("rl", "control")}
+BASELINE_SAMPLING_NOTE = ("a no-perception constant predictor has no sampling: its sampled score is its greedy "
+                          "score on the same items")
+
+
+def _sampling_settings(cfg: DemoConfig, gjob: Any, items: Sequence[Any]) -> dict[str, Any]:
+    """How the eval stages sample: the GRPO stage's generation settings, ``sample_k`` per item,
+    seeded with ``seed`` (also the eval stages' fingerprint of it)."""
+    trl = gjob.trl
+    return {"k": cfg.sample_k, "temperature": trl.temperature, "top_p": trl.top_p, "top_k": trl.top_k,
+            "min_p": trl.min_p, "repetition_penalty": trl.repetition_penalty,
+            "max_new_tokens": trl.max_completion_length, "seed": cfg.seed, "batch_size": cfg.sample_batch_size,
+            "items": len(items), "ids": _hash([item.id for item in items])}
+
+
+def sample_answers(model_dir: Path | str, items: Sequence[Any], benchmark: Any, path: Path,
+                   sampling: dict[str, Any], device: str | None = None) -> None:
+    """Write ``sampling["k"]`` sampled answers to each of ``items`` into ``path`` (JSON lines
+    ``{"id", "samples"}``): the eval runner's prompts and pixel budget, ``generate_batch`` with
+    a sampling config (the GRPO trainer's settings and its vision-token suppression), torch
+    seeded with ``sampling["seed"]`` first."""
+    import torch
+
+    from spatialrl.eval.runner import resolve_budget
+    from spatialrl.models import load_model_and_processor
+    from spatialrl.models.generate import generate_batch, sampling_config
+    from spatialrl.train.trainer import vision_token_suppression
+
+    budget = resolve_budget(str(model_dir))
+    model, processor = load_model_and_processor(str(model_dir), dtype=torch.float32, device=device,
+                                                min_pixels=budget.min_pixels, max_pixels=budget.max_pixels)
+    k, max_new = int(sampling["k"]), int(sampling["max_new_tokens"])
+    config = sampling_config(model, getattr(processor, "tokenizer", processor), max_new, k,
+                             **{name: sampling[name] for name in ("temperature", "top_p", "top_k", "min_p",
+                                                                  "repetition_penalty")},
+                             **vision_token_suppression(model.config, processor))
+    torch.manual_seed(int(sampling["seed"]))
+    size = int(sampling["batch_size"])
+    with open(path, "w", encoding="utf-8") as fh:
+        for start in range(0, len(items), size):
+            batch = items[start:start + size]
+            texts = generate_batch(model, processor, [benchmark.prompt(item, "default") for item in batch],
+                                   [list(item.images) for item in batch], max_new, generation_config=config)
+            for j, item in enumerate(batch):
+                fh.write(json.dumps({"id": item.id, "samples": texts[j * k:(j + 1) * k]}) + "\n")
+
+
+def _item_scores(benchmark: Any, items: Sequence[Any], texts: Sequence[str | None]) -> list[float]:
+    """Each item's score under the benchmark's rules (what ``score_predictions`` averages)."""
+    benchmark.prepare(items, texts)
+    return [float(benchmark.score_item(item, text).score) for item, text in zip(items, texts)]
+
+
+def _per_type(scores: Sequence[float], types: Sequence[str]) -> dict[str, float]:
+    by_type: dict[str, list[float]] = {}
+    for score, kind in zip(scores, types):
+        by_type.setdefault(kind, []).append(score)
+    return {kind: 100.0 * sum(v) / len(v) for kind, v in sorted(by_type.items())}
+
+
+def _overall(scores: Sequence[float], types: Sequence[str]) -> dict[str, Any]:
+    """``{"overall", "per_type"}`` in percent: the macro average over types, as the benchmark's."""
+    per_type = _per_type(scores, types)
+    return {"overall": sum(per_type.values()) / len(per_type) if per_type else math.nan, "per_type": per_type}
+
+
+def _held_out_statistics(benchmark: Any, subset: Sequence[Any], sample_subset: Sequence[Any],
+                         sampling: dict[str, Any], results: dict[str, StageResult],
+                         log: Callable[[str], None]) -> dict[str, Any]:
+    """metrics.json's ``sampled``, ``paired`` and ``pair_consistency``, from the eval stages'
+    predictions (greedy) and samples, scored item by item (``spatialrl.eval.paired``)."""
+    from spatialrl.eval.benchmarks.world import RIGHT_THRESHOLD
+    from spatialrl.eval.paired import pair_consistency, paired_difference
+    from spatialrl.eval.predictions import read_predictions
+
+    def clusters_of(items: Sequence[Any]) -> list[str]:
+        return [str(item.meta.get("pair_id") or f"item:{item.id}") for item in items]
+
+    types = [benchmark.type_of(item) for item in subset]
+    clusters = clusters_of(subset)
+    greedy: dict[str, list[float]] = {}
+    for key in MODELS:
+        records = read_predictions(results[key].path / "predictions.jsonl")
+        greedy[key] = _item_scores(benchmark, subset,
+                                   [records[i.id]["prediction"] if i.id in records else None for i in subset])
+
+    def interval(a: Sequence[float], b: Sequence[float], items_clusters: list[str], items_types: list[str]):
+        r = paired_difference([100.0 * x for x in a], [100.0 * x for x in b], items_clusters, items_types)
+        return {"diff": round(r["diff"], 3), "ci95": None if r["ci95"] is None else [round(v, 3) for v in r["ci95"]],
+                "se": None if r["se"] is None else round(r["se"], 3), "clusters": r["clusters"], "items": r["items"],
+                "method": "cluster-robust normal (mirror pairs as clusters; macro average over question types)"}
+
+    paired = {name: {"greedy": interval(greedy[a], greedy[b], clusters, types)} for name, (a, b) in PAIRED.items()}
+    consistency = {}
+    for key in MODELS:
+        value = pair_consistency(greedy[key], clusters, RIGHT_THRESHOLD)
+        consistency[key] = None if value is None else round(100.0 * value, 3)
+
+    sampled: dict[str, Any] = {}
+    if sample_subset:
+        position = {item.id: i for i, item in enumerate(subset)}
+        s_types = [benchmark.type_of(item) for item in sample_subset]
+        s_clusters = clusters_of(sample_subset)
+        k = int(sampling["k"])
+        per_item: dict[str, list[float]] = {}
+        for key in MODELS:
+            greedy_here = [greedy[key][position[item.id]] for item in sample_subset]
+            if key == "baseline":
+                per_item[key] = greedy_here
+                sampled[key] = {**_overall(greedy_here, s_types), "k": None, "temperature": None,
+                                "items": len(sample_subset), "greedy_same_items": _overall(greedy_here, s_types)["overall"],
+                                "sampling": False, "note": BASELINE_SAMPLING_NOTE}
+                continue
+            rows = {}
+            with open(results[key].path / SAMPLES_FILE, encoding="utf-8") as fh:
+                for line in fh:
+                    row = json.loads(line)
+                    rows[row["id"]] = row["samples"]
+            flat_items = [item for item in sample_subset for _ in range(k)]
+            flat = _item_scores(benchmark, flat_items, [text for item in sample_subset for text in rows[item.id]])
+            per_item[key] = [sum(flat[i * k:(i + 1) * k]) / k for i in range(len(sample_subset))]
+            sampled[key] = {**_overall(per_item[key], s_types), "k": k, "temperature": sampling["temperature"],
+                            "items": len(sample_subset), "greedy_same_items": _overall(greedy_here, s_types)["overall"],
+                            "sampling": True}
+        for name, (a, b) in PAIRED.items():
+            paired[name]["sampled"] = interval(per_item[a], per_item[b], s_clusters, s_types)
+    else:
+        log("  metrics: sample_items is 0: no sampled scores")
+    return {"sampled": sampled, "paired": paired, "pair_consistency": consistency}
+
+
+def _mechanisms(grpo_dir: Path, log: Callable[[str], None]) -> dict[str, Any] | None:
+    """``spatialrl.train.mechanisms.summarise`` of the GRPO stage's ``log_history.jsonl`` (the
+    papers' mechanisms measured on the stage's own completions); None, with a note, where that
+    module or the log is missing."""
+    try:
+        from spatialrl.train.mechanisms import summarise
+    except ImportError:
+        log("  metrics: spatialrl.train.mechanisms is not available: metrics.json -> mechanisms is null")
+        return None
+    path = grpo_dir / "log_history.jsonl"
+    if not path.is_file():
+        log(f"  metrics: {path} is missing: metrics.json -> mechanisms is null")
+        return None
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return summarise(rows)
+
+
+def _interval_text(entry: dict[str, Any] | None) -> str:
+    if not entry:
+        return "n/a"
+    ci = entry.get("ci95")
+    return f"{entry['diff']:+.1f}" + (f" [{ci[0]:+.1f}, {ci[1]:+.1f}]" if ci else " [no interval]")
+
+
+def _mechanisms_line(mechanisms: dict[str, Any] | None) -> str | None:
+    """One line from ``mechanisms["summary"]`` (means over the GRPO steps): the zero-variance
+    group fraction under SNRA vs the binary reward, and near-miss use under AP-GRPO vs GRPO."""
+    summary = mechanisms.get("summary") if isinstance(mechanisms, dict) else None
+    if not isinstance(summary, dict):
+        return None
+
+    def pct(key: str) -> str:
+        value = summary.get(key)
+        return f"{100 * value:.0f} %" if isinstance(value, (int, float)) and math.isfinite(value) else "n/a"
+
+    return (f"  mechanisms (GRPO's own completions, mean over {len(mechanisms.get('steps') or [])} steps): "
+            f"zero-variance groups {pct('zero_var_frac_snra')} under SNRA vs {pct('zero_var_frac_binary')} under "
+            f"the binary reward; near-miss use {pct('near_miss_use_ap_grpo')} under AP-GRPO vs "
+            f"{pct('near_miss_use_grpo')} under GRPO")
+
+
+def summary_lines(metrics: dict[str, Any], baseline: str) -> list[str]:
+    """The demo's closing table: greedy and sampled score per model, the paired differences
+    with their 95 % intervals, pair consistency and the mechanisms line."""
+    sampled = metrics.get("sampled") or {}
+    any_model = sampled.get("rl") or {}
+    head = (f"  {'':<34} {'greedy':>7} {'sampled':>8}   (sampled: mean of k={any_model.get('k')} at temperature "
+            f"{any_model.get('temperature')} on {any_model.get('items')} items)" if any_model else
+            f"  {'':<34} {'greedy':>7}")
+    lines = [head]
+    for key, label in (*SCORED.items(), ("baseline", f"baseline ({baseline}, no image)")):
+        entry = sampled.get(key)
+        text = f"{entry['overall']:8.1f}" if entry else ""
+        note = "  (no sampling: greedy)" if entry and not entry.get("sampling", True) else ""
+        lines.append(f"  {label:<34} {metrics[key]['overall']:7.1f}{text}{note}")
+    for name, label in (("rl_minus_sft", "RL - start"), ("rl_minus_control", "RL - control")):
+        entry = (metrics.get("paired") or {}).get(name, {})
+        lines.append(f"  {label:<14} greedy {_interval_text(entry.get('greedy'))}   sampled "
+                     f"{_interval_text(entry.get('sampled'))}   (points, 95 % interval, mirror pairs as clusters)")
+    consistency = metrics.get("pair_consistency") or {}
+    if consistency:
+        lines.append("  pair consistency (both views right, greedy): " + ", ".join(
+            f"{key} {value:.1f}" for key, value in consistency.items() if value is not None))
+    mech = _mechanisms_line(metrics.get("mechanisms"))
+    if mech:
+        lines.append(mech)
+    return lines
+
+
 def run_demo(cfg: DemoConfig, log: Callable[[str], None] = print, force: bool = False) -> dict[str, Any]:
     """Run (or continue) the demo described by ``cfg``; returns the metrics written to
     ``OUT/metrics.json``. ``force`` redoes every stage. See the module docstring."""
@@ -647,6 +874,8 @@ def run_demo(cfg: DemoConfig, log: Callable[[str], None] = print, force: bool = 
     subset_settings = {"benchmark": "world", "split": "test", "n": cfg.eval_items, "seed": cfg.data_seed,
                        "ids": _hash([item.id for item in subset])}
     what_items = f"{len(subset)} held-out items of {len(test_items)}"
+    sample_subset = eval_subset(subset, cfg.sample_items, cfg.data_seed, benchmark.type_of) if cfg.sample_items else []
+    sampling = _sampling_settings(cfg, gjob, sample_subset)
 
     def run_baseline(tmp: Path) -> dict[str, Any]:
         from spatialrl.eval.baselines import (
@@ -674,16 +903,27 @@ def run_demo(cfg: DemoConfig, log: Callable[[str], None] = print, force: bool = 
         def run_eval(tmp: Path, key: str = key, model_dir: Path = model_dir) -> dict[str, Any]:
             from spatialrl.eval.runner import run_benchmark
 
+            start = time.perf_counter()
             result = run_benchmark(str(model_dir), key, benchmark, subset, tmp,
                                    max_new_tokens=cfg.eval_max_new_tokens, batch_size=cfg.eval_batch_size,
                                    overwrite=True, device=device, dtype=torch.float32, progress=True,
                                    log=lambda m: log(f"  eval: {m}"))
             pairs = result.scores.get("metrics", {}).get("pairs", {})
-            return {**_scores(result.scores), "pair_consistency": pairs.get("consistency")}
+            info = {**_scores(result.scores), "pair_consistency": pairs.get("consistency"),
+                    "greedy_seconds": round(time.perf_counter() - start, 2)}
+            if sample_subset:
+                start = time.perf_counter()
+                sample_answers(model_dir, sample_subset, benchmark, tmp / SAMPLES_FILE, sampling, device=device)
+                info["sampled_seconds"] = round(time.perf_counter() - start, 2)
+                log(f"  eval: {key}: {sampling['k']} sampled answers to each of {len(sample_subset)} items in "
+                    f"{info['sampled_seconds']:.0f} s")
+            return info
 
-        results[key] = stages.run(f"eval/{key}", f"{SCORED[key]}: greedy answers on {what_items}",
+        sampled_what = (f", {sampling['k']} sampled answers (temperature {sampling['temperature']:g}) on "
+                        f"{len(sample_subset)} of them" if sample_subset else "")
+        results[key] = stages.run(f"eval/{key}", f"{SCORED[key]}: greedy answers on {what_items}{sampled_what}",
                                   {**subset_settings, "max_new_tokens": cfg.eval_max_new_tokens,
-                                   "batch_size": cfg.eval_batch_size}, [data, stage], run_eval)
+                                   "batch_size": cfg.eval_batch_size, "sampling": sampling}, [data, stage], run_eval)
 
     torch.set_num_threads(cfg.threads)
 
@@ -706,7 +946,10 @@ def run_demo(cfg: DemoConfig, log: Callable[[str], None] = print, force: bool = 
         "numeric_mean": {k: numeric_mean(metrics[k]["per_type"]) for k in ("sft", "control", "rl", "baseline")},
         "eval": {"benchmark": "world", "split": "test", "items": len(subset), "of": len(test_items),
                  "per_type_items": dict(sorted(counts.items())), "greedy": True,
-                 "max_new_tokens": cfg.eval_max_new_tokens},
+                 "max_new_tokens": cfg.eval_max_new_tokens,
+                 "sampled": {k: v for k, v in sampling.items() if k != "ids"} | {"of": len(subset)}},
+        **_held_out_statistics(benchmark, subset, sample_subset, sampling, results, log),
+        "mechanisms": _mechanisms(grpo.path, log),
         "training": {"sft": sft.info, "grpo": grpo.info, "control": control.info},
         "stages": {name: {"seconds": round(r.seconds, 1), "reused": r.reused,
                           "dir": os.path.relpath(r.path, out) if r.path.is_relative_to(out) else str(r.path)}
@@ -730,10 +973,8 @@ def run_demo(cfg: DemoConfig, log: Callable[[str], None] = print, force: bool = 
         log("NOTE: the start model had no perception pretraining (fallback); RL gains are not expected.")
     log(f"demo: scores on {len(subset)} held-out world items (percent; macro average over question types), "
         f"seed {cfg.seed}, {seconds / 60:.1f} min of computation:")
-    for key, label in (*SCORED.items(), ("baseline", f"baseline ({cfg.baseline}, no image)")):
-        log(f"  {label:<34} {metrics[key]['overall']:6.1f}")
-    log(f"  RL - start {metrics['rl']['overall'] - metrics['sft']['overall']:+.1f} points, RL - control "
-        f"{metrics['rl']['overall'] - metrics['control']['overall']:+.1f} points")
+    for line in summary_lines(metrics, cfg.baseline):
+        log(line)
     log(f"demo: metrics: {out / 'metrics.json'}")
     if report_path is not None:
         log(f"demo: report: {report_path} (and {report_path.with_suffix('.md')})")

@@ -18,7 +18,8 @@ from spatialrl.train.config import ConfigError
 
 # A run of a few seconds per stage: the 0.2 M model, 6 scenes, 2 steps each, 12 held-out items.
 MINI = dict(model_size="tiny", scenes=6, test_fraction=0.34, sft_steps=2, sft_batch_size=4, grpo_steps=2,
-            grpo_batch_size=16, max_completion_length=12, eval_items=12, eval_max_new_tokens=12, eval_batch_size=12)
+            grpo_batch_size=16, max_completion_length=12, eval_items=12, eval_max_new_tokens=12, eval_batch_size=12,
+            sample_items=8, sample_k=2, sample_batch_size=4)
 STAGE_DIRS = ("data", "model", "sft", "grpo", "control", "eval/baseline", "eval/sft", "eval/rl", "eval/control")
 
 
@@ -104,6 +105,73 @@ def test_end_to_end_writes_metrics_in_the_report_schema_and_the_report(mini_run)
     assert ids["sft"] == ids["rl"] == ids["control"] == ids["baseline"]
 
 
+def test_metrics_hold_sampled_scores_paired_intervals_pair_consistency_and_mechanisms(mini_run):
+    from spatialrl.eval.benchmarks import get_benchmark
+
+    out, metrics, lines = mini_run
+    models = ("sft", "control", "rl", "baseline")
+    # sampled: k answers per item on a subset of whole mirror pairs, at the GRPO stage's temperature
+    assert set(metrics["sampled"]) == set(models)
+    benchmark = get_benchmark("world")
+    items = {item.id: item for item in benchmark.load(str(out / "data"), split="test")}
+    greedy_ids = [json.loads(line)["id"] for line in (out / "eval" / "sft" / "predictions.jsonl").read_text().splitlines()]
+    for key in ("sft", "control", "rl"):
+        entry = metrics["sampled"][key]
+        assert entry["k"] == 2 and entry["temperature"] == 1.0 and entry["sampling"] is True
+        assert 0 < entry["items"] <= 8 and 0.0 <= entry["overall"] <= 100.0 and entry["per_type"]
+        rows = [json.loads(line) for line in (out / "eval" / key / "samples.jsonl").read_text().splitlines()]
+        assert len(rows) == entry["items"] and all(len(r["samples"]) == 2 for r in rows)
+        ids = [r["id"] for r in rows]
+        assert set(ids) <= set(greedy_ids)
+        pairs = [items[i].meta["pair_id"] for i in ids]
+        assert all(pairs.count(p) == 2 for p in pairs), "whole mirror pairs"
+        assert entry["overall"] == pytest.approx(sum(entry["per_type"].values()) / len(entry["per_type"]))
+    same = [json.loads(line)["id"] for line in (out / "eval" / "rl" / "samples.jsonl").read_text().splitlines()]
+    assert same == [json.loads(line)["id"] for line in (out / "eval" / "sft" / "samples.jsonl").read_text().splitlines()]
+    base = metrics["sampled"]["baseline"]
+    assert base["sampling"] is False and base["k"] is None and "greedy score" in base["note"]
+    assert base["overall"] == base["greedy_same_items"]
+    assert metrics["eval"]["sampled"]["k"] == 2 and metrics["eval"]["sampled"]["items"] == base["items"]
+
+    # paired intervals: the greedy difference is the difference of the reported overall scores
+    for name, other in (("rl_minus_sft", "sft"), ("rl_minus_control", "control")):
+        for kind, source in (("greedy", metrics), ("sampled", metrics["sampled"])):
+            entry = metrics["paired"][name][kind]
+            assert entry["diff"] == pytest.approx(source["rl"]["overall"] - source[other]["overall"], abs=1e-3)
+            assert entry["clusters"] >= 1 and entry["items"] >= entry["clusters"]
+            if entry["clusters"] >= 2:
+                lo, hi = entry["ci95"]
+                assert lo <= entry["diff"] <= hi
+    assert metrics["paired"]["rl_minus_sft"]["greedy"]["items"] == metrics["eval"]["items"]
+
+    # pair consistency, greedy, in percent, matches the world benchmark's both_right
+    for key in ("sft", "control", "rl"):
+        scores = json.loads((out / "eval" / key / "scores.json").read_text())
+        assert metrics["pair_consistency"][key] == pytest.approx(scores["metrics"]["pairs"]["both_right"], abs=1e-3)
+    assert set(metrics["pair_consistency"]) == set(models)
+
+    # mechanisms: spatialrl.train.mechanisms.summarise of the GRPO log, where that module exists
+    mechanisms = metrics["mechanisms"]
+    assert mechanisms["steps"] == [1, 2], "summarise() of the GRPO stage's log_history.jsonl"
+    for key in ("zero_var_frac_snra", "zero_var_frac_binary"):
+        assert 0.0 <= mechanisms["summary"][key] <= 1.0
+    assert any("zero-variance groups" in line and "binary" in line for line in lines)
+
+    # the closing printout: greedy and sampled per model, both paired differences with intervals
+    text = "\n".join(lines)
+    assert "greedy" in text and "sampled" in text
+    assert any(line.strip().startswith("RL - start") and "sampled" in line for line in lines), lines
+    assert any(line.strip().startswith("RL - control") for line in lines)
+    assert any("pair consistency" in line for line in lines)
+
+
+def test_sampling_can_be_turned_off(run_copy):
+    metrics, lines = _rerun(run_copy, sample_items=0)
+    assert metrics["sampled"] == {} and all("sampled" not in v for v in metrics["paired"].values())
+    assert not (run_copy / "eval" / "rl" / "samples.jsonl").exists()
+    assert any("no sampled scores" in line for line in lines)
+
+
 # -- stage reuse --------------------------------------------------------------------------------
 
 
@@ -182,6 +250,10 @@ def test_invalid_settings_are_reported_by_name():
         DemoConfig(test_fraction=0.0)
     with pytest.raises(ConfigError, match="eval_threads"):
         DemoConfig(eval_threads=0)
+    with pytest.raises(ConfigError, match="sample_k"):
+        DemoConfig(sample_k=0)
+    with pytest.raises(ConfigError, match="sample_items"):
+        DemoConfig(sample_items=-1)
     cfg = demo.apply_settings(DemoConfig(), ["grpo_steps=30", "control_seconds=12.5"])
     assert (cfg.grpo_steps, cfg.control_seconds) == (30, 12.5)
 

@@ -11,7 +11,7 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["build_messages", "chat_prompts", "generate_batch", "load_image"]
+__all__ = ["build_messages", "chat_prompts", "generate_batch", "load_image", "sampling_config"]
 
 
 def load_image(image: Any) -> Any:
@@ -71,6 +71,21 @@ def _greedy_config(model: Any, tokenizer: Any, max_new_tokens: int) -> Any:
         config.pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     if config.eos_token_id is None:
         config.eos_token_id = tokenizer.eos_token_id
+    return config
+
+
+def sampling_config(model: Any, tokenizer: Any, max_new_tokens: int, num_return_sequences: int = 1,
+                    **settings: Any) -> Any:
+    """A ``GenerationConfig`` that samples ``num_return_sequences`` completions per prompt
+    (:func:`generate_batch` returns them prompt by prompt): the greedy config's eos and pad
+    ids and neutral settings, then ``do_sample=True`` and ``settings`` (e.g. ``temperature``,
+    ``top_p``, ``top_k``, ``min_p``, ``repetition_penalty``, ``suppress_tokens``, as a GRPO
+    trainer samples). Seed torch before generating for reproducible samples."""
+    config = _greedy_config(model, tokenizer, max_new_tokens)
+    config.do_sample = True
+    config.num_return_sequences = int(num_return_sequences)
+    for name, value in settings.items():
+        setattr(config, name, value)
     return config
 
 
