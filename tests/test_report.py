@@ -522,3 +522,26 @@ def test_templates_ship_as_package_data():
     assert {"report.html.jinja", "report.md.jinja", "report.css"} <= {p.name for p in templates.iterdir()}
     package_data = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
     assert "templates/*" in package_data["spatialrl.report"]
+
+
+def test_held_out_section_shows_greedy_sampled_and_paired_intervals(tmp_path, capsys):
+    run = tmp_path / "held"
+    run.mkdir()
+    metrics = make_metrics()
+    metrics["sampled"] = {key: {"overall": 40.0 + i, "k": 4, "temperature": 1.0, "items": 480,
+                                "greedy_same_items": 50.0 + i} for i, key in enumerate(("sft", "control", "rl"))}
+    metrics["paired"] = {"rl_minus_sft": {"greedy": {"diff": 0.3, "ci95": [-0.7, 1.3], "clusters": 1200},
+                                          "sampled": {"diff": -0.6, "ci95": [-1.6, 0.4], "clusters": 240}}}
+    metrics["pair_consistency"] = {"sft": 53.5, "rl": 54.2}
+    (run / "metrics.json").write_text(json.dumps(metrics))
+    assert cli([str(run)]) == 0
+    md = (run / "report.md").read_text()
+    section = md[md.index("## Greedy and sampled, paired"):md.index("## Accuracy per question type")]
+    assert "k = 4 answers at temperature 1.0" in section and "on 480 of its items" in section
+    assert "| RL − start | greedy | +0.3 | [−0.7, +1.3] | 1200 |" in section
+    assert "| RL − start | sampled | −0.6 | [−1.6, +0.4] | 240 |" in section
+    assert "| RL | " in section and "54.2" in section and "42.0" in section  # RL's sampled score and consistency
+    metrics["paired"] = "wrong"
+    (run / "metrics.json").write_text(json.dumps(metrics))
+    assert cli([str(run)]) == 2
+    assert "field 'paired' must be a JSON object" in capsys.readouterr().err

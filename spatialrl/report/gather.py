@@ -78,6 +78,8 @@ class Metrics:
     seed: int | None = None
     seconds: float | None = None
     seeds: list["Metrics"] = field(default_factory=list)
+    #: ``sampled``, ``paired`` and ``pair_consistency`` of a demo's metrics.json (spatialrl.demo), as written
+    held_out: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -221,7 +223,15 @@ def _parse_metrics(obj: Any, rel: str, prefix: str = "") -> Metrics:
     if not prefix and not models and not any(s.models for s in seeds):
         raise ReportError(f"{rel}: no model scores: expected at least one of the fields "
                           f"{', '.join(repr(k) for k in MODELS)}")
-    return Metrics(models, None if seed is None else int(seed), seconds, seeds)
+    held_out = {}
+    for key in ("sampled", "paired", "pair_consistency"):
+        value = obj.get(key)
+        if value is None:
+            continue
+        if not isinstance(value, dict):
+            raise ReportError(f"{rel}: field '{prefix}{key}' must be a JSON object, got {type(value).__name__}")
+        held_out[key] = value
+    return Metrics(models, None if seed is None else int(seed), seconds, seeds, held_out)
 
 
 def _read_log(path: Path, rel: str) -> LogHistory:

@@ -163,6 +163,49 @@ def per_type_section(inputs: Inputs) -> Section:
     return Section("per-type", title, blocks)
 
 
+def _number_or_none(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) else None
+
+
+def held_out_section(inputs: Inputs) -> Section | None:
+    """Greedy and sampled scores, the paired differences with their 95 % intervals, and pair
+    consistency (a demo's ``sampled``, ``paired``, ``pair_consistency``); None without them."""
+    metrics = inputs.metrics
+    if metrics is None or not metrics.held_out:
+        return None
+    sampled = metrics.held_out.get("sampled", {})
+    consistency = metrics.held_out.get("pair_consistency", {})
+    rows = []
+    for key, scores in metrics.models.items():
+        block = sampled.get(key) or {}
+        values = [scores.overall, _number_or_none(block.get("overall")), _number_or_none(block.get("greedy_same_items")),
+                  _number_or_none(consistency.get(key))]
+        rows.append([Cell(MODELS[key][0])] + [Cell(fmt(v), "num", v) for v in values])
+    some = next((b for b in sampled.values() if isinstance(b, dict) and b.get("k")), {})
+    blocks: list[Any] = [Table(
+        ["model", "greedy (%)", "sampled (%)", "greedy, same items (%)", "pair consistency (%)"], rows, [],
+        f"Greedy: the evaluation set. Sampled: the mean over k = {some.get('k', '?')} answers at temperature "
+        f"{some.get('temperature', '?')} (the quantity GRPO optimises) on {some.get('items', '?')} of its items, whole "
+        "mirror pairs; the baseline does not sample. Pair consistency: mirror pairs with both views right (greedy).")]
+    paired = metrics.held_out.get("paired", {})
+    prow = []
+    for key, name in (("rl_minus_sft", "RL − start"), ("rl_minus_control", "RL − control")):
+        for mode in ("greedy", "sampled"):
+            block = (paired.get(key) or {}).get(mode)
+            if not isinstance(block, dict):
+                continue
+            d = _number_or_none(block.get("diff"))
+            lo, hi = (block.get("ci95") or [None, None])[:2]
+            prow.append([Cell(name), Cell(mode), Cell(fmt_diff(d), sign_cls(d), d),
+                         Cell(f"[{fmt_diff(_number_or_none(lo))}, {fmt_diff(_number_or_none(hi))}]"),
+                         Cell(str(block.get("clusters", "")), "num")])
+    if prow:
+        blocks.append(Table(["difference", "answers", "points", "95 % interval", "clusters"], prow, [],
+                            "Paired differences of the overall score, item by item on the same items, with mirror pairs "
+                            "as clusters; an interval that holds 0 is no evidence of a difference."))
+    return Section("held-out", "Greedy and sampled, paired", blocks)
+
+
 def seeds_section(inputs: Inputs) -> Section | None:
     if inputs.metrics is None or not inputs.metrics.seeds:
         return None

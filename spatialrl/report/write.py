@@ -16,13 +16,18 @@ from pathlib import Path
 from spatialrl._fs import write_text_atomic
 from spatialrl.report.document import Fig, Section
 from spatialrl.report.gather import Inputs, load_inputs
-from spatialrl.report.scores import inputs_section, per_type_section, seeds_section, summary_section, sweep_section
+from spatialrl.report.scores import (held_out_section, inputs_section, per_type_section, seeds_section, summary_section,
+                                     sweep_section)
 from spatialrl.report.training import training_sections
 
 
 def build_document(inputs: Inputs) -> list[Section]:
     """The report's sections in reading order (Seeds only when metrics.json has per-seed scores)."""
-    sections = [summary_section(inputs), per_type_section(inputs)]
+    sections = [summary_section(inputs)]
+    held_out = held_out_section(inputs)
+    if held_out:
+        sections.append(held_out)
+    sections.append(per_type_section(inputs))
     seeds = seeds_section(inputs)
     if seeds:
         sections.append(seeds)
