@@ -21,7 +21,7 @@ from typing import Any
 
 from spatialrl._image_size import smart_resize
 
-__all__ = ["PATCH", "PixelBudget", "budget_mismatch", "processor_budget", "set_processor_budget", "smart_resize"]
+__all__ = ["PATCH", "PixelBudget", "processor_budget", "set_processor_budget", "smart_resize"]
 
 #: Qwen2.5-VL's patch side (14) times its 2 x 2 token merge: one image token per 28 x 28 pixels.
 PATCH = 28
@@ -88,13 +88,3 @@ def set_processor_budget(processor: Any, budget: PixelBudget) -> None:
     for name, value in (("min_pixels", budget.min_pixels), ("max_pixels", budget.max_pixels)):
         if getattr(image_processor, name, None) is not None:
             setattr(image_processor, name, value)
-
-
-def budget_mismatch(first: PixelBudget, first_name: str, second: PixelBudget, second_name: str) -> str | None:
-    """A one-line refusal when two places that must agree on the budget do not, else None."""
-    if first == second:
-        return None
-    return (f"pixel budget mismatch: {first_name} has min_pixels={first.min_pixels}, max_pixels={first.max_pixels} "
-            f"but {second_name} has min_pixels={second.min_pixels}, max_pixels={second.max_pixels}; the same image "
-            "would become a different number of image tokens. Use one budget: set min_pixels / max_pixels in the "
-            "recipe to the data's values, or rebuild the data with `spatialrl data build --max-pixels N`")

@@ -53,13 +53,13 @@ def is_main_process() -> bool:
 
 def print_help(args: argparse.Namespace, job: str) -> None:
     """The command's own options, then every field TRL's parser takes for this job."""
-    from spatialrl.train.config.recipe import _parser
+    from spatialrl.train.config.recipe import job_parser
 
     own = getattr(args, "_own_parser", None)
     if own is not None:
         own.print_help()
     print("\nfields (in the recipe as `key: value`, on the command line as `--key value`):\n")
-    text = _parser(job).format_help()
+    text = job_parser(job).format_help()
     print(text[text.find("options:"):] if "options:" in text else text)
 
 

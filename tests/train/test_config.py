@@ -155,9 +155,9 @@ def test_the_multi_node_example_is_valid_and_says_how_to_launch():
 def test_every_grpo_config_field_is_a_flag_of_the_train_command():
     from trl import GRPOConfig
 
-    from spatialrl.train.config.recipe import _parser
+    from spatialrl.train.config.recipe import job_parser
 
-    flags = {action.dest for action in _parser("grpo")._actions}
+    flags = {action.dest for action in job_parser("grpo")._actions}
     missing = [f.name for f in dataclasses.fields(GRPOConfig) if f.init and f.name not in flags]
     assert not missing, f"GRPOConfig fields TRL's parser does not take: {missing}"
     assert {f.name for f in dataclasses.fields(SpatialGRPOArguments)} <= flags

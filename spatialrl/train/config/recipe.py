@@ -41,6 +41,7 @@ __all__ = [
     "check_job",
     "describe",
     "dump_yaml",
+    "job_parser",
     "load_config",
     "make_job",
     "parse_job",
@@ -192,7 +193,8 @@ def _merge_overrides(kind: str, data: dict[str, Any], overrides: Iterable[str]) 
 # ------------------------------------------------------------------------------------------
 
 
-def _parser(kind: str) -> Any:
+def job_parser(kind: str) -> Any:
+    """TRL's parser (``TrlParser``) over spatialrl's dataclass and TRL's config of ``kind``."""
     from trl import TrlParser
 
     return TrlParser((SPATIAL_ARGUMENTS[kind], trl_config_class(kind)))
@@ -215,19 +217,17 @@ def _cuda_available() -> bool:
 
 
 def _adjust_for_machine(kind: str, values: dict[str, Any]) -> list[str]:
-    """Make a GPU recipe run on a machine without CUDA (bf16 off, use_cpu on); what changed."""
+    """Make a GPU recipe run on a machine without CUDA (use_cpu on, bf16 off: TRL's default bf16
+    is refused on a CPU); what changed."""
     if _cuda_available():
         return []
     notes = []
-    if values.get("bf16") is not False and not values.get("use_cpu"):
-        notes.append("bf16: false (no CUDA device here; the recipe trains in bf16 on GPUs)")
-        values["bf16"] = False
     if not values.get("use_cpu"):
-        notes.append("use_cpu: true (no CUDA device here)")
         values["use_cpu"] = True
-    if values.get("bf16") and values.get("use_cpu"):
+        notes.append("use_cpu: true (no CUDA device here)")
+    if values.get("bf16") is not False:
         values["bf16"] = False
-        notes.append("bf16: false (CPU run)")
+        notes.append("bf16: false (no CUDA device here; the recipe trains in bf16 on GPUs)")
     return notes
 
 
@@ -254,7 +254,7 @@ def parse_job(kind: str, data: dict[str, Any] | None = None, argv: Sequence[str]
             raise ConfigError(f"{key}{where} is set by spatialrl, not by the recipe: {why}")
     if data.get("use_cpu", False) is None:  # older recipes: `use_cpu: null` meant "when there is no GPU"
         data.pop("use_cpu")
-    parser = _parser(kind)
+    parser = job_parser(kind)
     unused = parser.set_defaults_with_config(**data)
     if unused:  # every key was checked above; this is TRL's parser disagreeing
         raise ConfigError(f"TRL's parser did not take {unused[::2]}{where}")
