@@ -29,6 +29,7 @@ COMMANDS: list[tuple[str, str]] = [
     ("eval score", "spatialrl.eval.score"),
     ("report", "spatialrl.report"),
     ("demo", "spatialrl.demo"),
+    ("reproduce", "spatialrl.reproduce.command"),
     ("doctor", "spatialrl.doctor"),
 ]
 

@@ -336,7 +336,7 @@ class StageResult:
     reused: bool
 
 
-def _hash(payload: Any) -> str:
+def stable_hash(payload: Any) -> str:
     text = json.dumps(payload, sort_keys=True, default=str, separators=(",", ":"))
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
@@ -352,20 +352,27 @@ def _read_marker(path: Path) -> dict[str, Any] | None:
 def _dir_fingerprint(path: Path) -> str:
     """Names, sizes and modification times of a directory's top-level files (a model checkpoint)."""
     files = sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
-    return _hash([(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in files])
+    return stable_hash([(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in files])
 
 
-class _Stages:
-    """Runs stages into ``OUT/.<name>.partial`` and renames them into place with a marker."""
+class Stages:
+    """Runs stages into ``OUT/.<name>.partial`` and renames them into place with a marker.
 
-    def __init__(self, out: Path, log: Callable[[str], None], force: bool = False) -> None:
+    ``tag`` and ``order`` label the log lines (``[demo 3/10] sft: ...``); a stage not in
+    ``order`` is labelled by its name alone (``spatialrl reproduce``'s cells)."""
+
+    def __init__(self, out: Path, log: Callable[[str], None], force: bool = False, tag: str = "demo",
+                 order: Sequence[str] = STAGES) -> None:
         self.out = out
         self.log = log
         self.force = force
+        self.tag = tag
+        self.order = tuple(order)
         self.results: dict[str, StageResult] = {}
 
     def header(self, name: str, text: str) -> None:
-        self.log(f"[demo {STAGES.index(name) + 1}/{len(STAGES)}] {name}: {text}")
+        where = f" {self.order.index(name) + 1}/{len(self.order)}" if name in self.order else ""
+        self.log(f"[{self.tag}{where}] {name}: {text}")
 
     def run(self, name: str, what: str, settings: dict[str, Any], inputs: Sequence[StageResult],
             fn: Callable[[Path], dict[str, Any]]) -> StageResult:
@@ -373,7 +380,7 @@ class _Stages:
         ``fn(tmp_dir) -> info`` and move ``tmp_dir`` into place with a new marker."""
         from spatialrl import __version__
 
-        fingerprint = _hash({"stage": name, "version": __version__, "settings": settings,
+        fingerprint = stable_hash({"stage": name, "version": __version__, "settings": settings,
                              "inputs": {i.name: i.token for i in inputs}})
         final = self.out / name
         marker = _read_marker(final)
@@ -404,7 +411,7 @@ class _Stages:
         info = fn(tmp)
         seconds = time.perf_counter() - start
         finished = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
-        token = _hash({"fingerprint": fingerprint, "finished": finished, "nonce": os.urandom(8).hex()})
+        token = stable_hash({"fingerprint": fingerprint, "finished": finished, "nonce": os.urandom(8).hex()})
         marker = {"stage": name, "fingerprint": fingerprint, "token": token, "finished": finished,
                   "seconds": round(seconds, 2), "settings": settings, "inputs": {i.name: i.token for i in inputs},
                   "info": info}
@@ -417,27 +424,27 @@ class _Stages:
 
     def external(self, name: str, path: Path, kind: str) -> StageResult:
         """A stage whose output already exists outside OUT (a given or shipped checkpoint)."""
-        token = _hash({"path": str(path.resolve()), "files": _dir_fingerprint(path)})
+        token = stable_hash({"path": str(path.resolve()), "files": _dir_fingerprint(path)})
         result = StageResult(name, path, token, token, {"source": kind, "path": str(path)}, 0.0, True)
         self.results[name] = result
         return result
 
 
-def _job_settings(job: Any) -> dict[str, Any]:
+def job_settings(job: Any) -> dict[str, Any]:
     """A job config as fingerprint settings: every field but the wired paths (inputs cover them)."""
     from spatialrl.train.config import to_dict
 
     return {k: v for k, v in to_dict(job).items() if k not in WIRED_KEYS}
 
 
-def _save_job_config(job: Any, tmp: Path, final: Path) -> None:
+def save_job_config(job: Any, tmp: Path, final: Path) -> None:
     """Record the job config with the stage's final output directory (training ran in ``tmp``)."""
     from spatialrl.train.config import save_config
 
     save_config(replace_job(job, output_dir=str(final)), tmp / "spatialrl_config.yaml")
 
 
-def _progress(stage: str, log: Callable[[str], None], keys: Sequence[tuple[str, str]]) -> Any:
+def progress_callback(stage: str, log: Callable[[str], None], keys: Sequence[tuple[str, str]]) -> Any:
     """A TrainerCallback printing one compact line per logged step (instead of the log dicts)."""
     from transformers import TrainerCallback
 
@@ -537,7 +544,7 @@ NOT expected. The run still exercises every stage.
 !!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!"""
 
 
-def _scores(report: dict[str, Any]) -> dict[str, Any]:
+def score_summary(report: dict[str, Any]) -> dict[str, Any]:
     return {"overall": report["overall"], "per_type": dict(report["per_type"])}
 
 
@@ -555,14 +562,14 @@ BASELINE_SAMPLING_NOTE = ("a no-perception constant predictor has no sampling: i
                           "score on the same items")
 
 
-def _sampling_settings(cfg: DemoConfig, gjob: Any, items: Sequence[Any]) -> dict[str, Any]:
+def sampling_settings(cfg: DemoConfig, gjob: Any, items: Sequence[Any]) -> dict[str, Any]:
     """How the eval stages sample: the GRPO stage's generation settings, ``sample_k`` per item,
     seeded with ``seed`` (also the eval stages' fingerprint of it)."""
     trl = gjob.trl
     return {"k": cfg.sample_k, "temperature": trl.temperature, "top_p": trl.top_p, "top_k": trl.top_k,
             "min_p": trl.min_p, "repetition_penalty": trl.repetition_penalty,
             "max_new_tokens": trl.max_completion_length, "seed": cfg.seed, "batch_size": cfg.sample_batch_size,
-            "items": len(items), "ids": _hash([item.id for item in items])}
+            "items": len(items), "ids": stable_hash([item.id for item in items])}
 
 
 def sample_answers(model_dir: Path | str, items: Sequence[Any], benchmark: Any, path: Path,
@@ -597,7 +604,7 @@ def sample_answers(model_dir: Path | str, items: Sequence[Any], benchmark: Any, 
                 fh.write(json.dumps({"id": item.id, "samples": texts[j * k:(j + 1) * k]}) + "\n")
 
 
-def _item_scores(benchmark: Any, items: Sequence[Any], texts: Sequence[str | None]) -> list[float]:
+def item_scores(benchmark: Any, items: Sequence[Any], texts: Sequence[str | None]) -> list[float]:
     """Each item's score under the benchmark's rules (what ``score_predictions`` averages)."""
     benchmark.prepare(items, texts)
     return [float(benchmark.score_item(item, text).score) for item, text in zip(items, texts)]
@@ -610,7 +617,7 @@ def _per_type(scores: Sequence[float], types: Sequence[str]) -> dict[str, float]
     return {kind: 100.0 * sum(v) / len(v) for kind, v in sorted(by_type.items())}
 
 
-def _overall(scores: Sequence[float], types: Sequence[str]) -> dict[str, Any]:
+def overall_of(scores: Sequence[float], types: Sequence[str]) -> dict[str, Any]:
     """``{"overall", "per_type"}`` in percent: the macro average over types, as the benchmark's."""
     per_type = _per_type(scores, types)
     return {"overall": sum(per_type.values()) / len(per_type) if per_type else math.nan, "per_type": per_type}
@@ -633,7 +640,7 @@ def _held_out_statistics(benchmark: Any, subset: Sequence[Any], sample_subset: S
     greedy: dict[str, list[float]] = {}
     for key in MODELS:
         records = read_predictions(results[key].path / "predictions.jsonl")
-        greedy[key] = _item_scores(benchmark, subset,
+        greedy[key] = item_scores(benchmark, subset,
                                    [records[i.id]["prediction"] if i.id in records else None for i in subset])
 
     def interval(a: Sequence[float], b: Sequence[float], items_clusters: list[str], items_types: list[str]):
@@ -659,8 +666,8 @@ def _held_out_statistics(benchmark: Any, subset: Sequence[Any], sample_subset: S
             greedy_here = [greedy[key][position[item.id]] for item in sample_subset]
             if key == "baseline":
                 per_item[key] = greedy_here
-                sampled[key] = {**_overall(greedy_here, s_types), "k": None, "temperature": None,
-                                "items": len(sample_subset), "greedy_same_items": _overall(greedy_here, s_types)["overall"],
+                sampled[key] = {**overall_of(greedy_here, s_types), "k": None, "temperature": None,
+                                "items": len(sample_subset), "greedy_same_items": overall_of(greedy_here, s_types)["overall"],
                                 "sampling": False, "note": BASELINE_SAMPLING_NOTE}
                 continue
             rows = {}
@@ -669,10 +676,10 @@ def _held_out_statistics(benchmark: Any, subset: Sequence[Any], sample_subset: S
                     row = json.loads(line)
                     rows[row["id"]] = row["samples"]
             flat_items = [item for item in sample_subset for _ in range(k)]
-            flat = _item_scores(benchmark, flat_items, [text for item in sample_subset for text in rows[item.id]])
+            flat = item_scores(benchmark, flat_items, [text for item in sample_subset for text in rows[item.id]])
             per_item[key] = [sum(flat[i * k:(i + 1) * k]) / k for i in range(len(sample_subset))]
-            sampled[key] = {**_overall(per_item[key], s_types), "k": k, "temperature": sampling["temperature"],
-                            "items": len(sample_subset), "greedy_same_items": _overall(greedy_here, s_types)["overall"],
+            sampled[key] = {**overall_of(per_item[key], s_types), "k": k, "temperature": sampling["temperature"],
+                            "items": len(sample_subset), "greedy_same_items": overall_of(greedy_here, s_types)["overall"],
                             "sampling": True}
         for name, (a, b) in PAIRED.items():
             paired[name]["sampled"] = interval(per_item[a], per_item[b], s_clusters, s_types)
@@ -759,7 +766,7 @@ def run_demo(cfg: DemoConfig, log: Callable[[str], None] = print, force: bool = 
     torch.set_num_threads(cfg.threads)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    stages = _Stages(out, log, force)
+    stages = Stages(out, log, force)
 
     # 1. data
     from spatialrl.data.build import BuildConfig
@@ -814,13 +821,13 @@ def run_demo(cfg: DemoConfig, log: Callable[[str], None] = print, force: bool = 
 
     def run_sft(tmp: Path) -> dict[str, Any]:
         summary = train_sft(replace_job(job, output_dir=str(tmp)),
-                            progress=_progress("sft", log, [("loss", "loss")]))
-        _save_job_config(job, tmp, sft_final)
+                            progress=progress_callback("sft", log, [("loss", "loss")]))
+        save_job_config(job, tmp, sft_final)
         return {k: summary[k] for k in ("steps", "seconds", "steps_per_second", "first_loss", "last_loss",
                                         "stopped_by_time")}
 
     sft = stages.run("sft", f"SFT on the answer format, {job.trl.max_steps} steps of {job.trl.per_device_train_batch_size}",
-                     _job_settings(job), [data, model], run_sft)
+                     job_settings(job), [data, model], run_sft)
 
     # 4. GRPO
     grpo_final = out / "grpo"
@@ -832,15 +839,15 @@ def run_demo(cfg: DemoConfig, log: Callable[[str], None] = print, force: bool = 
         keys = [("reward", "reward"), ("rewards/accuracy/mean", "accuracy"), ("rewards/format/mean", "format"),
                 ("sharpness/k", "k"), ("kl", "kl")]
         summary = train_grpo(replace_job(gjob, output_dir=str(tmp)), log=lambda m: log(f"  grpo: {m}"),
-                             progress=_progress("grpo", log, keys))
-        _save_job_config(gjob, tmp, grpo_final)
+                             progress=progress_callback("grpo", log, keys))
+        save_job_config(gjob, tmp, grpo_final)
         log(f"  grpo: {summary['global_step']} steps in {summary['seconds']:.0f} s of training")
         return {"steps": summary["global_step"], "seconds": summary["seconds"],
                 "stopped_by_time": summary["stopped_by_time"], "pairs": summary["pairs"]}
 
     grpo = stages.run("grpo", f"AP-GRPO + SNRA (sigmoid k 1 -> 100) + Spatial-GRPO pairs, {gjob.trl.max_steps} steps "
                               f"of {gjob.trl.per_device_train_batch_size} completions (G {gjob.trl.num_generations})",
-                      _job_settings(gjob), [data, sft], run_grpo)
+                      job_settings(gjob), [data, sft], run_grpo)
 
     # 5. the control: SFT from the same start for the same wall-clock time
     budget = float(cfg.control_seconds if cfg.control_seconds is not None else grpo.info["seconds"])
@@ -852,8 +859,8 @@ def run_demo(cfg: DemoConfig, log: Callable[[str], None] = print, force: bool = 
 
     def run_control(tmp: Path) -> dict[str, Any]:
         summary = train_sft(replace_job(cjob, output_dir=str(tmp)),
-                            progress=_progress("control", log, [("loss", "loss")]))
-        _save_job_config(cjob, tmp, control_final)
+                            progress=progress_callback("control", log, [("loss", "loss")]))
+        save_job_config(cjob, tmp, control_final)
         if not summary["stopped_by_time"]:
             log(f"  control: WARNING: reached max_steps {cjob.trl.max_steps} after {summary['seconds']:.0f} s, before "
                 f"its {budget:.0f} s budget")
@@ -862,7 +869,7 @@ def run_demo(cfg: DemoConfig, log: Callable[[str], None] = print, force: bool = 
 
     why = "control_seconds" if cfg.control_seconds is not None else "the GRPO stage's training time"
     control = stages.run("control", f"SFT from the start for {budget:.0f} s ({why})",
-                         _job_settings(cjob), [data, sft, grpo], run_control)
+                         job_settings(cjob), [data, sft, grpo], run_control)
 
     # 6. evaluation on one held-out subset
     from spatialrl.eval.benchmarks import get_benchmark, score_predictions
@@ -872,10 +879,10 @@ def run_demo(cfg: DemoConfig, log: Callable[[str], None] = print, force: bool = 
     test_items = benchmark.load(str(data.path), split="test")
     subset = eval_subset(test_items, cfg.eval_items, cfg.data_seed, benchmark.type_of)
     subset_settings = {"benchmark": "world", "split": "test", "n": cfg.eval_items, "seed": cfg.data_seed,
-                       "ids": _hash([item.id for item in subset])}
+                       "ids": stable_hash([item.id for item in subset])}
     what_items = f"{len(subset)} held-out items of {len(test_items)}"
     sample_subset = eval_subset(subset, cfg.sample_items, cfg.data_seed, benchmark.type_of) if cfg.sample_items else []
-    sampling = _sampling_settings(cfg, gjob, sample_subset)
+    sampling = sampling_settings(cfg, gjob, sample_subset)
 
     def run_baseline(tmp: Path) -> dict[str, Any]:
         from spatialrl.eval.baselines import (
@@ -891,7 +898,7 @@ def run_demo(cfg: DemoConfig, log: Callable[[str], None] = print, force: bool = 
                           for item in subset)
         report = score_predictions(benchmark, subset, predictions)
         write_json_atomic(tmp / "scores.json", report)
-        return _scores(report)
+        return score_summary(report)
 
     results = {"baseline": stages.run("eval/baseline", f"the {cfg.baseline} no-perception predictor on {what_items}",
                                       {**subset_settings, "kind": cfg.baseline}, [data], run_baseline)}
@@ -909,7 +916,7 @@ def run_demo(cfg: DemoConfig, log: Callable[[str], None] = print, force: bool = 
                                    overwrite=True, device=device, dtype=torch.float32, progress=True,
                                    log=lambda m: log(f"  eval: {m}"))
             pairs = result.scores.get("metrics", {}).get("pairs", {})
-            info = {**_scores(result.scores), "pair_consistency": pairs.get("consistency"),
+            info = {**score_summary(result.scores), "pair_consistency": pairs.get("consistency"),
                     "greedy_seconds": round(time.perf_counter() - start, 2)}
             if sample_subset:
                 start = time.perf_counter()

@@ -42,7 +42,7 @@ def main() -> None:
 
     import torch
 
-    from spatialrl.demo import DemoConfig, _scores, eval_subset, grpo_job
+    from spatialrl.demo import DemoConfig, score_summary, eval_subset, grpo_job
     from spatialrl.eval.benchmarks import get_benchmark
     from spatialrl.eval.runner import run_benchmark
     from spatialrl.train.config import ConfigError
@@ -67,7 +67,7 @@ def main() -> None:
     result = run_benchmark(str(final), "rl", benchmark, subset, args.out / "eval",
                            max_new_tokens=cfg.eval_max_new_tokens, batch_size=cfg.eval_batch_size, overwrite=True,
                            device="cpu", dtype=torch.float32, progress=True, log=lambda m: None)
-    rl = _scores(result.scores)
+    rl = score_summary(result.scores)
     (args.out / "rl.json").write_text(json.dumps(rl, indent=1))
 
     start, control = metrics["sft"], metrics["control"]

@@ -36,7 +36,7 @@ def main() -> None:
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "_shared"))  # experiments/_shared/demo_model.py
     from demo_model import open_demo_model, sampling_config
-    from spatialrl.demo import _scores
+    from spatialrl.demo import score_summary
     from spatialrl.eval.benchmarks import score_predictions
     from spatialrl.models.generate import generate_batch
 
@@ -56,9 +56,9 @@ def main() -> None:
             out.update({item.id: text for item, text in zip(batch, texts)})
         return out
 
-    rows = [("greedy", _scores(score_predictions(benchmark, items, answers(False, 0))))]
+    rows = [("greedy", score_summary(score_predictions(benchmark, items, answers(False, 0))))]
     for i in range(args.samples):
-        rows.append((f"sample {i}", _scores(score_predictions(benchmark, items, answers(True, i)))))
+        rows.append((f"sample {i}", score_summary(score_predictions(benchmark, items, answers(True, i)))))
         print(f"  sampled set {i + 1}/{args.samples} done", file=sys.stderr, flush=True)
     types = sorted(rows[0][1]["per_type"])
     print(f"{model_dir}: {len(items)} held-out items, samples at temperature {args.temperature:g}")

@@ -1,0 +1,167 @@
+"""``spatialrl reproduce`` end to end with the shipped tiny model: a two-cell, one-seed grid
+writes its results file and RESULTS.md section (in worker processes, --jobs 2); a killed run,
+run again, finishes only the missing cells; a rerun reuses everything; bad input names itself."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from spatialrl.cli import main
+from spatialrl.demo import MARKER, shipped_model_dir
+
+pytestmark = pytest.mark.slow
+
+# Seconds per cell: 4 scenes, one GRPO step of 8 completions, 12 held-out items, 6 sampled twice.
+GRID = """
+defaults:
+  scenes: 4
+  test_fraction: 0.5
+  grpo_steps: 1
+  grpo_batch_size: 8
+  num_generations: 4
+  max_completion_length: 24
+  eval_items: 12
+  eval_max_new_tokens: 24
+  sample_items: 6
+  sample_k: 2
+recipes:
+  smooth_operator: {consistency_eta: 0.0}
+claims:
+  - id: advantage
+    paper: Smooth Operator
+    table: Table 3
+    title: GRPO against AP-GRPO
+    compares: the advantage estimator
+    recipe: smooth_operator
+    cells:
+%(start)s      grpo: {label: GRPO, set: {advantage: grpo, adv_clip: null}, paper: 54.4}
+      ap_grpo: {label: AP-GRPO, set: {}, paper: 60.0}
+    comparisons:
+      - {a: ap_grpo, b: grpo, expect: greater}
+"""
+START_CELL = "      start: {start: true, label: start, paper: 49.7}\n"
+
+
+def _grid(tmp_path: Path, start: bool = False) -> Path:
+    path = tmp_path / "grid.yaml"
+    path.write_text(GRID % {"start": START_CELL if start else ""}, encoding="utf-8")
+    return path
+
+
+def _args(grid: Path, out: Path, *extra: str) -> list[str]:
+    return ["reproduce", "all", "--claims-file", str(grid), "--seeds", "1", "--out", str(out),
+            "--model", str(shipped_model_dir()), "--quiet", *extra]
+
+
+def _marker(out: Path, run: str) -> dict:
+    return json.loads((out / "cells" / run / "seed-0" / MARKER).read_text(encoding="utf-8"))
+
+
+def test_two_cell_one_seed_grid(tmp_path, capsys):
+    out = tmp_path / "out"
+    results_path, doc_path = tmp_path / "results.json", tmp_path / "RESULTS.md"
+    start = time.perf_counter()
+    code = main(_args(_grid(tmp_path), out, "--jobs", "2", "--results", str(results_path), "--doc", str(doc_path)))
+    seconds = time.perf_counter() - start
+    assert code == 0, capsys.readouterr().err
+    assert seconds < 60, f"the two-cell grid took {seconds:.0f} s"
+
+    results = json.loads(results_path.read_text(encoding="utf-8"))
+    assert results["schema"] == "spatialrl.reproduce/v1"
+    assert results["cells_total"] == 2 and results["cells_missing"] == 0
+    assert results["seeds"] == [0]
+    (claim,) = results["claims"]
+    assert claim["id"] == "advantage" and claim["verdict"] == "inconclusive"  # one seed: no interval
+    for name in ("grpo", "ap_grpo"):
+        cell = claim["cells"][name]
+        assert cell["seeds_done"] == ["0"]
+        metrics = {m: v["0"] for m, v in cell["per_seed"].items()}
+        assert 0.0 <= metrics["greedy"] <= 100.0 and 0.0 <= metrics["sampled"] <= 100.0
+        assert metrics["adv_variance"] is not None and metrics["adv_variance"] >= 0.0
+        assert 0.0 <= metrics["zero_var_frac"] <= 1.0
+        assert metrics["train_seconds"] > 0.0
+        assert cell["summary"]["greedy"]["mean"] == metrics["greedy"] and cell["summary"]["greedy"]["ci95"] is None
+        # the cell's own record agrees with the results file, and the weights are gone
+        assert _marker(out, f"advantage.{name}")["info"]["metrics"]["greedy"] == metrics["greedy"]
+        assert not list((out / "cells" / f"advantage.{name}" / "seed-0").rglob("model.safetensors"))
+    (comparison,) = claim["comparisons"]
+    greedy = {n: claim["cells"][n]["per_seed"]["greedy"]["0"] for n in ("grpo", "ap_grpo")}
+    assert comparison["diff"]["mean"] == pytest.approx(greedy["ap_grpo"] - greedy["grpo"])
+    assert comparison["paper_diff"] == pytest.approx(5.6)
+
+    doc = doc_path.read_text(encoding="utf-8")
+    assert '<a id="advantage"></a>' in doc and "## Smooth Operator, Table 3: GRPO against AP-GRPO" in doc
+    assert "**Verdict: inconclusive** (from 1 seed)." in doc
+    assert f"spatialrl reproduce advantage --seeds 1 --model {shipped_model_dir()}" in doc
+    assert f"| ap_grpo > grpo | greedy acc. | +5.6 | {comparison['diff']['mean']:+.1f} (1) | inconclusive |" in doc
+    # the Markdown is a view of the results file: --render regenerates it byte for byte
+    regenerated = tmp_path / "again.md"
+    assert main(["reproduce", "--render", str(results_path), "--doc", str(regenerated)]) == 0
+    assert regenerated.read_text(encoding="utf-8") == doc.replace(str(doc_path), str(regenerated))
+
+
+def test_killed_run_finishes_only_the_missing_cells(tmp_path, capsys):
+    grid, out = _grid(tmp_path, start=True), tmp_path / "out"
+    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false"}
+    process = subprocess.Popen([sys.executable, "-m", "spatialrl", *_args(grid, out)], env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    first = out / "cells" / "advantage.grpo" / "seed-0" / MARKER
+    deadline = time.monotonic() + 120
+    while not first.is_file() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    assert first.is_file(), "the first trained cell did not finish before the kill"
+    assert (out / "start" / MARKER).is_file()
+    done_before = _marker(out, "advantage.grpo")
+    start_before = json.loads((out / "start" / MARKER).read_text(encoding="utf-8"))
+    assert not (out / "cells" / "advantage.ap_grpo" / "seed-0" / MARKER).is_file(), \
+        "the kill came after every cell had finished: nothing left to check"
+
+    capsys.readouterr()
+    assert main(_args(grid, out)) == 0
+    log = capsys.readouterr().out
+    assert _marker(out, "advantage.grpo")["token"] == done_before["token"]
+    assert json.loads((out / "start" / MARKER).read_text(encoding="utf-8"))["token"] == start_before["token"]
+    assert "cells/advantage.grpo/seed-0: reusing" in log and "start: reusing" in log
+    assert "cells/advantage.ap_grpo/seed-0: advantage.ap_grpo, seed 0" in log  # run now
+    assert _marker(out, "advantage.ap_grpo")["info"]["metrics"]["greedy"] is not None
+    results = json.loads((out / "results.json").read_text(encoding="utf-8"))
+    assert results["cells_missing"] == 0
+    start_cell = results["claims"][0]["cells"]["start"]
+    assert start_cell["per_seed"]["greedy"]["0"] == start_before["info"]["metrics"]["greedy"]
+
+    # a third run reuses every cell and runs nothing
+    assert main(_args(grid, out)) == 0
+    log = capsys.readouterr().out
+    assert log.count("reusing") >= 3 and ", seed 0\n" not in log.replace("reusing", "")
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["reproduce", "no-such-claim"], "unknown claim no-such-claim: valid claims are smoothop-t2-roadmap"),
+    (["reproduce"], "name the claims to run"),
+    (["reproduce", "all", "--seeds", "0"], "--seeds 0: give at least 1"),
+    (["reproduce", "all", "--set", "no_such_field=1"], "no_such_field"),
+    (["reproduce", "--render", "missing.json"], "--render needs --doc"),
+])
+def test_bad_input_names_itself(argv, message, capsys):
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_list_names_every_claim(capsys):
+    assert main(["reproduce", "--list"]) == 0
+    text = capsys.readouterr().out
+    for claim in ("smoothop-t2-roadmap", "smoothop-t3-advantage", "smoothop-t4-data", "smoothop-t5-kmin",
+                  "smoothop-t6-kmax", "smoothop-t7-alpha", "smoothop-t8-operator", "svqa-t5-rewards", "svqa-t6-eta",
+                  "dynamic-sampling"):
+        assert claim in text
+    assert "Smooth Operator, Table 2" in text and "SVQA-R1, Table 6" in text
