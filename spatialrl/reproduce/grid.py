@@ -67,6 +67,9 @@ class Comparison(BaseModel):
     def _known_metric(self) -> "Comparison":
         if self.metric not in METRICS:
             raise ValueError(f"metric {self.metric!r} is not a cell metric; use one of {sorted(METRICS)}")
+        if self.expect == "equal" and self.metric not in EQUIVALENCE_MARGINS:
+            raise ValueError(f"expect: equal needs an equivalence margin, which metric {self.metric!r} has not "
+                             f"(metrics with one: {sorted(EQUIVALENCE_MARGINS)})")
         if self.a == self.b:
             raise ValueError(f"compares cell {self.a!r} with itself")
         return self

@@ -126,8 +126,9 @@ def aggregate(claims: Sequence[Any], cells: Mapping[str, Any], seeds: Sequence[i
                 "paper_metrics": {m: claim.paper_value(name, m) for m in claim.paper_metrics},
                 "seeds_done": sorted(runs, key=lambda s: (len(s), s)) if not spec.start else
                 [str(s) for s in seeds] if runs else [],
-                "summary": {metric: mean_interval([v for v in values[metric].values() if v is not None])
-                            for metric in METRICS},
+                # a start cell is one evaluation (n 1), however many seeds it is paired with
+                "summary": {metric: mean_interval([v for v in values[metric].values() if v is not None]
+                                                  [:1 if spec.start else None]) for metric in METRICS},
                 "per_seed": {metric: values[metric] for metric in METRICS},
             }
         comparisons = []
