@@ -15,7 +15,7 @@ export TOKENIZERS_PARALLELISM := false
 
 DEMO_OUT ?= runs/demo
 
-.PHONY: install demo test test-verl bench clean
+.PHONY: install demo reproduce test test-verl bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -31,6 +31,11 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(PY) -m spatialrl demo --out $(DEMO_OUT) --set report=false
 	$(PY) -m spatialrl report $(DEMO_OUT)
+
+# Every claim of both papers over five seeds, two cells at a time (docs/reproduce.md; hours on
+# 2 cores, resumable: run it again to continue).
+reproduce: $(STAMP)
+	$(PY) -m spatialrl reproduce all --seeds 5 --jobs 2 --results docs/results/reproduce.json --doc docs/RESULTS.md
 
 test: $(STAMP)
 	@# Headless Chromium checks the HTML report (tests/test_report.py); Debian's package.

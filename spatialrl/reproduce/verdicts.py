@@ -94,9 +94,22 @@ def claim_verdict(verdicts: Sequence[str]) -> str:
     return "replicates" if verdicts and all(v == "replicates" for v in verdicts) else "inconclusive"
 
 
+def _per_type_means(rows: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, float]]:
+    """``{"greedy" | "sampled": {question type: mean over the rows}}`` of cells' ``per_type`` scores."""
+    out: dict[str, dict[str, float]] = {}
+    for kind in ("greedy", "sampled"):
+        values: dict[str, list[float]] = {}
+        for row in rows:
+            for qtype, score in ((row.get("per_type") or {}).get(kind) or {}).items():
+                if _finite(score):
+                    values.setdefault(qtype, []).append(float(score))
+        out[kind] = {qtype: sum(v) / len(v) for qtype, v in sorted(values.items())}
+    return out
+
+
 def aggregate(claims: Sequence[Any], cells: Mapping[str, Any], seeds: Sequence[int]) -> list[dict[str, Any]]:
-    """Every claim with its cells' per-seed metrics, their means and intervals, and its
-    comparisons' paired differences and verdicts.
+    """Every claim with its cells' per-seed metrics, their means and intervals, the per-type
+    held-out scores averaged over seeds, and its comparisons' paired differences and verdicts.
 
     ``cells``: ``"claim/cell" -> {"run", "seeds": {seed: {"metrics": {...}, ...}}}`` (what
     :func:`spatialrl.reproduce.runner.reproduce` returns). A start cell's one evaluation stands
@@ -130,6 +143,8 @@ def aggregate(claims: Sequence[Any], cells: Mapping[str, Any], seeds: Sequence[i
                 "summary": {metric: mean_interval([v for v in values[metric].values() if v is not None]
                                                   [:1 if spec.start else None]) for metric in METRICS},
                 "per_seed": {metric: values[metric] for metric in METRICS},
+                "per_type": _per_type_means(list(runs.values())[:1] if spec.start else
+                                            [runs[str(s)] for s in seeds if str(s) in runs]),
             }
         comparisons = []
         for comparison in claim.comparisons:

@@ -89,6 +89,8 @@ def test_two_cell_one_seed_grid(tmp_path, capsys):
         assert 0.0 <= metrics["zero_var_frac"] <= 1.0
         assert metrics["train_seconds"] > 0.0
         assert cell["summary"]["greedy"]["mean"] == metrics["greedy"] and cell["summary"]["greedy"]["ci95"] is None
+        per_type = cell["per_type"]["greedy"]
+        assert per_type and all(0.0 <= v <= 100.0 for v in per_type.values()) and cell["per_type"]["sampled"]
         # the cell's own record agrees with the results file, and the weights are gone
         assert _marker(out, f"advantage.{name}")["info"]["metrics"]["greedy"] == metrics["greedy"]
         assert not list((out / "cells" / f"advantage.{name}" / "seed-0").rglob("model.safetensors"))
