@@ -374,23 +374,39 @@ class Stages:
         where = f" {self.order.index(name) + 1}/{len(self.order)}" if name in self.order else ""
         self.log(f"[{self.tag}{where}] {name}: {text}")
 
+    @staticmethod
+    def fingerprint(name: str, settings: dict[str, Any], inputs: Sequence[StageResult]) -> str:
+        """What a stage's marker must record for the stage to be reused."""
+        from spatialrl import __version__
+
+        return stable_hash({"stage": name, "version": __version__, "settings": settings,
+                            "inputs": {i.name: i.token for i in inputs}})
+
+    def finished(self, name: str, settings: dict[str, Any], inputs: Sequence[StageResult]) -> StageResult | None:
+        """``OUT/name`` as a reused result when its marker matches ``settings`` and ``inputs``
+        (and not ``force``), else None; writes nothing."""
+        fingerprint = self.fingerprint(name, settings, inputs)
+        final = self.out / name
+        marker = _read_marker(final)
+        if marker is None or marker["fingerprint"] != fingerprint or self.force:
+            return None
+        return StageResult(name, final, fingerprint, marker["token"], marker.get("info", {}),
+                           float(marker.get("seconds", 0.0)), True)
+
     def run(self, name: str, what: str, settings: dict[str, Any], inputs: Sequence[StageResult],
             fn: Callable[[Path], dict[str, Any]]) -> StageResult:
         """Reuse ``OUT/name`` if its marker matches ``settings`` and ``inputs``; otherwise run
         ``fn(tmp_dir) -> info`` and move ``tmp_dir`` into place with a new marker."""
-        from spatialrl import __version__
-
-        fingerprint = stable_hash({"stage": name, "version": __version__, "settings": settings,
-                             "inputs": {i.name: i.token for i in inputs}})
+        done = self.finished(name, settings, inputs)
+        if done is not None:
+            marker = _read_marker(done.path) or {}
+            self.header(name, f"reusing {done.path} (finished {marker.get('finished', '?')} in "
+                              f"{done.seconds:.0f} s)")
+            self.results[name] = done
+            return done
+        fingerprint = self.fingerprint(name, settings, inputs)
         final = self.out / name
         marker = _read_marker(final)
-        if marker is not None and marker["fingerprint"] == fingerprint and not self.force:
-            self.header(name, f"reusing {final} (finished {marker.get('finished', '?')} in "
-                              f"{marker.get('seconds', 0):.0f} s)")
-            result = StageResult(name, final, fingerprint, marker["token"], marker.get("info", {}),
-                                 float(marker.get("seconds", 0.0)), True)
-            self.results[name] = result
-            return result
         if final.exists():
             if marker is None:
                 why = "no completion marker (an interrupted run)"

@@ -209,10 +209,10 @@ def _evaluate(plan: Plan, model_dir: Path, tmp: Path, seed: int, log: Callable[[
 
 
 def run_cell(plan: Plan, key: str | None, seed: int, log: Callable[[str], None] = print,
-             force: bool = False, reuse_only: bool = False) -> StageResult:
+             force: bool = False, reuse_only: bool = False) -> StageResult | None:
     """Run (or reuse) one cell at one seed: ``key`` a run of the plan, or None for the start
     checkpoint's evaluation. Returns the finished stage; its ``info`` holds the cell's metrics.
-    ``reuse_only``: read a finished cell, never run one (RuntimeError if it is not finished)."""
+    ``reuse_only``: return the cell if it is finished, else None; run nothing, write nothing."""
     import datasets
 
     datasets.disable_progress_bars()  # a bar per dataset map, for every cell
@@ -221,23 +221,25 @@ def run_cell(plan: Plan, key: str | None, seed: int, log: Callable[[str], None] 
     eval_settings = {"items": stable_hash(plan.eval_ids), "sample_items": stable_hash(plan.sample_ids),
                      "sampling": plan.sampling, "max_new_tokens": cfg.eval_max_new_tokens}
     if key is None:
+        start_settings = {**eval_settings, "seed": seed}
+        if reuse_only:
+            return stages.finished("start", start_settings, plan.inputs())
+
         def evaluate_start(tmp: Path) -> dict[str, Any]:
-            if reuse_only:
-                raise RuntimeError("the start evaluation is not finished")
             scores, sampled = _evaluate(plan, Path(plan.model["path"]), tmp, seed, log)
             return cell_metrics(scores, sampled, None, None, None)
 
         return stages.run("start", f"evaluating the start checkpoint {plan.model['path']}",
-                          {**eval_settings, "seed": seed}, plan.inputs(), evaluate_start)
+                          start_settings, plan.inputs(), evaluate_start)
 
     run = plan.runs[key]
     name = f"cells/{key}/seed-{seed}"
     job = _job(cfg, run["fields"], plan.model["path"], plan.data["path"], "OUT", seed)
     settings = {**job_settings(job), "eval": eval_settings}
+    if reuse_only:
+        return stages.finished(name, settings, plan.inputs())
 
     def train_and_evaluate(tmp: Path) -> dict[str, Any]:
-        if reuse_only:
-            raise RuntimeError(f"cell {name} is not finished")
         from spatialrl.train.config import replace_job
         from spatialrl.train.grpo import train_grpo
 
@@ -378,6 +380,15 @@ def _run_tasks(plan: Plan, tasks: list[tuple[str | None, int]], jobs: int, log: 
             finished[(key, seed)] = run_cell(plan, key, seed, log, force=force)
             bar.update(1)
     else:
+        if not force:  # finished cells are read here, not by a worker process each
+            for key, seed in tasks:
+                done = run_cell(plan, key, seed, log, reuse_only=True)
+                if done is not None:
+                    finished[(key, seed)] = done
+                    bar.update(1)
+            tasks = [t for t in tasks if t not in finished]
+            if finished:
+                log(f"[reproduce] reusing {len(finished)} finished cell(s)")
         out = Path(plan.out)
         (out / "logs").mkdir(exist_ok=True)
 
@@ -394,8 +405,9 @@ def _run_tasks(plan: Plan, tasks: list[tuple[str | None, int]], jobs: int, log: 
                 for future in as_completed(futures):
                     key, seed = futures[future]
                     code = future.result()
-                    if code == 0:
-                        finished[(key, seed)] = run_cell(plan, key, seed, lambda m: None, reuse_only=True)
+                    done = run_cell(plan, key, seed, lambda m: None, reuse_only=True) if code == 0 else None
+                    if done is not None:
+                        finished[(key, seed)] = done
                     else:
                         failures.append(f"{key or 'start'} seed {seed} (exit {code}; log: {_log_path(out, key, seed)})")
                     bar.update(1)

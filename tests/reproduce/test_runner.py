@@ -104,6 +104,13 @@ def test_two_cell_one_seed_grid(tmp_path, capsys):
     assert "**Verdict: inconclusive** (from 1 seed)." in doc
     assert f"spatialrl reproduce advantage --seeds 1 --model {shipped_model_dir()}" in doc
     assert f"| ap_grpo > grpo | greedy acc. | +5.6 | {comparison['diff']['mean']:+.1f} (1) | inconclusive |" in doc
+    # run again: the finished cells are read by this process, no worker is started
+    capsys.readouterr()
+    assert main(_args(_grid(tmp_path), out, "--jobs", "2", "--results", str(results_path), "--doc", str(doc_path))) == 0
+    assert "[reproduce] reusing 2 finished cell(s)" in capsys.readouterr().out
+    assert not list((out / "logs").glob("*.log")) or all(
+        log.read_text(encoding="utf-8").count("done in") == 1 for log in (out / "logs").glob("*.log"))
+    doc = doc_path.read_text(encoding="utf-8")
     # the Markdown is a view of the results file: --render regenerates it byte for byte
     regenerated = tmp_path / "again.md"
     assert main(["reproduce", "--render", str(results_path), "--doc", str(regenerated)]) == 0
