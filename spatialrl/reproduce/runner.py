@@ -301,7 +301,7 @@ def _prepare(cfg: DemoConfig, out: Path, data_dir: str | None, model_dir: str | 
 
 def default_start() -> Path:
     """The default start: the shipped every-type, 1,200-step pretraining (a start with room to
-    improve, docs/RESULTS.md), else the shipped demo model."""
+    improve, docs/reproduce.md), else the shipped demo model."""
     room = shipped_model_dir().parent / "tiny-spatial-vlm-start"
     return room if (room / "config.json").is_file() else shipped_model_dir()
 

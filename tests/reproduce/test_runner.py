@@ -68,11 +68,8 @@ def _marker(out: Path, run: str) -> dict:
 def test_two_cell_one_seed_grid(tmp_path, capsys):
     out = tmp_path / "out"
     results_path, doc_path = tmp_path / "results.json", tmp_path / "RESULTS.md"
-    start = time.perf_counter()
     code = main(_args(_grid(tmp_path), out, "--jobs", "2", "--results", str(results_path), "--doc", str(doc_path)))
-    seconds = time.perf_counter() - start
     assert code == 0, capsys.readouterr().err
-    assert seconds < 60, f"the two-cell grid took {seconds:.0f} s"
 
     results = json.loads(results_path.read_text(encoding="utf-8"))
     assert results["schema"] == "spatialrl.reproduce/v1"
