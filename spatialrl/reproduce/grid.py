@@ -17,6 +17,7 @@ Table 3's AP-GRPO) are trained once per seed.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -92,6 +93,9 @@ class Claim(BaseModel):
 
     @model_validator(mode="after")
     def _cells_exist(self) -> "Claim":
+        for name in self.cells:
+            if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name) or ".." in name:
+                raise ValueError(f"cell name {name!r}: use letters, digits, '_', '-' and '.' (it names a directory)")
         for i, comparison in enumerate(self.comparisons):
             for side in ("a", "b"):
                 name = getattr(comparison, side)

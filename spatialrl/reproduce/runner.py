@@ -27,12 +27,15 @@ spatialrl.reproduce.worker``), each with ``threads`` torch threads.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Sequence
+import threading
+import traceback
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
@@ -87,14 +90,30 @@ def sizing(grid: Grid, settings: Sequence[str], model: str | None = None) -> Dem
         raise GridError(f"cell sizing (grid defaults and --set): {exc}") from None
 
 
+#: Job keys a cell or recipe may not set: the runner wires them (paths, the seed) or they would
+#: break what the cells share (the evaluation set is the dataset's test split).
+WIRED_FIELDS = ("model", "dataset", "output_dir", "seed", "train_split")
+
+
 def _fields(grid: Grid, claim: Claim, cell_name: str, cfg: DemoConfig) -> dict[str, Any]:
     cell = claim.cells[cell_name]
     fields = {**grid.recipes[claim.recipe], **cell.set}
+    wired = [k for k in WIRED_FIELDS if k in fields]
+    if wired:
+        raise GridError(f"claim {claim.id}, cell {cell_name}: its recipe or set sets {', '.join(wired)}, which the "
+                        "runner wires itself (every cell shares the start, the data and the evaluation split; the "
+                        "seed is --seeds); remove it")
     if cell.data_fraction is not None:
-        # one pass over the fraction f of the full run's prompts: f x steps, f x the rows they use
-        steps = max(1, round(cell.data_fraction * int(fields.get("max_steps", cfg.grpo_steps))))
-        prompts_per_step = int(fields.get("per_device_train_batch_size", cfg.grpo_batch_size)) \
-            // int(fields.get("num_generations", cfg.num_generations))
+        # one pass over the fraction f of the full run's prompts: f x its steps, f x the rows they use,
+        # read from the job as resolved (the sizing, the recipe, the cell and any --grpo override)
+        from spatialrl.train.config import ConfigError
+
+        try:
+            trl = _job(cfg, fields, "MODEL", "DATA", "OUT", seed=0).trl
+        except ConfigError as exc:
+            raise GridError(f"claim {claim.id}, cell {cell_name}: its GRPO job is invalid: {exc}") from None
+        steps = max(1, round(cell.data_fraction * trl.max_steps))
+        prompts_per_step = trl.per_device_train_batch_size * trl.gradient_accumulation_steps // trl.num_generations
         fields.update(max_steps=steps, max_samples=max(2, steps * prompts_per_step))
     return fields
 
@@ -102,12 +121,17 @@ def _fields(grid: Grid, claim: Claim, cell_name: str, cfg: DemoConfig) -> dict[s
 def cell_runs(grid: Grid, claims: Sequence[Claim], cfg: DemoConfig) -> tuple[dict[tuple[str, str], str | None],
                                                                                dict[str, RunSpec]]:
     """Resolve the claims' cells: ``(claim id, cell) -> run key`` (None for a start cell) and the
-    distinct runs by key. A cell whose job does not validate is a :class:`GridError` naming it."""
+    distinct runs by key. A cell whose job does not validate is a :class:`GridError` naming it.
+
+    A run is named after the first cell of the whole grid (not of the claims selected) that
+    resolves to its job, so ``reproduce smoothop-t3-advantage`` and ``reproduce all`` store the
+    AP-GRPO run in one directory and train it once per seed."""
     from spatialrl.train.config import ConfigError
 
+    selected = {claim.id for claim in claims}
     of: dict[tuple[str, str], str | None] = {}
     runs: dict[str, dict[str, Any]] = {}
-    for claim in claims:
+    for claim in grid.claims:
         for name, cell in claim.cells.items():
             if cell.start:
                 of[(claim.id, name)] = None
@@ -126,7 +150,10 @@ def cell_runs(grid: Grid, claims: Sequence[Claim], cfg: DemoConfig) -> tuple[dic
                 key = existing
                 runs[key]["cells"].append((claim.id, name))
             of[(claim.id, name)] = key
-    return of, {k: RunSpec(k, r["fields"], tuple(r["cells"])) for k, r in runs.items()}
+    of = {cell: key for cell, key in of.items() if cell[0] in selected}
+    used = set(of.values())
+    return of, {k: RunSpec(k, r["fields"], tuple(c for c in r["cells"] if c[0] in selected))
+                for k, r in runs.items() if k in used}
 
 
 def _job(cfg: DemoConfig, fields: dict[str, Any], model: str, dataset: str, output_dir: str, seed: int) -> Any:
@@ -229,8 +256,9 @@ def run_cell(plan: Plan, key: str | None, seed: int, log: Callable[[str], None] 
             scores, sampled = _evaluate(plan, Path(plan.model["path"]), tmp, seed, log)
             return cell_metrics(scores, sampled, None, None, None)
 
-        return stages.run("start", f"evaluating the start checkpoint {plan.model['path']}",
-                          start_settings, plan.inputs(), evaluate_start)
+        with cell_lock(Path(plan.out) / "start"):
+            return stages.run("start", f"evaluating the start checkpoint {plan.model['path']}",
+                              start_settings, plan.inputs(), evaluate_start)
 
     run = plan.runs[key]
     name = f"cells/{key}/seed-{seed}"
@@ -259,7 +287,24 @@ def run_cell(plan: Plan, key: str | None, seed: int, log: Callable[[str], None] 
         info["steps"] = summary.get("global_step")
         return info
 
-    return stages.run(name, f"{key}, seed {seed}", settings, plan.inputs(), train_and_evaluate)
+    with cell_lock(Path(plan.out) / name):
+        return stages.run(name, f"{key}, seed {seed}", settings, plan.inputs(), train_and_evaluate)
+
+
+@contextlib.contextmanager
+def cell_lock(final: Path) -> Iterator[None]:
+    """Hold ``<final>.lock`` (an exclusive ``flock``) while a cell runs: a second process that
+    reaches the same cell (a rerun beside the workers of a killed one) waits, then reuses the
+    finished cell instead of deleting the other's work in progress."""
+    import fcntl
+
+    final.parent.mkdir(parents=True, exist_ok=True)
+    with open(final.parent / f".{final.name}.lock", "w", encoding="utf-8") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 # --------------------------------------------------------------------------------------
@@ -321,12 +366,40 @@ def reproduce(grid: Grid, claims: Sequence[Claim], cfg: DemoConfig, seeds: Seque
     in a JSON-ready form (``cells``), the runs and the compute seconds."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    with _only_run(out):
+        return _reproduce(grid, claims, cfg, seeds, out, jobs, data_dir, model_dir, keep_models, force, log, progress)
+
+
+@contextlib.contextmanager
+def _only_run(out: Path) -> Iterator[None]:
+    """One ``spatialrl reproduce`` per ``--out`` at a time (a second would rewrite plan.json
+    under the first one's workers)."""
+    import fcntl
+
+    with open(out / ".reproduce.lock", "w", encoding="utf-8") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise GridError(f"another spatialrl reproduce is running in {out}: wait for it to finish, or give "
+                            "another --out") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _reproduce(grid: Grid, claims: Sequence[Claim], cfg: DemoConfig, seeds: Sequence[int], out: Path, jobs: int,
+               data_dir: str | None, model_dir: str | None, keep_models: bool, force: bool,
+               log: Callable[[str], None], progress: bool) -> dict[str, Any]:
     cell_of, runs = cell_runs(grid, claims, cfg)
     data, model = _prepare(cfg, out, data_dir, model_dir, log, force)
     from spatialrl.eval.benchmarks import get_benchmark
 
     benchmark = get_benchmark("world")
-    test_items = benchmark.load(str(data.path), split="test")
+    try:
+        test_items = benchmark.load(str(data.path), split="test")
+    except ValueError as exc:  # BenchmarkDataError: a missing split or a malformed row, named
+        raise GridError(f"--data {data.path}: its test split (the evaluation set) cannot be read: {exc}") from None
     if not test_items:
         raise GridError(f"{data.path}: the dataset has no test split rows: the evaluation set is its test split")
     subset = eval_subset(test_items, cfg.eval_items, cfg.data_seed, benchmark.type_of)
@@ -377,7 +450,11 @@ def _run_tasks(plan: Plan, tasks: list[tuple[str | None, int]], jobs: int, log: 
     failures: list[str] = []
     if jobs <= 1:
         for key, seed in tasks:
-            finished[(key, seed)] = run_cell(plan, key, seed, log, force=force)
+            try:
+                finished[(key, seed)] = run_cell(plan, key, seed, log, force=force)
+            except Exception:  # noqa: BLE001 - one failed cell is reported; the others go on
+                log(traceback.format_exc().rstrip())
+                failures.append(f"{key or 'start'} seed {seed} (the traceback is above)")
             bar.update(1)
     else:
         if not force:  # finished cells are read here, not by a worker process each
@@ -392,14 +469,25 @@ def _run_tasks(plan: Plan, tasks: list[tuple[str | None, int]], jobs: int, log: 
         out = Path(plan.out)
         (out / "logs").mkdir(exist_ok=True)
 
+        children: set[subprocess.Popen] = set()
+        stopping = threading.Event()
+
         def launch(key: str | None, seed: int) -> int:
+            if stopping.is_set():
+                return -1
             with open(_log_path(out, key, seed), "a", encoding="utf-8") as fh:
                 env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": str(plan.config["threads"])}
                 command = _worker_command(out, key, seed) + (["--force"] if force else [])
-                return subprocess.run(command, stdout=fh, stderr=subprocess.STDOUT, env=env).returncode
+                child = subprocess.Popen(command, stdout=fh, stderr=subprocess.STDOUT, env=env)
+                children.add(child)
+                try:
+                    return child.wait()
+                finally:
+                    children.discard(child)
 
         start_first = [t for t in tasks if t[0] is None]
-        with ThreadPoolExecutor(max_workers=jobs) as pool:
+        pool = ThreadPoolExecutor(max_workers=jobs)
+        try:
             for group in (start_first, [t for t in tasks if t[0] is not None]):
                 futures = {pool.submit(launch, key, seed): (key, seed) for key, seed in group}
                 for future in as_completed(futures):
@@ -411,6 +499,17 @@ def _run_tasks(plan: Plan, tasks: list[tuple[str | None, int]], jobs: int, log: 
                     else:
                         failures.append(f"{key or 'start'} seed {seed} (exit {code}; log: {_log_path(out, key, seed)})")
                     bar.update(1)
+        except BaseException:
+            # Ctrl-C or an error: start no further worker, stop the ones running (their cells
+            # stay unfinished and are redone next time), then let the interrupt through
+            stopping.set()
+            pool.shutdown(wait=False, cancel_futures=True)
+            for child in list(children):
+                child.terminate()
+            for child in list(children):
+                child.wait()
+            raise
+        pool.shutdown(wait=True)
     bar.close()
     for failure in failures:
         log(f"[reproduce] FAILED: {failure}")

@@ -19,7 +19,9 @@ The rule (:func:`verdict`), stated once:
 - fewer than :data:`MIN_SEEDS_FOR_INTERVAL` seeds: no interval, **inconclusive**.
 
 A claim **replicates** when every one of its comparisons does, **contradicts** when any of them
-does, and is **inconclusive** otherwise.
+does, and is **inconclusive** otherwise. Each interval is a 95 % interval on its own; no
+correction is made for a claim's several comparisons, so a claim of many comparisons
+contradicts more easily by chance than one of a single comparison.
 
 Pure functions: numbers in, dicts out (scipy for the t quantile).
 """

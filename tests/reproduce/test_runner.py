@@ -171,3 +171,108 @@ def test_list_names_every_claim(capsys):
                   "dynamic-sampling"):
         assert claim in text
     assert "Smooth Operator, Table 2" in text and "SVQA-R1, Table 6" in text
+
+
+# -- resolving cells and runs (no training) ---------------------------------------------------------
+
+def test_runs_are_named_by_the_whole_grid_whichever_claims_are_selected():
+    from spatialrl.reproduce.grid import load_grid, select_claims
+    from spatialrl.reproduce.runner import cell_runs, sizing
+
+    grid = load_grid()
+    cfg = sizing(grid, [])
+    of_all, runs_all = cell_runs(grid, grid.claims, cfg)
+    of_one, runs_one = cell_runs(grid, select_claims(grid, ["smoothop-t3-advantage"]), cfg)
+    assert of_one[("smoothop-t3-advantage", "ap_grpo")] == "smoothop-t2-roadmap.S5" == \
+        of_all[("smoothop-t3-advantage", "ap_grpo")]
+    assert set(runs_one) == {"smoothop-t2-roadmap.S5", "smoothop-t3-advantage.grpo", "smoothop-t3-advantage.absolute"}
+    assert runs_one["smoothop-t2-roadmap.S5"].cells == (("smoothop-t3-advantage", "ap_grpo"),)
+    assert len(runs_all) == 24
+
+
+def test_data_fraction_reads_the_resolved_job(tmp_path):
+    from spatialrl.reproduce.grid import load_grid
+    from spatialrl.reproduce.runner import cell_runs, sizing
+
+    grid = load_grid()
+    claim = [grid.claim("smoothop-t4-data")]
+    _, runs = cell_runs(grid, claim, sizing(grid, []))
+    assert runs["smoothop-t4-data.grpo_10k"].fields["max_steps"] == 8  # 0.2 x 40 steps
+    assert runs["smoothop-t4-data.grpo_10k"].fields["max_samples"] == 32  # 8 steps x 4 prompts
+    cfg = sizing(grid, ["grpo_steps=100", "grpo_overrides=[gradient_accumulation_steps=2]"])
+    _, runs = cell_runs(grid, claim, cfg)
+    assert runs["smoothop-t4-data.ap_grpo_20k"].fields["max_steps"] == 40
+    assert runs["smoothop-t4-data.ap_grpo_20k"].fields["max_samples"] == 320  # 40 steps x 8 prompts
+
+
+@pytest.mark.parametrize("field", ["seed", "model", "train_split"])
+def test_a_cell_may_not_set_what_the_runner_wires(tmp_path, field):
+    from spatialrl.reproduce.grid import GridError, load_grid
+    from spatialrl.reproduce.runner import cell_runs, sizing
+
+    path = _grid(tmp_path)
+    path.write_text(path.read_text().replace("set: {}", f"set: {{{field}: x}}"), encoding="utf-8")
+    grid = load_grid(path)
+    with pytest.raises(GridError, match=f"cell ap_grpo: its recipe or set sets {field}"):
+        cell_runs(grid, grid.claims, sizing(grid, []))
+
+
+def test_a_failed_cell_is_reported_and_the_others_go_on(tmp_path, monkeypatch, capsys):
+    from spatialrl.reproduce import runner
+
+    real = runner.run_cell
+
+    def failing(plan, key, seed, *args, **kwargs):
+        if key == "advantage.grpo":
+            raise RuntimeError("out of memory (simulated)")
+        return real(plan, key, seed, *args, **kwargs)
+
+    monkeypatch.setattr(runner, "run_cell", failing)
+    out = tmp_path / "out"
+    assert main(_args(_grid(tmp_path), out)) == 1  # a cell is missing
+    text = capsys.readouterr().out
+    assert "RuntimeError: out of memory (simulated)" in text and "FAILED: advantage.grpo seed 0" in text
+    assert (out / "cells" / "advantage.ap_grpo" / "seed-0" / MARKER).is_file()
+    results = json.loads((out / "results.json").read_text(encoding="utf-8"))
+    assert results["cells_missing"] == 1 and results["claims"][0]["cells"]["grpo"]["seeds_done"] == []
+
+
+def test_one_reproduce_per_out_directory(tmp_path, capsys):
+    import fcntl
+
+    out = tmp_path / "out"
+    out.mkdir()
+    with open(out / ".reproduce.lock", "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        assert main(_args(_grid(tmp_path), out)) == 2
+    assert "another spatialrl reproduce is running in" in capsys.readouterr().err
+
+
+def test_data_without_a_test_split_is_named(tmp_path, capsys):
+    from spatialrl.data.build import BuildConfig, build_dataset
+
+    data = tmp_path / "data"
+    build_dataset(str(data), BuildConfig(scenes=2, test_fraction=0.5))
+    for split in data.rglob("test-*.parquet"):
+        split.unlink()
+    assert main(_args(_grid(tmp_path), tmp_path / "out", "--data", str(data))) == 2
+    assert f"--data {data}: its test split (the evaluation set) cannot be read" in capsys.readouterr().err
+
+
+def test_ctrl_c_stops_the_workers_and_starts_no_more(tmp_path):
+    out = tmp_path / "out"
+    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false"}
+    process = subprocess.Popen([sys.executable, "-m", "spatialrl", *_args(_grid(tmp_path), out, "--seeds", "3"),
+                                "--jobs", "2"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                               start_new_session=True)
+    logs = out / "logs"
+    deadline = time.monotonic() + 120
+    while not (logs.is_dir() and any(logs.iterdir())) and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert process.poll() is None, "the run ended before a worker started"
+    process.send_signal(signal.SIGINT)  # the parent alone, as a terminal's Ctrl-C would reach it first
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130 and b"interrupted; finished cells are kept" in err
+    left = subprocess.run(["pgrep", "-f", f"spatialrl.reproduce.worker {out}"], capture_output=True, text=True)
+    assert left.stdout.strip() == "", "workers outlived the interrupted run"
+    assert len(list(logs.iterdir())) <= 2, "workers were started after the interrupt"
