@@ -64,6 +64,14 @@ def _paper_text(cell: dict[str, Any]) -> str:
     return ", ".join(parts) or "—"
 
 
+def _shown_path(path: str) -> str:
+    """``path`` relative to the working directory when it lies inside it (a results file is
+    committed: no machine's absolute paths), else as given."""
+    resolved = Path(path).resolve()
+    cwd = Path.cwd().resolve()
+    return str(resolved.relative_to(cwd)) if resolved.is_relative_to(cwd) else path
+
+
 def results_document(claims: Sequence[Any], outcome: dict[str, Any], seeds: Sequence[int], config: dict[str, Any],
                      recipes: dict[str, Any], argv: Sequence[str], claim_args: Sequence[str],
                      start_note: str | None = None) -> dict[str, Any]:
@@ -83,9 +91,9 @@ def results_document(claims: Sequence[Any], outcome: dict[str, Any], seeds: Sequ
         "seeds": list(seeds),
         "config": config,
         "recipes": recipes,
-        "start_model": outcome["model"],
+        "start_model": _shown_path(outcome["model"]),
         "start_note": start_note,
-        "data": outcome["data"],
+        "data": _shown_path(outcome["data"]),
         "compute_seconds": round(outcome["compute_seconds"], 1),
         "cells_total": outcome["cells_total"],
         "cells_missing": outcome["cells_missing"],
