@@ -471,18 +471,21 @@ def _run_tasks(plan: Plan, tasks: list[tuple[str | None, int]], jobs: int, log: 
 
         children: set[subprocess.Popen] = set()
         stopping = threading.Event()
+        lock = threading.Lock()  # no worker starts once stopping is set
 
         def launch(key: str | None, seed: int) -> int:
-            if stopping.is_set():
-                return -1
-            with open(_log_path(out, key, seed), "a", encoding="utf-8") as fh:
-                env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": str(plan.config["threads"])}
-                command = _worker_command(out, key, seed) + (["--force"] if force else [])
-                child = subprocess.Popen(command, stdout=fh, stderr=subprocess.STDOUT, env=env)
+            env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": str(plan.config["threads"])}
+            command = _worker_command(out, key, seed) + (["--force"] if force else [])
+            with lock:
+                if stopping.is_set():
+                    return -1
+                with open(_log_path(out, key, seed), "a", encoding="utf-8") as fh:
+                    child = subprocess.Popen(command, stdout=fh, stderr=subprocess.STDOUT, env=env)
                 children.add(child)
-                try:
-                    return child.wait()
-                finally:
+            try:
+                return child.wait()
+            finally:
+                with lock:
                     children.discard(child)
 
         start_first = [t for t in tasks if t[0] is None]
@@ -502,11 +505,13 @@ def _run_tasks(plan: Plan, tasks: list[tuple[str | None, int]], jobs: int, log: 
         except BaseException:
             # Ctrl-C or an error: start no further worker, stop the ones running (their cells
             # stay unfinished and are redone next time), then let the interrupt through
-            stopping.set()
+            with lock:
+                stopping.set()
+                running = list(children)
             pool.shutdown(wait=False, cancel_futures=True)
-            for child in list(children):
+            for child in running:
                 child.terminate()
-            for child in list(children):
+            for child in running:
                 child.wait()
             raise
         pool.shutdown(wait=True)
