@@ -39,7 +39,7 @@ def verdict_rule_text() -> str:
     start = doc.index("The rule")
     text = doc[start:doc.index("Pure functions")].strip()
     text = text.split("\n", 1)[1].strip() if text.startswith("The rule") else text
-    intro = doc[doc.index("Here every"):start].strip()
+    intro = doc[doc.index("Every trained cell"):start].strip()
     return re.sub(r":(?:func|data|mod):`~?([^`]+)`", r"`\1`", (intro + "\n\n" + text).replace("``", "`"))
 
 

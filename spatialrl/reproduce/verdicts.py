@@ -1,6 +1,6 @@
 """Seeds aggregated, and each claim's verdict, by one rule.
 
-Both papers report each ablation from a single run. Here every trained cell runs at several
+Both papers report each ablation from a single run. Every trained cell here runs at several
 seeds, and each comparison a paper makes (cell ``a`` beats ``b``, loses to it, or matches it,
 on a metric) is judged on the **paired difference over seeds**: for every seed at which both
 cells have the metric, ``d_s = metric(a, s) - metric(b, s)``; ``d`` is their mean and its 95 %
