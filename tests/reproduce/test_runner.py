@@ -259,12 +259,19 @@ def test_data_without_a_test_split_is_named(tmp_path, capsys):
     assert f"--data {data}: its test split (the evaluation set) cannot be read" in capsys.readouterr().err
 
 
+def _default_sigint() -> None:
+    # A shell starts background jobs with SIGINT ignored, and an ignored signal stays ignored
+    # across exec (Python then installs no KeyboardInterrupt handler): give the command the
+    # terminal's default, whatever launched the tests.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_stops_the_workers_and_starts_no_more(tmp_path):
     out = tmp_path / "out"
     env = {**os.environ, "TOKENIZERS_PARALLELISM": "false"}
     process = subprocess.Popen([sys.executable, "-m", "spatialrl", *_args(_grid(tmp_path), out, "--seeds", "3"),
                                 "--jobs", "2"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                               start_new_session=True)
+                               start_new_session=True, preexec_fn=_default_sigint)
     logs = out / "logs"
     deadline = time.monotonic() + 120
     while not (logs.is_dir() and any(logs.iterdir())) and process.poll() is None and time.monotonic() < deadline:
